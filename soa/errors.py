@@ -1,0 +1,63 @@
+"""The soa error hierarchy.
+
+Every error soa raises is a ``SoaError``. Errors wrap their cause (``raise ... from cause``);
+callers branch on the type, never on the message. Exceptions declared in a service's IDL are
+not part of this hierarchy: they pass through soa untouched, as their own types.
+"""
+
+
+class SoaError(Exception):
+    """Root of every error raised by soa itself."""
+
+
+class ConfigError(SoaError):
+    """A configuration value is wrong. ``str()`` is one line: ``file: key.path: what is wrong``."""
+
+    def __init__(self, message, *, source=None, path=None):
+        self.source = source
+        self.path = path
+        self.detail = message
+        parts = [p for p in (source, path) if p]
+        super().__init__(": ".join(parts + [message]))
+
+
+class IdlError(ConfigError):
+    """An IDL file does not load. Carries the file, line (when known) and the parser's message."""
+
+
+class DiscoveryError(SoaError):
+    """The registry could not be read or written."""
+
+
+class NoInstanceAvailable(DiscoveryError):
+    """No live instance of the service can take the call."""
+
+    def __init__(self, service, reason="no instances registered"):
+        self.service = service
+        super().__init__(f"{service}: {reason}")
+
+
+class TransportError(SoaError):
+    """A connection failed. ``sent`` tells whether the request may have reached the server."""
+
+    def __init__(self, message, *, address=None, sent=True):
+        self.address = address
+        self.sent = sent
+        super().__init__(f"{address}: {message}" if address else message)
+
+
+class RpcTimeout(TransportError):
+    """The call's deadline passed before the reply arrived."""
+
+
+class RetryError(SoaError):
+    """Every attempt failed. ``attempts`` holds each attempt's error, in order."""
+
+    def __init__(self, service, method, attempts):
+        self.service = service
+        self.method = method
+        self.attempts = tuple(attempts)
+        last = self.attempts[-1] if self.attempts else None
+        super().__init__(
+            f"{service}.{method}: {len(self.attempts)} attempt(s) failed; last: {last!r}"
+        )
