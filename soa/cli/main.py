@@ -1,0 +1,95 @@
+"""``soa``: the group, its global options, and the one place errors become exit codes."""
+
+import importlib
+import os
+import sys
+
+import click
+
+from .options import Examples
+
+# command name -> "module:attribute"; modules load only when their command runs.
+COMMANDS = {
+    "registry": "soa.cli.registry_cmd:registry",
+    "etcd": "soa.cli.etcd_cmd:etcd",
+    "serve": "soa.cli.serve_cmd:serve",
+    "call": "soa.cli.call_cmd:call",
+    "up": "soa.cli.up_cmd:up",
+    "demo": "soa.cli.demo_cmd:demo",
+    "new": "soa.cli.new_cmd:new",
+    "gen": "soa.cli.gen_cmd:gen",
+    "idl": "soa.cli.idl_cmd:idl",
+}
+
+
+class LazyGroup(Examples, click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._module_exists(name)]
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None or not self._module_exists(name):
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    @staticmethod
+    def _module_exists(name):
+        module = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+
+@click.group(
+    cls=LazyGroup,
+    examples="""
+  soa etcd                       # a local etcd for development
+  soa registry ls                # what is running
+  soa serve order --port 0       # serve one service from soa.yaml
+  soa call catalog ping          # call it through discovery
+  soa up                         # etcd and the whole shop
+""",
+)
+@click.option("--config", "config_path", metavar="PATH", help="soa.yaml to use [env SOA_CONFIG]")
+@click.option("--etcd", "etcd_endpoints", metavar="ENDPOINTS",
+              help="comma-separated etcd endpoints [env SOA_ETCD_ENDPOINTS]")
+@click.option("-v", "--verbose", count=True, help="more logging (-vv for debug)")
+@click.version_option(package_name="soa")
+@click.pass_context
+def cli(ctx, config_path, etcd_endpoints, verbose):
+    """soa: Thrift services that find each other through etcd."""
+    from .context import CliContext
+
+    ctx.obj = CliContext(config_path, etcd_endpoints, verbose)
+
+
+def main(argv=None):
+    """Console entry point: gevent set-up, then the group, with one line per error."""
+    from soa import entry
+
+    entry.init()
+    from soa.errors import ConfigError, SoaError
+
+    try:
+        cli.main(args=argv, prog_name="soa", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except SoaError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # never a traceback for the user; SOA_DEBUG=1 shows it
+        if os.environ.get("SOA_DEBUG"):
+            raise
+        click.echo(f"error: {type(e).__name__}: {e}", err=True)
+        sys.exit(1)
+    sys.exit(0)
