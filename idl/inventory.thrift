@@ -1,6 +1,6 @@
 /**
  * Inventory: stock per warehouse, pooled into virtual inventory and allocated to sales
- * channels (shared.Channel), then reserved and confirmed by orders.
+ * channels (Channel), then reserved and confirmed by orders.
  *
  * For one SKU:
  *   total        = sum of the per-warehouse quantities (set_stock)
@@ -17,6 +17,18 @@ namespace go shop.inventory
 namespace php Shop.Inventory
 namespace js shop.inventory
 
+/**
+ * The sales channels that virtual inventory allocates warehouse stock into (other files
+ * say inventory.Channel). UNALLOCATED is not a channel: it names the pool of stock not yet
+ * allocated to any channel, and is only valid as allocate's from_channel.
+ */
+enum Channel {
+  UNALLOCATED = 0,
+  WEB = 1,
+  APP = 2,
+  FLASH_SALE = 3,
+}
+
 /** The life of a reservation: HELD, then exactly one of CONFIRMED or RELEASED. */
 enum ReservationStatus {
   HELD = 1,
@@ -28,7 +40,7 @@ enum ReservationStatus {
 struct Reservation {
   1: required string reservation_id,
   2: required shared.Sku sku,
-  3: required shared.Channel channel,
+  3: required Channel channel,
   4: required i32 quantity,
   5: string order_id,
   6: ReservationStatus status,
@@ -39,7 +51,7 @@ struct Reservation {
 
 /** The virtual inventory of one SKU in one channel. */
 struct ChannelStock {
-  1: required shared.Channel channel,
+  1: required Channel channel,
   /** Units allocated to the channel from the pool (net of moves out). */
   2: i32 allocated,
   /** Units that can still be reserved. */
@@ -82,13 +94,13 @@ service InventoryService {
    * the unallocated pool when from_channel is unset or UNALLOCATED. Only available units
    * move. Returns the SKU's stock level after the call.
    */
-  StockLevel allocate(1: string idempotency_key, 2: shared.Sku sku, 3: shared.Channel channel,
-                      4: i32 quantity, 5: shared.Channel from_channel)
+  StockLevel allocate(1: string idempotency_key, 2: shared.Sku sku, 3: Channel channel,
+                      4: i32 quantity, 5: Channel from_channel)
     throws (1: shared.ShopError err, 2: shared.NotFound not_found,
             3: shared.InsufficientStock insufficient),
 
   /** Holds quantity (> 0) units of the channel's available stock for an order. */
-  Reservation reserve(1: string idempotency_key, 2: shared.Sku sku, 3: shared.Channel channel,
+  Reservation reserve(1: string idempotency_key, 2: shared.Sku sku, 3: Channel channel,
                       4: i32 quantity, 5: string order_id)
     throws (1: shared.ShopError err, 2: shared.NotFound not_found,
             3: shared.InsufficientStock insufficient),

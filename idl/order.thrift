@@ -1,6 +1,7 @@
 /** Orders: creation (reserving stock in inventory), lookup, and cancellation. */
 
 include "shared.thrift"
+include "inventory.thrift"
 
 namespace py shop.order
 namespace go shop.order
@@ -27,7 +28,7 @@ struct CreateOrderRequest {
   /** At least one line; a SKU appears at most once. */
   2: required list<LineItem> lines,
   /** The channel whose virtual inventory the order draws from. */
-  3: shared.Channel channel = shared.Channel.WEB,
+  3: inventory.Channel channel = inventory.Channel.WEB,
   4: shared.Address address,
   /** The BigTap ticket token, required when channel is FLASH_SALE. */
   5: optional string flash_sale_token,
@@ -49,7 +50,7 @@ struct Order {
   3: OrderStatus status,
   4: list<OrderLine> lines,
   5: shared.Money total,
-  6: shared.Channel channel,
+  6: inventory.Channel channel,
   7: shared.Address address,
   8: optional string flash_sale_token,
   9: i64 created_at_ms,

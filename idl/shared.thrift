@@ -1,6 +1,5 @@
 /**
- * Types shared by every service of the shop: money, SKUs, addresses, sales channels,
- * error codes, the declared exceptions, and the Notify event.
+ * Types shared by every service of the shop: money, SKUs, addresses, error codes, the declared exceptions, and the Notify event.
  *
  * Conventions used across the shop's IDL:
  * - Money is integer cents, never floating point.
@@ -41,18 +40,6 @@ struct Address {
   7: string postal_code,
   /** ISO 3166-1 alpha-2 country code, e.g. "CN". */
   8: string country,
-}
-
-/**
- * The sales channels that virtual inventory allocates warehouse stock into.
- * UNALLOCATED is not a channel: it names the pool of stock not yet allocated to any
- * channel, and is only valid where a call says so (InventoryService.allocate's from_channel).
- */
-enum Channel {
-  UNALLOCATED = 0,
-  WEB = 1,
-  APP = 2,
-  FLASH_SALE = 3,
 }
 
 /** Why a call failed. Every declared exception carries one; callers branch on it, never on text. */
@@ -102,9 +89,8 @@ exception InsufficientStock {
   1: ErrorCode code = ErrorCode.INSUFFICIENT_STOCK,
   2: string message,
   3: Sku sku,
-  4: Channel channel,
-  5: i32 requested,
-  6: i32 available,
+  4: i32 requested,
+  5: i32 available,
 }
 
 /**
