@@ -1,5 +1,6 @@
 """Keeping instances registered in etcd under a lease, for as long as the process lives."""
 
+import json
 import logging
 import time
 
@@ -87,6 +88,11 @@ class _Keeper:
             return
         try:
             client = connection.client()
+            # Mark the value as leaving first: history can then tell an explicit
+            # deregistration from a lease that expired (SCHEMA.md, "leaving").
+            marked = json.loads(self.value)
+            marked["leaving"] = True
+            client.put(self.key, json.dumps(marked, sort_keys=True), lease=self.lease_id)
             client.delete(self.key)
             client.revoke_lease(self.lease_id)
         except RETRYABLE as e:

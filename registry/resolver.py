@@ -201,6 +201,8 @@ class PrefixWatch:
                 self._warned.add(mark)
                 log.warning("skipping %s: %s", key.decode("utf-8", "replace"), e)
             return self._entries.pop(key, None) is not None
+        if instance.extra.get("leaving") is True:
+            return self._entries.pop(key, None) is not None
         previous = self._entries.get(key)
         self._entries[key] = instance
         return previous != instance

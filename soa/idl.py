@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import thriftpy2
+from thriftpy2.parser import parser as _thriftpy2_parser
 from thriftpy2.thrift import TType
 
 from .errors import IdlError
@@ -34,6 +35,10 @@ def load(path, include_dirs=None):
     with _lock:
         module = _cache.get(key)
         if module is None:
+            if any(cached_path == key[0] for cached_path, _ in _cache):
+                # The file changed since we loaded it. thriftpy2 keeps its own process-wide
+                # cache keyed by module name (includes too), which would hand back the old one.
+                _thriftpy2_parser._thrift_cache.clear()
             module = _parse(path, include_dirs)
             _cache[key] = module
     return module

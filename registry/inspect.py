@@ -1,0 +1,148 @@
+"""One-shot registry reads and edits for tools: list with lease times, remove, history.
+
+These are plain functions over an ``EtcdConnection``; the ``soa registry`` commands call them.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from soa.errors import DiscoveryError
+
+from .etcd import RETRYABLE, describe, etcdrpc
+from .instance import InvalidInstance, parse_instance, service_prefix
+from .resolver import _range_end
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An instance as ``soa registry ls`` shows it."""
+
+    instance: object  # registry.Instance, or None when the value did not parse
+    key: str
+    lease_id: int
+    lease_ttl_left: int  # seconds; -1 when the key has no lease or the lease is gone
+    error: str | None = None
+
+
+def _client(connection):
+    return connection.client()
+
+
+def list_instances(connection, prefix, service=None):
+    """Every key under the prefix (or the service's range), parsed, with lease time left."""
+    client = _client(connection)
+    try:
+        response = client.get_prefix_response(service_prefix(prefix, service))
+        rows = []
+        for kv in response.kvs:
+            key = kv.key.decode("utf-8", "replace")
+            ttl = -1
+            if kv.lease:
+                ttl = client.get_lease_info(kv.lease).TTL
+            try:
+                rows.append(Listed(parse_instance(kv.value, key=key, prefix=prefix), key,
+                                   kv.lease, ttl))
+            except InvalidInstance as e:
+                rows.append(Listed(None, key, kv.lease, ttl, str(e)))
+        return rows
+    except RETRYABLE as e:
+        connection.failed(client)
+        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+
+
+def remove(connection, prefix, service, address):
+    """Delete one instance's key. Returns False when there was no such key."""
+    key = f"{service_prefix(prefix, service)}{address}"
+    client = _client(connection)
+    try:
+        return bool(client.delete(key))
+    except RETRYABLE as e:
+        connection.failed(client)
+        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+
+
+@dataclass(frozen=True)
+class Change:
+    revision: int
+    kind: str  # "joined" | "updated" | "left"
+    service: str
+    address: str
+    reason: str = ""  # for "left": "deregistered", "lease expired or revoked", "deleted"
+
+
+def history(connection, prefix, service=None, timeout=10.0):
+    """Joins and leaves of the service from etcd's revision history (what compaction kept).
+
+    A watch from revision 1 (or, when etcd has compacted, from the compaction point) replays
+    every change. To know when the replay has caught up, a throwaway key is written under
+    ``{prefix}/.history/`` (outside the services range, so no client ever sees it) and the replay
+    stops at its event. A ``left`` whose previous value was marked ``leaving`` was an explicit
+    deregistration; one whose key had a lease that no longer exists went with its lease;
+    anything else was deleted by hand. Returns ``(changes, oldest_revision)``.
+    """
+    client = _client(connection)
+    watch_prefix = prefix.rstrip("/") + "/"
+    services = service_prefix(prefix, service)
+    sentinel = f"{watch_prefix}.history/{uuid.uuid4().hex}"
+    start = 1
+    try:
+        for _ in range(3):
+            stream = _replay(client, watch_prefix, start, timeout)
+            client.put(sentinel, "")
+            client.delete(sentinel)
+            changes, leases = [], {}
+            for response in stream:
+                if response.compact_revision:
+                    start = response.compact_revision
+                    break
+                for event in response.events:
+                    key = event.kv.key.decode("utf-8", "replace")
+                    if key == sentinel:
+                        stream.cancel()
+                        return changes, start
+                    if key.startswith(services):
+                        changes.append(_change(client, event, key, prefix, leases))
+            stream.cancel()
+        raise DiscoveryError("could not replay the registry history")
+    except RETRYABLE as e:
+        connection.failed(client)
+        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+
+
+def _replay(client, watch_prefix, start, timeout):
+    create = etcdrpc.WatchCreateRequest(
+        key=watch_prefix.encode(), range_end=_range_end(watch_prefix),
+        start_revision=start, prev_kv=True,
+    )
+    return etcdrpc.WatchStub(client.channel).Watch(
+        iter([etcdrpc.WatchRequest(create_request=create)]), timeout,
+        credentials=client.call_credentials, metadata=client.metadata,
+    )
+
+
+def _change(client, event, key, prefix, leases):
+    service, _, address = key[len(prefix.rstrip("/") + "/services/"):].partition("/")
+    revision = event.kv.mod_revision
+    if event.type == event.DELETE:
+        previous = event.prev_kv
+        reason = "deleted"
+        try:
+            if json.loads(previous.value or b"{}").get("leaving"):
+                reason = "deregistered"
+            elif previous.lease:
+                alive = leases.get(previous.lease)
+                if alive is None:
+                    alive = client.get_lease_info(previous.lease).TTL > 0
+                    leases[previous.lease] = alive
+                reason = "deleted" if alive else "lease expired or revoked"
+        except (ValueError, AttributeError):
+            pass
+        return Change(revision, "left", service, address, reason)
+    kind = "joined" if event.kv.version == 1 else "updated"
+    try:
+        parse_instance(event.kv.value, key=key, prefix=prefix)
+    except InvalidInstance as e:
+        return Change(revision, kind, service, address, f"invalid value: {e}")
+    return Change(revision, kind, service, address)
+

@@ -1,0 +1,185 @@
+"""``soa registry``: see and edit what is registered in etcd."""
+
+import json
+import time
+
+import click
+
+from .options import Command, Group, json_option
+
+
+def _connection(ctx):
+    from registry.etcd import EtcdConnection
+
+    return EtcdConnection(ctx.obj.config.etcd)
+
+
+@click.group(cls=Group, examples="""
+  soa registry ls
+  soa registry ls order --json
+  soa registry watch --json
+  soa registry rm order 10.0.0.7:9090
+  soa registry history order
+""")
+def registry():
+    """Inspect and edit the service registry in etcd."""
+
+
+def _age(started_at):
+    if not started_at:
+        return "-"
+    seconds = max(0, int(time.time() - started_at))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def table(headers, rows):
+    """Left-aligned columns, for people."""
+    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+@registry.command(cls=Command, examples="""
+  soa registry ls                 # every service
+  soa registry ls order           # one service
+  soa registry ls --json | jq .
+""")
+@click.argument("service", required=False)
+@json_option
+@click.pass_context
+def ls(ctx, service, as_json):
+    """List registered instances, with their lease time left and age."""
+    from registry.inspect import list_instances
+
+    connection = _connection(ctx)
+    try:
+        rows = list_instances(connection, ctx.obj.config.etcd.prefix, service)
+    finally:
+        connection.close()
+    if as_json:
+        out = []
+        for row in rows:
+            item = row.instance.to_dict() if row.instance else {"key": row.key, "error": row.error}
+            item["lease_ttl_left"] = row.lease_ttl_left
+            out.append(item)
+        click.echo(json.dumps(out))
+        return
+    good = [r for r in rows if r.instance]
+    headers = ("SERVICE", "ADDRESS", "WEIGHT", "VERSION", "IDL_HASH", "PROTOCOL", "LEASE", "AGE")
+    body = [
+        (r.instance.service, r.instance.address, r.instance.weight, r.instance.version or "-",
+         r.instance.idl_hash or "-", f"{r.instance.protocol}/{r.instance.transport}",
+         f"{r.lease_ttl_left}s" if r.lease_ttl_left >= 0 else "none", _age(r.instance.started_at))
+        for r in good
+    ]
+    if body:
+        click.echo(table(headers, body))
+    else:
+        click.echo(f"no instances registered{' for ' + service if service else ''} "
+                   f"under {ctx.obj.config.etcd.prefix} at {','.join(ctx.obj.config.etcd.endpoints)}")
+    for r in rows:
+        if not r.instance:
+            click.echo(f"skipped {r.key}: {r.error}", err=True)
+
+
+@registry.command(cls=Command, examples="""
+  soa registry watch
+  soa registry watch order --json
+""")
+@click.argument("service", required=False)
+@json_option
+@click.pass_context
+def watch(ctx, service, as_json):
+    """Print every change to the registered set until interrupted."""
+    import gevent
+
+    from registry.etcd import EtcdConnection
+    from registry.instance import service_prefix
+    from registry.resolver import PrefixWatch
+
+    config = ctx.obj.config.etcd
+    connection = EtcdConnection(config)
+    mirror = PrefixWatch(connection, config.prefix, service_prefix(config.prefix, service))
+    previous = {}
+
+    def changed(instances):
+        current = {(i.service, i.address): i for i in instances}
+        for key in sorted(current.keys() - previous.keys()):
+            _emit("joined", current[key], as_json)
+        for key in sorted(previous.keys() & current.keys()):
+            if previous[key] != current[key]:
+                _emit("updated", current[key], as_json)
+        for key in sorted(previous.keys() - current.keys()):
+            _emit("left", previous[key], as_json)
+        previous.clear()
+        previous.update(current)
+
+    mirror.subscribe(changed)
+    mirror.start()
+    try:
+        while True:
+            gevent.sleep(3600)
+    finally:
+        mirror.stop()
+        connection.close()
+
+
+def _emit(kind, instance, as_json):
+    if as_json:
+        click.echo(json.dumps({"event": kind, **instance.to_dict()}), nl=True)
+    else:
+        click.echo(f"{time.strftime('%H:%M:%S')} {kind:<8} {instance.service:<12} "
+                   f"{instance.address:<22} weight={instance.weight} "
+                   f"idl={instance.idl_hash or '-'}")
+
+
+@registry.command(cls=Command, examples="""
+  soa registry rm order 10.0.0.7:9090
+""")
+@click.argument("service")
+@click.argument("address")
+@click.pass_context
+def rm(ctx, service, address):
+    """Remove a stale instance from the registry."""
+    from registry.inspect import remove
+
+    connection = _connection(ctx)
+    try:
+        removed = remove(connection, ctx.obj.config.etcd.prefix, service, address)
+    finally:
+        connection.close()
+    if not removed:
+        raise click.ClickException(f"no instance {address} registered for {service}")
+    click.echo(f"removed {service} {address}")
+
+
+@registry.command(cls=Command, examples="""
+  soa registry history order
+  soa registry history --json
+""")
+@click.argument("service", required=False)
+@json_option
+@click.pass_context
+def history(ctx, service, as_json):
+    """List joins and leaves from etcd's revision history, with why each instance left."""
+    from registry.inspect import history as read_history
+
+    connection = _connection(ctx)
+    try:
+        changes, oldest = read_history(connection, ctx.obj.config.etcd.prefix, service)
+    finally:
+        connection.close()
+    if as_json:
+        for change in changes:
+            click.echo(json.dumps(change.__dict__))
+        return
+    if oldest > 1:
+        click.echo(f"(history before revision {oldest} was compacted)")
+    rows = [(c.revision, c.kind, c.service, c.address, c.reason) for c in changes]
+    click.echo(table(("REVISION", "EVENT", "SERVICE", "ADDRESS", "REASON"), rows) if rows
+               else "no registry history")
