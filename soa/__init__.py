@@ -4,6 +4,7 @@
 monkey-patches: process entry points (the CLI, the pytest plugin) call ``soa.entry.init()``.
 """
 
+from .client import client
 from .config import Config, load_config
 from .errors import (
     ConfigError,
@@ -24,5 +25,14 @@ __all__ = [
     "RpcTimeout",
     "SoaError",
     "TransportError",
+    "client",
     "load_config",
+    "serve",
 ]
+
+
+def serve(service_name, config=None, **options):
+    """Serve a service from soa.yaml; see ``soa.server.serve`` (imported on first use)."""
+    from .server import serve as _serve
+
+    return _serve(service_name, config, **options)

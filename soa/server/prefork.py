@@ -1,0 +1,267 @@
+"""Pre-fork workers: one listening socket, N worker processes, one registration.
+
+Processes: the **master** (the pid you signal) binds the socket, then forks a **supervisor**
+before it creates any etcd/grpc client (grpc does not survive ``fork``), then registers the single
+instance and owns its lease. The supervisor never runs the gevent hub and never touches grpc, so
+it can fork at any time: it forks N **workers**, restarts any that dies, and on SIGTERM passes
+SIGTERM to every worker and waits for them. Each worker calls ``gevent.reinit()``, builds the
+handler and runs the accept loop on the shared socket; on SIGTERM it stops accepting, drains and
+exits 0. Supervisor and workers exit when their parent disappears.
+
+On SIGTERM/SIGINT the master deregisters and revokes the lease, serves the grace period, then
+SIGTERMs the supervisor and exits with its status (0 when every worker drained). A second signal
+kills the supervisor (its workers follow) and exits at once.
+"""
+
+import errno
+import logging
+import os
+import signal
+import time
+
+import gevent
+from gevent import os as gos
+from gevent.monkey import get_original
+
+from soa.errors import ConfigError
+
+from . import loading
+from .runtime import Server, listen, make_instance, register
+from .signals import on_stop_signals
+
+log = logging.getLogger("soa.server")
+
+_fork = get_original("os", "fork")
+_waitpid = get_original("os", "waitpid")
+_sleep = get_original("time", "sleep")
+READY, FAILED = b"R", b"F"
+START_TIMEOUT = 60.0
+RESTART_PAUSE = 1.0  # a worker that dies younger than this is restarted after a pause
+
+
+class Master:
+    """Runs ``service.workers`` workers under one registration; ``run()`` returns self once
+    stopped, with ``exit_code``. ``address`` and ``instance`` are set once listening."""
+
+    def __init__(self, config, service, handler=None):
+        self.config = config
+        self.service = service
+        self.handler = handler
+        self.address = None
+        self.instance = None
+        self.exit_code = None
+        self.supervisor_pid = None
+        self._registrar = None
+        self._stopping = False
+
+    def run(self):
+        service = self.service
+        _, service_cls = loading.service_class(service)
+        if self.handler is None or isinstance(self.handler, str):
+            self.handler = loading.import_handler(self.handler or service.handler, service.name,
+                                                  self.config.root)
+        loading.user_middleware(service, self.config.root)  # fail here, once, rather than in every worker
+        listener = listen(service.host, service.port)
+        self.address = listener.getsockname()[:2]
+        self.instance = make_instance(service, service_cls, self.address[1])
+        ready_r, ready_w = os.pipe()
+        master_pid = os.getpid()
+        pid = _fork()
+        if pid == 0:  # the supervisor
+            os.close(ready_r)
+            code = 1
+            try:
+                code = Supervisor(self, listener, ready_w, master_pid).run()
+            except BaseException:
+                log.exception("supervisor failed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.supervisor_pid = pid
+        listener.close()
+        os.close(ready_w)
+        try:
+            self._await_workers(ready_r)
+            self._registrar = register(self.config.etcd, self.instance)
+            log.info("%s: %d workers on %s:%s", service.name, service.workers, *self.address)
+            uninstall = on_stop_signals(self._stop, self._forced)
+            try:
+                self.exit_code = self._wait_supervisor()
+            finally:
+                uninstall()
+        except BaseException:
+            self._kill_supervisor(signal.SIGKILL)
+            raise
+        finally:
+            self._deregister()
+            os.close(ready_r)
+        if self.exit_code != 0 and not self._stopping:
+            log.error("supervisor exited with %s", self.exit_code)
+        return self
+
+    def _await_workers(self, ready_r):
+        os.set_blocking(ready_r, False)
+        ready = 0
+        deadline = time.monotonic() + START_TIMEOUT
+        while ready < self.service.workers:
+            with gevent.Timeout(max(0.0, deadline - time.monotonic()), False):
+                data = gos.nb_read(ready_r, 64)
+                if FAILED in data or not data:
+                    raise ConfigError(f"{self.service.name}: a worker failed to start"
+                                      " (see its log)")
+                ready += data.count(READY)
+                continue
+            raise ConfigError(f"{self.service.name}: workers not ready after {START_TIMEOUT}s")
+        # Later restarts report readiness too; keep the pipe drained.
+        gevent.spawn(_drain_pipe, ready_r)
+
+    def _wait_supervisor(self):
+        while True:
+            pid, status = _waitpid(self.supervisor_pid, os.WNOHANG)
+            if pid:
+                self.supervisor_pid = None
+                return os.waitstatus_to_exitcode(status)
+            gevent.sleep(0.05)
+
+    def _deregister(self):
+        registrar, self._registrar = self._registrar, None
+        if registrar is not None:
+            registrar.deregister(self.instance)
+            registrar.close()
+            log.info("%s deregistered", self.instance.address)
+
+    def _stop(self, signum):
+        self._stopping = True
+        self._deregister()
+        if self.service.grace_period > 0:
+            log.info("grace period: serving %.1fs more", self.service.grace_period)
+            gevent.sleep(self.service.grace_period)
+        self._kill_supervisor(signal.SIGTERM)
+
+    def _forced(self, signum):
+        self._kill_supervisor(signal.SIGKILL)
+        logging.shutdown()
+        os._exit(128 + signum)
+
+    def _kill_supervisor(self, sig):
+        if self.supervisor_pid is not None:
+            try:
+                os.kill(self.supervisor_pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _drain_pipe(fd):
+    try:
+        while gos.nb_read(fd, 64):
+            pass
+    except OSError:
+        pass
+
+
+class Supervisor:
+    """Forks and restarts workers with plain blocking calls (it never runs the gevent hub)."""
+
+    def __init__(self, master, listener, ready_w, master_pid):
+        self.master = master
+        self.listener = listener
+        self.ready_w = ready_w
+        self.master_pid = master_pid
+        self.workers = {}  # pid -> started (monotonic)
+        self.stopping = False
+        self.failed = False
+
+    def run(self):
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for _ in range(self.master.service.workers):
+            self._spawn()
+        while self.workers or not self.stopping:
+            self._reap()
+            if os.getppid() != self.master_pid and not self.stopping:
+                log.warning("master %d is gone: stopping workers", self.master_pid)
+                self._on_signal(signal.SIGTERM, None)
+            _sleep(0.05)
+        return 1 if self.failed else 0
+
+    def _on_signal(self, signum, frame):
+        if self.stopping:
+            for pid in self.workers:
+                _signal(pid, signal.SIGKILL)
+            os._exit(128 + signum)
+        self.stopping = True
+        for pid in self.workers:
+            _signal(pid, signal.SIGTERM)
+
+    def _reap(self):
+        while self.workers:
+            try:
+                pid, status = _waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.workers.clear()
+                return
+            if not pid:
+                return
+            started = self.workers.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            if self.stopping:
+                self.failed |= code != 0
+                continue
+            log.warning("worker %d exited (%s); starting another", pid, code)
+            if started is not None and time.monotonic() - started < RESTART_PAUSE:
+                _sleep(RESTART_PAUSE)
+            self._spawn()
+
+    def _spawn(self):
+        pid = _fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = run_worker(self.master, self.listener, self.ready_w, os.getppid())
+            except BaseException:
+                log.exception("worker failed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.workers[pid] = time.monotonic()
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run_worker(master, listener, ready_w, parent_pid):
+    """A worker's life: serve on the shared socket until SIGTERM; returns its exit code."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    gevent.reinit()
+    server = Server(master.config, master.service, master.handler, listener=listener,
+                    register=False)
+    try:
+        server.start()
+    except BaseException:
+        _write(ready_w, FAILED)
+        raise
+    _write(ready_w, READY)
+    on_stop_signals(lambda signum: server.stop(grace=0))
+    gevent.spawn(_watch_parent, parent_pid, server)
+    server.wait()
+    return 0
+
+
+def _watch_parent(parent_pid, server):
+    while os.getppid() == parent_pid:
+        gevent.sleep(0.5)
+    log.warning("supervisor %d is gone: stopping", parent_pid)
+    server.stop(grace=0, drain_timeout=1.0)
+
+
+def _write(fd, data):
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        if e.errno not in (errno.EPIPE, errno.EBADF):
+            raise

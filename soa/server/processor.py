@@ -1,0 +1,203 @@
+"""Dispatching Thrift calls to a handler: a precomputed table per method and one tight loop.
+
+At start-up each IDL method gets a ``Method`` entry: its args and result classes, a getter for
+the positional arguments in IDL order, the declared exceptions with their result fields, and the
+middleware chain wrapped around the handler's bound method (built once, here). Per call the loop
+reads the message, decodes the args, calls the chain with a ``Call``, and writes the reply with
+the request's sequence id.
+"""
+
+import logging
+import operator
+import time
+
+from thriftpy2.thrift import TApplicationException, TMessageType, TType
+
+from soa.deadline import MARK, MASK, reset, set_current
+from soa.errors import ConfigError
+from soa.middleware import Call, chain
+
+log = logging.getLogger("soa.server")
+
+# A seqid deadline of at most this many ms means "already passed" (encode_seqid's floor is 1).
+LATE_MS = 1
+_MARK_BITS = ~MASK & 0xFFFFFFFF
+_CALL = TMessageType.CALL
+_ONEWAY = TMessageType.ONEWAY
+_REPLY = TMessageType.REPLY
+_EXCEPTION = TMessageType.EXCEPTION
+
+
+class Method:
+    """One IDL method, ready to serve."""
+
+    __slots__ = (
+        "args_cls",
+        "arguments",
+        "declared",
+        "declared_fields",
+        "handle",
+        "name",
+        "oneway",
+        "result_cls",
+    )
+
+    def __init__(self, name, args_cls, result_cls, bound, middleware):
+        self.name = name
+        self.args_cls = args_cls
+        self.result_cls = result_cls
+        self.oneway = result_cls is None or bool(getattr(result_cls, "oneway", False))
+        self.arguments = _argument_getter([spec[1] for spec in args_cls.thrift_spec.values()])
+        fields = []
+        if result_cls is not None:
+            for spec in result_cls.thrift_spec.values():
+                if spec[1] != "success" and spec[0] == TType.STRUCT:
+                    fields.append((spec[2], spec[1]))
+        self.declared_fields = tuple(fields)
+        self.declared = tuple(cls for cls, _ in fields)
+
+        def invoke(call, f=bound):
+            return f(*call.args)
+
+        self.handle = middleware(invoke)
+
+    def exception_result(self, error):
+        result = self.result_cls()
+        for cls, field in self.declared_fields:
+            if isinstance(error, cls):
+                setattr(result, field, error)
+                return result
+        raise error  # not reached: callers only pass declared types
+
+
+def _argument_getter(names):
+    if not names:
+        return lambda args: ()
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda args: (get(args),)
+    return operator.attrgetter(*names)
+
+
+class Processor:
+    """Serves one thriftpy2 service class with one handler object.
+
+    ``middlewares`` are applied outermost first. ``metrics`` (a ``Metrics``) also records calls
+    that never reach the chain (unknown method, late). ``run`` is called by each connection's
+    greenlet and returns when the connection should close, or raises on a broken stream.
+    """
+
+    def __init__(self, service_name, service_cls, handler, middlewares=(), metrics=None):
+        self.service_name = service_name
+        self.metrics = metrics
+        compose = chain(*middlewares)
+        missing = [m for m in service_cls.thrift_services if not callable(getattr(handler, m, None))]
+        if missing:
+            raise ConfigError(
+                f"handler {type(handler).__name__} of {service_name!r} lacks methods: "
+                + ", ".join(missing)
+            )
+        self.table = {
+            name: Method(
+                name,
+                getattr(service_cls, name + "_args"),
+                getattr(service_cls, name + "_result", None),
+                getattr(handler, name),
+                compose,
+            )
+            for name in service_cls.thrift_services
+        }
+
+    def run(self, conn, proto, flush):
+        """Serve calls on one connection until it should close."""
+        table = self.table
+        service = self.service_name
+        peer = conn.peer
+        io = conn.io
+        state = conn.state
+        read_begin = proto.read_message_begin
+        read_struct = proto.read_struct
+        write_begin = proto.write_message_begin
+        write_struct = proto.write_struct
+        monotonic = time.monotonic
+        while True:
+            io.count = 0
+            name, mtype, seqid = read_begin()
+            conn.busy = True
+            method = table.get(name)
+            if method is None or (mtype != _CALL and mtype != _ONEWAY):
+                proto.skip(TType.STRUCT)
+                self._refuse(name, mtype)
+                reply = TApplicationException(
+                    TApplicationException.UNKNOWN_METHOD if method is None
+                    else TApplicationException.INVALID_MESSAGE_TYPE,
+                    f"{service}: unknown method {name!r}" if method is None
+                    else f"{service}.{name}: unexpected message type {mtype}",
+                )
+                write_begin(name, _EXCEPTION, seqid)
+                write_struct(reply)
+                flush()
+            else:
+                args = method.args_cls()
+                read_struct(args)
+                deadline = None
+                if seqid & _MARK_BITS == MARK:
+                    budget_ms = seqid & MASK
+                    if budget_ms <= LATE_MS:
+                        self._late(method, seqid, write_begin, write_struct, flush)
+                        conn.busy = False
+                        if state.draining:
+                            return
+                        continue
+                    deadline = monotonic() + budget_ms / 1000.0
+                    token = set_current(deadline)
+                try:
+                    value = method.handle(Call(service, name, method.arguments(args),
+                                               deadline, peer))
+                    if method.oneway:
+                        reply = None
+                    else:
+                        reply = method.result_cls()
+                        reply.success = value
+                        mtype = _REPLY
+                except method.declared as e:
+                    reply = method.exception_result(e)
+                    mtype = _REPLY
+                except TApplicationException as e:
+                    reply = e
+                    mtype = _EXCEPTION
+                except Exception as e:
+                    log.exception("%s.%s failed (peer %s)", service, name, peer)
+                    reply = TApplicationException(
+                        TApplicationException.INTERNAL_ERROR,
+                        f"{service}.{name}: internal error: {type(e).__name__}: {e}",
+                    )
+                    mtype = _EXCEPTION
+                finally:
+                    if deadline is not None:
+                        reset(token)
+                if reply is not None and not method.oneway:
+                    write_begin(name, mtype, seqid)
+                    write_struct(reply)
+                    flush()
+            conn.busy = False
+            if state.draining:
+                return
+
+    def _refuse(self, name, mtype):
+        if self.metrics is not None:
+            self.metrics.record_error(name if name in self.table else "<unknown>", "unknown_method")
+        log.info("%s: refused %r (message type %s)", self.service_name, name, mtype)
+
+    def _late(self, method, seqid, write_begin, write_struct, flush):
+        if self.metrics is not None:
+            self.metrics.record_error(method.name, "late")
+        if method.oneway:
+            return
+        write_begin(method.name, _EXCEPTION, seqid)
+        write_struct(TApplicationException(
+            TApplicationException.INTERNAL_ERROR,
+            f"{self.service_name}.{method.name}: deadline exceeded before the call started;"
+            " not executed",
+        ))
+        flush()

@@ -1,0 +1,235 @@
+"""``Server``: listen, serve connections, register, and stop without dropping a call.
+
+Stop sequence (``Server.stop``): deregister and revoke the lease; keep serving for
+``grace_period`` so clients see the removal; stop accepting; let calls in flight finish (up to
+``drain_timeout``; a connection closes after the call it is serving); close what is left.
+"""
+
+import logging
+import os
+import socket
+import time
+
+import gevent
+import gevent.event
+from gevent import socket as gsocket
+
+from registry.instance import Instance
+from soa.errors import ConfigError, DiscoveryError
+from soa.idl import idl_hash
+
+from . import loading
+from .access_log import access_log
+from .connection import Connection, serve_connection
+from .metrics import Metrics
+from .processor import Processor
+
+log = logging.getLogger("soa.server")
+
+
+class State:
+    __slots__ = ("draining",)
+
+    def __init__(self):
+        self.draining = False
+
+
+def listen(host, port, backlog=1024):
+    """A listening gevent socket; ``ConfigError`` when the address cannot be bound."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = gsocket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return sock
+
+
+def advertised_host(service):
+    if service.advertise:
+        return service.advertise
+    return "127.0.0.1" if service.host in ("0.0.0.0", "", "::") else service.host
+
+
+def make_instance(service, service_cls, port, pid=None):
+    """The registry value this process publishes for ``service`` on ``port``."""
+    return Instance(
+        service=service.name,
+        host=advertised_host(service),
+        port=port,
+        weight=service.weight,
+        protocol=service.protocol,
+        transport=service.transport,
+        version=service.version,
+        idl_hash=idl_hash(service_cls),
+        tags=service.tags,
+        pid=pid or os.getpid(),
+        started_at=round(time.time(), 3),
+    )
+
+
+class Server:
+    """One service served in this process.
+
+    ``start()`` binds (unless given a ``listener``), builds the handler and the middleware chain,
+    starts accepting, then registers (unless ``register=False``) and returns. ``address`` is the
+    bound ``(host, port)``, ``instance`` the registered ``Instance``, ``metrics`` the per-method
+    ``Metrics``, ``connections`` the live connections. ``stop()`` runs the stop sequence and is
+    idempotent; ``wait()`` blocks until stopped. Everything runs in this process's gevent hub.
+    """
+
+    def __init__(self, config, service, handler=None, *, listener=None, register=True):
+        self.config = config
+        self.service = service
+        self.metrics = Metrics(service.name)
+        self.connections = set()
+        self.refused = 0
+        self.address = None
+        self.instance = None
+        self.handler = None
+        self._handler_spec = handler
+        self._listener = listener
+        self._register = register
+        self._registrar = None
+        self._state = State()
+        self._acceptor = None
+        self._stopping = False
+        self._stopped = gevent.event.Event()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self):
+        service = self.service
+        idl, service_cls = loading.service_class(service)
+        context = loading.make_context(self.config, service, idl)
+        self.handler = loading.build_handler(self._handler_spec, context)
+        middlewares = [access_log, self.metrics.middleware] + loading.user_middleware(service, self.config.root)
+        self.processor = Processor(service.name, service_cls, self.handler, middlewares,
+                                   self.metrics)
+        if self._listener is None:
+            self._listener = listen(service.host, service.port)
+        self.address = self._listener.getsockname()[:2]
+        self.instance = make_instance(service, service_cls, self.address[1])
+        self._acceptor = gevent.spawn(self._accept_loop)
+        log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
+                 self.address[1], service.protocol, service.transport)
+        if self._register:
+            self._registrar = register(self.config.etcd, self.instance)
+        return self
+
+    def _accept_loop(self):
+        listener = self._listener
+        limit = self.service.max_connections
+        connections = self.connections
+        state = self._state
+        while True:
+            try:
+                sock, addr = listener.accept()
+            except OSError as e:
+                if self._listener is None:
+                    return
+                log.warning("accept failed: %s", e)
+                gevent.sleep(0.05)  # e.g. out of file descriptors: let connections close
+                continue
+            if len(connections) >= limit:
+                self.refused += 1
+                log.warning("refusing %s:%s: %d connections (max_connections)", addr[0],
+                            addr[1], limit)
+                sock.close()
+                continue
+            conn = Connection(sock, f"{addr[0]}:{addr[1]}", state)
+            connections.add(conn)
+            conn.greenlet = gevent.spawn(self._serve, conn)
+
+    def _serve(self, conn):
+        try:
+            serve_connection(conn, self.processor, self.service)
+        finally:
+            self.connections.discard(conn)
+
+    # -- stop --------------------------------------------------------------------------------
+
+    @property
+    def stopped(self):
+        return self._stopped.is_set()
+
+    def wait(self, timeout=None):
+        """Block until the server has stopped; True when it has."""
+        return self._stopped.wait(timeout)
+
+    def deregister(self):
+        """Step 1: remove the instance from the registry and revoke its lease."""
+        if self._registrar is not None:
+            registrar, self._registrar = self._registrar, None
+            registrar.deregister(self.instance)
+            registrar.close()
+            log.info("%s deregistered", self.instance.address)
+
+    def stop(self, grace=None, drain_timeout=None):
+        """The stop sequence; returns once stopped. Safe to call again (it then just waits)."""
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        grace = self.service.grace_period if grace is None else grace
+        drain_timeout = self.service.drain_timeout if drain_timeout is None else drain_timeout
+        try:
+            self.deregister()
+            if grace > 0:
+                log.info("grace period: serving %.1fs more", grace)
+                gevent.sleep(grace)
+            self.stop_accepting()
+            self.drain(drain_timeout)
+        finally:
+            self.close()
+
+    def stop_accepting(self):
+        """Step 3: close the listening socket (other processes sharing it keep theirs)."""
+        listener, self._listener = self._listener, None
+        if self._acceptor is not None:
+            self._acceptor.kill(block=True)
+        if listener is not None:
+            listener.close()
+
+    def drain(self, timeout):
+        """Step 4: connections close after their current call; wait for calls in flight."""
+        self._state.draining = True
+        deadline = time.monotonic() + timeout
+        while any(c.busy for c in self.connections):
+            if time.monotonic() >= deadline:
+                busy = sum(c.busy for c in self.connections)
+                log.warning("drain timeout (%.1fs): abandoning %d call(s) in flight", timeout, busy)
+                break
+            gevent.sleep(0.01)
+
+    def close(self):
+        """Step 5: close every remaining connection (idle ones, or calls past the timeout)."""
+        self._state.draining = True
+        self.stop_accepting()
+        greenlets = [c.greenlet for c in list(self.connections) if c.greenlet is not None]
+        gevent.killall(greenlets, block=True, timeout=2)
+        self.deregister()
+        self._stopped.set()
+        log.info("%s stopped", self.service.name)
+
+    def stats(self):
+        """Live counters: open connections, calls in flight, connections refused."""
+        return {
+            "connections": len(self.connections),
+            "busy": sum(c.busy for c in self.connections),
+            "refused": self.refused,
+        }
+
+
+def register(etcd_config, instance):
+    """Register ``instance``; when etcd is unreachable, log and keep trying in the background."""
+    from registry.registrar import EtcdRegistrar
+
+    registrar = EtcdRegistrar(etcd_config)
+    try:
+        registrar.register(instance)
+    except DiscoveryError as e:
+        log.warning("not registered yet, serving anyway: %s", e)
+    return registrar
