@@ -1,0 +1,226 @@
+"""From the registry's snapshot to the Picker calls use: guard, filter, balance.
+
+``Discovery`` subscribes to the resolver for one service. On every complete set it
+1. applies the mass-removal guard: if one change removes every known instance, or more than
+   ``mass_removal_share`` of them, the removed ones are *held* (kept in the set) and probed; one
+   that does not answer is dropped, one that answers stays until it reappears in the registry
+   (its next change) or a later probe (every ``probe_interval`` s) fails;
+2. applies the IDL policy: an instance whose ``idl_hash`` differs from the client's is used with
+   one warning per instance (``warn``) or left out (``exclude``); an empty hash is unknown and used;
+3. leaves out ejected instances (``eject``/``readmit``, driven by the ejection middleware);
+4. builds a new immutable Picker and swaps it in with one assignment, so the very next pick sees
+   the change. Instances that left get ``on_leave(address)`` (the client closes their pools).
+
+The callbacks run in the resolver's watch greenlet; probes run in greenlets of their own.
+``picker`` before the first listing waits for it (up to the resolver's dial timeout).
+"""
+
+import logging
+
+import gevent
+
+from registry.instance import Instance
+from soa.balancer.base import EmptyPicker, Picker
+from soa.errors import NoInstanceAvailable
+
+log = logging.getLogger("soa.client")
+
+
+class Discovery:
+    def __init__(self, service, resolver, balancer, *, idl_hash="", idl_mismatch="warn",
+                 mass_removal_share=0.5, prober=None, on_leave=None, probe_interval=1.0):
+        self.service = service
+        self.resolver = resolver
+        self.balancer = balancer
+        self.idl_hash = idl_hash
+        self.idl_mismatch = idl_mismatch
+        self.mass_removal_share = mass_removal_share
+        self.prober = prober
+        self.on_leave = on_leave
+        self.probe_interval = probe_interval
+        self.picker = _FirstListing(self)
+        self.known = {}  # address -> Instance: the registry's set plus held instances
+        self.held = {}  # address -> Instance kept through a suspicious mass removal
+        self.ejected = set()
+        self.listed = False
+        self._warned = set()
+        self._greenlets = set()
+        self._closed = False
+
+    def start(self):
+        self.resolver.subscribe(self.service, self.update)
+        return self
+
+    def close(self):
+        self._closed = True
+        unsubscribe = getattr(self.resolver, "unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe(self.service, self.update)
+        gevent.killall(list(self._greenlets), block=False)
+
+    @property
+    def instances(self):
+        """The instances the current picker chooses from."""
+        return self.picker.instances
+
+    # -- the registry's view ------------------------------------------------------------------
+
+    def update(self, instances):
+        """A complete set from the resolver (its watch greenlet)."""
+        if self._closed:
+            return
+        fresh = {i.address: i for i in instances}
+        known, held = self.known, self.held
+        for address in [a for a in held if a in fresh]:
+            del held[address]  # it is back in the registry: the registry is right again
+        removed = [a for a in known if a not in fresh and a not in held]
+        if removed and self.listed and self._is_mass_removal(len(removed), len(known)):
+            log.warning(
+                "%s: the registry removed %d of %d instance(s) at once; keeping them until"
+                " probes confirm", self.service, len(removed), len(known))
+            for address in removed:
+                held[address] = known[address]
+                self._spawn(self._probe_held, address)
+            removed = []
+        self.known = {**fresh, **held}
+        self.listed = True
+        for address in removed:
+            self.ejected.discard(address)
+        self._rebuild()
+        for address in removed:
+            self._left(address)
+
+    def _is_mass_removal(self, removed, known):
+        return removed == known or removed / known > self.mass_removal_share
+
+    def _probe_held(self, address):
+        while not self._closed:
+            instance = self.held.get(address)
+            if instance is None:
+                return
+            if not self.prober(instance):
+                if self.held.pop(address, None) is not None:
+                    log.warning("%s: %s did not answer a probe; dropping it", self.service,
+                                address)
+                    self.known.pop(address, None)
+                    self.ejected.discard(address)
+                    self._rebuild()
+                    self._left(address)
+                return
+            gevent.sleep(self.probe_interval)
+
+    def _left(self, address):
+        if self.on_leave is not None and address not in self.known:
+            self.on_leave(address)
+
+    # -- ejection -----------------------------------------------------------------------------
+
+    def eject(self, address):
+        """Leave ``address`` out of the picker. Refused (False) when it is unknown, already out,
+        or the last usable instance: ejecting that would only turn slow calls into failures."""
+        if address not in self.known or address in self.ejected:
+            return False
+        remaining = [i for a, i in self.known.items()
+                     if a != address and a not in self.ejected and i.weight > 0]
+        if not remaining:
+            return False
+        self.ejected.add(address)
+        self._rebuild()
+        return True
+
+    def readmit(self, address):
+        if address in self.ejected:
+            self.ejected.discard(address)
+            self._rebuild()
+
+    # -- building the picker ------------------------------------------------------------------
+
+    def _rebuild(self):
+        chosen = tuple(
+            i for a, i in sorted(self.known.items()) if a not in self.ejected and self._accept(i)
+        )
+        if chosen:
+            self.picker = self.balancer.picker(chosen)
+        elif self.known:
+            self.picker = EmptyPicker(
+                self.service,
+                f"none of the {len(self.known)} registered instance(s) can take calls"
+                " (IDL mismatch, weight 0 or ejected)")
+        else:
+            self.picker = EmptyPicker(self.service, "no instances registered")
+
+    def _accept(self, instance):
+        if not instance.idl_hash or not self.idl_hash or instance.idl_hash == self.idl_hash:
+            return True
+        mark = (instance.address, instance.idl_hash)
+        exclude = self.idl_mismatch == "exclude"
+        if mark not in self._warned:
+            self._warned.add(mark)
+            log.warning(
+                "%s: %s serves IDL %s but this client has %s; %s", self.service,
+                instance.address, instance.idl_hash, self.idl_hash,
+                "excluding it (idl_mismatch: exclude)" if exclude else "using it anyway")
+        return not exclude
+
+    def _spawn(self, function, *args):
+        greenlet = gevent.spawn(function, *args)
+        self._greenlets.add(greenlet)
+        greenlet.link(self._greenlets.discard)
+        return greenlet
+
+
+class _FirstListing(Picker):
+    """The picker before the registry's first answer: waits for it, then defers to the real one."""
+
+    def __init__(self, discovery):
+        self.discovery = discovery
+
+    def pick(self, call):
+        d = self.discovery
+        d.resolver.instances(d.service)
+        if d.picker is self:
+            if d.listed:
+                d._rebuild()
+            else:
+                raise NoInstanceAvailable(d.service, "the registry has not answered yet")
+        return d.picker.pick(call)
+
+
+class StaticResolver:
+    """A Resolver over a fixed set (``soa call --address``, tests): ``instances``, ``subscribe``,
+    ``unsubscribe``, ``set`` (publish a new complete set), ``close``."""
+
+    def __init__(self, instances=()):
+        self._sets = {}
+        self._subscribers = {}
+        for instance in instances:
+            self._sets.setdefault(instance.service, []).append(instance)
+        self._sets = {k: tuple(v) for k, v in self._sets.items()}
+
+    @classmethod
+    def of(cls, service, *addresses, **fields):
+        out = []
+        for address in addresses:
+            host, _, port = address.rpartition(":")
+            out.append(Instance(service=service, host=host.strip("[]"), port=int(port), **fields))
+        return cls(out)
+
+    def instances(self, service, wait=None):
+        return self._sets.get(service, ())
+
+    def subscribe(self, service, callback):
+        self._subscribers.setdefault(service, []).append(callback)
+        callback(self.instances(service))
+
+    def unsubscribe(self, service, callback):
+        callbacks = self._subscribers.get(service, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    def set(self, service, instances):
+        self._sets[service] = tuple(instances)
+        for callback in list(self._subscribers.get(service, ())):
+            callback(self._sets[service])
+
+    def close(self):
+        self._subscribers.clear()

@@ -1,0 +1,96 @@
+"""A pool of connections to one instance: bounded size, idle timeout, broken ones thrown away.
+
+``acquire(deadline)`` returns an idle connection (the most recently used first) or opens a new
+one; when ``size`` connections are already out it waits for one to come back, until the
+deadline (then ``RpcTimeout(sent=False)``). ``release(conn)`` puts it back unless it is broken or
+the pool is closed. Connections idle longer than ``idle_timeout`` are closed when met and by
+``sweep()``; one idle for more than ``CHECK_AFTER`` seconds gets a liveness check before reuse
+(the server may have closed it), so hot connections cost no extra syscall. ``close()`` closes
+idle connections at once and busy ones as they come back. Used from any greenlet; no locks beyond
+the gevent semaphore that bounds the size.
+"""
+
+import time
+
+from gevent.lock import BoundedSemaphore
+
+from soa.errors import RpcTimeout
+
+from .connection import Connection
+
+CHECK_AFTER = 1.0
+_monotonic = time.monotonic
+
+
+class Pool:
+    def __init__(self, instance, size=64, idle_timeout=60.0, connect_timeout=0.25,
+                 connect=Connection.open):
+        self.instance = instance
+        self.size = size
+        self.idle_timeout = idle_timeout
+        self.connect_timeout = connect_timeout
+        self.closed = False
+        self.opened = 0  # connections opened over the pool's life (for tests and metrics)
+        self._connect = connect
+        self._idle = []
+        self._slots = BoundedSemaphore(size)
+
+    @property
+    def idle(self):
+        return len(self._idle)
+
+    @property
+    def busy(self):
+        return self.size - self._slots.counter
+
+    def acquire(self, deadline):
+        slots = self._slots
+        if not slots.acquire(blocking=False):
+            left = deadline - _monotonic()
+            if left <= 0 or not slots.acquire(timeout=left):
+                raise RpcTimeout(f"all {self.size} pooled connections busy until the deadline",
+                                 address=self.instance.address, sent=False)
+        idle = self._idle
+        if idle:
+            now = _monotonic()
+            while idle:
+                conn = idle.pop()
+                age = now - conn.idle_since
+                if age < CHECK_AFTER or (age < self.idle_timeout and conn.alive()):
+                    return conn
+                conn.close()
+        try:
+            left = deadline - _monotonic()
+            if left <= 0:
+                raise RpcTimeout("deadline passed before connecting",
+                                 address=self.instance.address, sent=False)
+            conn = self._connect(self.instance, min(self.connect_timeout, left))
+        except BaseException:
+            slots.release()
+            raise
+        self.opened += 1
+        return conn
+
+    def release(self, conn):
+        if conn.broken or self.closed:
+            conn.close()
+        else:
+            conn.idle_since = _monotonic()
+            self._idle.append(conn)
+        self._slots.release()
+
+    def sweep(self, now=None):
+        """Close connections idle longer than ``idle_timeout``; returns how many."""
+        now = _monotonic() if now is None else now
+        keep = [c for c in self._idle if now - c.idle_since < self.idle_timeout]
+        stale = [c for c in self._idle if now - c.idle_since >= self.idle_timeout]
+        self._idle[:] = keep
+        for conn in stale:
+            conn.close()
+        return len(stale)
+
+    def close(self):
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

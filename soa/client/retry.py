@@ -1,0 +1,98 @@
+"""Retries, and the budget that keeps them from becoming a retry storm.
+
+What is retried (each retry goes to an instance this call has not tried yet, when there is one):
+- A failure before the request was sent (``TransportError`` with ``sent=False``: connect refused,
+  reset or timed out; the pooled connection turned out closed): always, up to ``UNSENT_RETRIES``
+  extra attempts, without spending the budget: the server never saw the call.
+- A failure after the request was sent (``RpcTimeout``, the connection lost mid-call, a garbled
+  reply): only for idempotent methods, at most ``retries`` times, each paid from the budget.
+- Never: exceptions declared in the IDL (they are answers), ``TApplicationException`` (the server
+  ran the handler, or refused the call, deterministically; retrying would repeat it), caller
+  errors (bad arguments), and ``NoInstanceAvailable``.
+No retry starts after the call's deadline. When every attempt failed and there was more than
+one, ``RetryError`` carries each attempt's error; a single failed attempt raises its own error.
+"""
+
+import time
+
+from soa.errors import NoInstanceAvailable, RetryError, TransportError
+
+UNSENT_RETRIES = 3
+
+
+class RetryBudget:
+    """Token bucket: each call deposits ``ratio`` tokens (at most ``cap``), each retry withdraws
+    one. A reserve of ``min_per_second`` retries per second lets a quiet client still retry.
+    Like Finagle's RetryBudget and gRPC's retry throttling. Used from greenlets of one thread;
+    ``deposit``/``withdraw`` never yield, so they need no lock."""
+
+    def __init__(self, ratio=0.1, min_per_second=10.0, cap=None):
+        self.ratio = ratio
+        self.cap = cap if cap is not None else max(10.0, ratio * 1000)
+        self.balance = 0.0
+        self.min_per_second = min_per_second
+        self.reserve = min_per_second
+        self._refilled = time.monotonic()
+
+    def deposit(self):
+        balance = self.balance + self.ratio
+        self.balance = min(self.cap, balance)
+
+    def withdraw(self):
+        """Take one retry token; False when the budget is spent."""
+        if self.balance >= 1.0:
+            self.balance -= 1.0
+            return True
+        now = time.monotonic()
+        self.reserve = min(self.min_per_second,
+                           self.reserve + (now - self._refilled) * self.min_per_second)
+        self._refilled = now
+        if self.reserve >= 1.0:
+            self.reserve -= 1.0
+            return True
+        return False
+
+
+def retry_middleware(plans, retries, budget, monotonic=time.monotonic):
+    """Middleware retrying per the rules above; ``call.meta["tried"]`` lists tried addresses."""
+
+    def factory(next_handler):
+        def retry(call):
+            budget.deposit()
+            try:
+                return next_handler(call)
+            except TransportError as first:
+                return _again(call, first)
+
+        def _again(call, error):
+            attempts = [error]
+            tried = call.meta.setdefault("tried", set())
+            idempotent = plans[call.method].idempotent
+            unsent_left, sent_left = UNSENT_RETRIES, retries
+            while True:
+                if call.peer is not None:
+                    tried.add(call.peer)
+                if not error.sent and unsent_left > 0:
+                    unsent_left -= 1
+                elif error.sent and idempotent and sent_left > 0 and budget.withdraw():
+                    sent_left -= 1
+                else:
+                    break
+                if call.deadline is not None and monotonic() >= call.deadline:
+                    break
+                call.peer = None
+                try:
+                    return next_handler(call)
+                except TransportError as e:
+                    error = e
+                    attempts.append(e)
+                except NoInstanceAvailable as e:
+                    attempts.append(e)
+                    break
+            if len(attempts) == 1:
+                raise error
+            raise RetryError(call.service, call.method, attempts) from attempts[-1]
+
+        return retry
+
+    return factory

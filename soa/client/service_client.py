@@ -1,0 +1,264 @@
+"""``Client``: a service's IDL methods, called through discovery, balancing, pools and middleware.
+
+Building one (``soa.client`` / ``Clients.client``) precomputes everything a call needs: a
+``MethodPlan`` per method, the middleware chain (user middleware, metrics, deadline, retry,
+ejection, then the transport), and one bound function per IDL method. A call then allocates one
+``Call``, walks the chain, picks from the current immutable Picker (no lock), borrows a pooled
+connection and does one send and one receive. No call touches etcd.
+"""
+
+import dataclasses
+import logging
+
+import gevent
+
+from soa import idl as idl_module
+from soa._check import Fields
+from soa.balancer import EndpointLoad, by_name
+from soa.config import ClientConfig, _client, load_config
+from soa.errors import ConfigError
+from soa.middleware import Call, chain, load_middleware
+
+from .discovery import Discovery
+from .ejection import Ejector
+from .metrics import ClientMetrics
+from .plan import plans as make_plans
+from .probe import Prober
+from .retry import RetryBudget, retry_middleware
+from .timeout import timeout_middleware
+from .transport import Transport
+
+log = logging.getLogger("soa.client")
+OPTIONS = tuple(f.name for f in dataclasses.fields(ClientConfig))
+
+
+class Client:
+    """Methods named as in the IDL (positional arguments in IDL order, or keywords), plus:
+
+    - ``call(method, *args, **kwargs)``: the same, by name (for a method called ``close``)
+    - ``instances``: the instances the client currently balances over
+    - ``metrics``: a ``ClientMetrics`` (``metrics.snapshot()``)
+    - ``settings``: the effective ``ClientConfig``
+    - ``close()``: stop following the registry and close every pooled connection
+
+    Methods raise the IDL's declared exceptions as their own types, ``TApplicationException``
+    for errors the server reports, and ``SoaError`` subclasses for soa's own failures
+    (``NoInstanceAvailable``, ``TransportError``, ``RpcTimeout``, ``RetryError``).
+    """
+
+    def __init__(self, service, service_class, settings, resolver, *, idl_path=None,
+                 idempotent=(), middleware=(), hash_key=None, owns_resolver=False):
+        self.service = service
+        self.service_class = service_class
+        self.settings = settings
+        self.resolver = resolver
+        self._owns_resolver = owns_resolver
+        self.plans = make_plans(service_class, idempotent, idl_path)
+        self.metrics = ClientMetrics(self.plans)
+        load = EndpointLoad() if settings.balancer == "least_inflight" else None
+        balancer = by_name(settings.balancer, load=load, key=_key_function(self.plans, hash_key))
+        connect_timeout = settings.connect_timeout_ms / 1000.0
+        self.prober = Prober(self.plans, connect_timeout, settings.timeout_ms / 1000.0)
+        self.transport = Transport(None, self.plans, settings, load)
+        self.discovery = Discovery(
+            service, resolver, balancer,
+            idl_hash=idl_module.idl_hash(service_class),
+            idl_mismatch=settings.idl_mismatch,
+            mass_removal_share=settings.mass_removal_share,
+            prober=self.prober,
+            on_leave=self.transport.close_pool,
+        )
+        self.transport.discovery = self.discovery
+        self.ejector = Ejector(self.discovery, self.prober, settings.eject_after)
+        self.budget = RetryBudget(settings.retry_budget)
+        user = [load_middleware(m) if isinstance(m, str) else m for m in middleware]
+        self.handler = chain(
+            *user,
+            self.metrics.middleware,
+            timeout_middleware(settings.timeout_ms / 1000.0),
+            retry_middleware(self.plans, settings.retries, self.budget),
+            self.ejector.middleware,
+        )(self.transport)
+        for name, plan in self.plans.items():
+            if not hasattr(Client, name):
+                setattr(self, name, _bound(service, plan, self.handler))
+        self.discovery.start()
+        self._sweeper = gevent.spawn(self._sweep, max(0.5, settings.pool_idle_timeout / 2))
+
+    @property
+    def instances(self):
+        return self.discovery.instances
+
+    def call(self, method, *args, **kwargs):
+        plan = self.plans.get(method)
+        if plan is None:
+            raise AttributeError(f"{self.service} has no method {method!r}")
+        if kwargs or len(args) != len(plan.arg_names):
+            args = plan.bind(args, kwargs)
+        return self.handler(Call(self.service, method, args))
+
+    def _sweep(self, interval):
+        while True:
+            gevent.sleep(interval)
+            self.transport.sweep()
+
+    def close(self):
+        self._sweeper.kill(block=False)
+        self.discovery.close()
+        self.ejector.close()
+        self.transport.close()
+        if self._owns_resolver:
+            self.resolver.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<soa client {self.service} ({len(self.instances)} instance(s))>"
+
+
+def _bound(service, plan, handler):
+    name, bind, arity = plan.name, plan.bind, len(plan.arg_names)
+
+    def method(*args, **kwargs):
+        if kwargs or len(args) != arity:
+            args = bind(args, kwargs)
+        return handler(Call(service, name, args))
+
+    method.__name__ = name
+    method.__qualname__ = f"{service}.{name}"
+    return method
+
+
+def _key_function(plans, hash_key):
+    """consistent_hash's key: a function of the call, or the argument named ``hash_key``."""
+    if callable(hash_key):
+        return hash_key
+    if not hash_key:
+        return None
+    index = {name: p.arg_names.index(hash_key) for name, p in plans.items()
+             if hash_key in p.arg_names}
+
+    def key(call):
+        i = index.get(call.method)
+        return None if i is None else call.args[i]
+
+    return key
+
+
+def settings_for(config, options):
+    """``config.client`` with per-client ``options`` applied and checked like soa.yaml's."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown client option(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(OPTIONS)})", source="client options")
+    merged = dataclasses.asdict(config.client)
+    merged.update({k: v for k, v in options.items() if k != "hash_key"})
+    merged["hash_key"] = None
+    settings = _client(Fields(merged, "client options"))
+    hash_key = options.get("hash_key", config.client.hash_key)
+    return dataclasses.replace(settings, hash_key=hash_key)
+
+
+def build(service, config, resolver, *, owns_resolver=False, idl=None, thrift_service=None,
+          idempotent=None, middleware=(), **options):
+    """A ``Client`` for ``service`` (see ``soa.client``)."""
+    known = config.services.get(service)
+    if idl is None:
+        if known is None:
+            config.service(service)  # raises ConfigError naming the known services
+        idl = known.idl
+    if thrift_service is None:
+        thrift_service = known.thrift_service if known is not None else None
+    module = idl_module.load(idl)
+    if thrift_service is None:
+        names = idl_module.service_names(module)
+        if len(names) != 1:
+            raise ConfigError(f"{idl} defines {len(names)} services; pass thrift_service=",
+                              source="client options")
+        thrift_service = names[0]
+    service_class = idl_module.find_service(module, thrift_service)
+    if service_class is None:
+        known_names = ", ".join(idl_module.service_names(module)) or "none"
+        raise ConfigError(f"IDL {idl} defines no service {thrift_service!r} "
+                          f"(it defines: {known_names})", source="client options")
+    if idempotent is None:
+        idempotent = known.idempotent if known is not None else ()
+    hash_key = options.get("hash_key")
+    settings = settings_for(config, options)
+    return Client(service, service_class, settings, resolver, idl_path=idl,
+                  idempotent=idempotent, middleware=middleware,
+                  hash_key=hash_key if hash_key is not None else settings.hash_key,
+                  owns_resolver=owns_resolver)
+
+
+class Clients:
+    """Builds clients that share one resolver (one etcd connection, one watch per service) per
+    etcd config, and closes them all together.
+
+    soa keeps no process-wide state: a process that wants its clients to share a resolver owns a
+    ``Clients`` (a soa server holds one for its handler's ``context.client(...)``); ``soa.client``
+    alone gives a client with a resolver of its own.
+    """
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else load_config()
+        self._resolvers = {}
+        self._clients = []
+
+    def resolver(self, etcd_config=None):
+        from registry.resolver import EtcdResolver
+
+        etcd_config = etcd_config or self.config.etcd
+        resolver = self._resolvers.get(etcd_config)
+        if resolver is None:
+            resolver = self._resolvers[etcd_config] = EtcdResolver(etcd_config)
+        return resolver
+
+    def client(self, service, *, resolver=None, **options):
+        made = build(service, self.config, resolver or self.resolver(), **options)
+        self._clients.append(made)
+        return made
+
+    def close(self):
+        clients, self._clients = self._clients, []
+        for made in clients:
+            made.close()
+        resolvers, self._resolvers = list(self._resolvers.values()), {}
+        for resolver in resolvers:
+            resolver.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def client(service, config=None, *, resolver=None, **options):
+    """A client of ``service``: its IDL's methods, through discovery and balancing.
+
+    ``config`` is a ``Config`` (default: ``load_config()``, i.e. ./soa.yaml or $SOA_CONFIG).
+    ``options`` override soa.yaml's ``client:`` section (``balancer``, ``timeout_ms``,
+    ``connect_timeout_ms``, ``retries``, ``retry_budget``, ``pool_size``, ``pool_idle_timeout``,
+    ``idl_mismatch``, ``mass_removal_share``, ``eject_after``, ``hash_key`` (an argument name or a
+    function of the ``Call``)), and also take ``idl=``/``thrift_service=`` for a service not in
+    the config, ``idempotent=`` (method names), ``middleware=`` (middlewares or
+    ``"module:factory"`` strings, outermost first) and ``resolver=`` (shared with other clients;
+    not closed by this client). Without ``resolver`` the client owns an ``EtcdResolver`` of its
+    own; use ``Clients`` to share one among several clients.
+    """
+    config = config if config is not None else load_config()
+    if resolver is not None:
+        return build(service, config, resolver, **options)
+    from registry.resolver import EtcdResolver
+
+    own = EtcdResolver(config.etcd)
+    try:
+        return build(service, config, own, owns_resolver=True, **options)
+    except BaseException:
+        own.close()
+        raise

@@ -1,0 +1,26 @@
+"""The call's deadline: its own total timeout, or the inherited deadline when that is earlier.
+
+The deadline covers the whole call, retries included, and travels to the server in the Thrift
+seqid (``soa.deadline.encode_seqid``), so a soa server drops work whose caller has given up and
+its own nested calls inherit what is left (``soa.deadline.current()``).
+"""
+
+import time
+
+from soa import deadline as deadlines
+
+
+def timeout_middleware(timeout_s, monotonic=time.monotonic, current=deadlines.current):
+    def factory(next_handler):
+        def set_deadline(call):
+            mine = monotonic() + timeout_s
+            inherited = current()
+            if inherited is not None and inherited < mine:
+                mine = inherited
+            if call.deadline is None or mine < call.deadline:
+                call.deadline = mine
+            return next_handler(call)
+
+        return set_deadline
+
+    return factory

@@ -1,0 +1,94 @@
+"""The innermost handler of a client call: pick an instance, borrow a pooled connection, send.
+
+Sets ``call.peer`` to the chosen instance's address before anything can fail, so the ejection
+and retry middlewares know which instance an error belongs to. Prefers instances the call has not
+tried yet (``call.meta["tried"]``, kept by the retry middleware). Pools are created on first use
+and closed by ``close_pool`` when an instance leaves the set. Keeps ``EndpointLoad`` current when
+the balancer needs it (least_inflight).
+"""
+
+import time
+
+from soa.deadline import encode_seqid
+
+from .pool import Pool
+
+_monotonic = time.monotonic
+
+
+class Transport:
+    def __init__(self, discovery, plans, client_config, load=None):
+        self.discovery = discovery
+        self.plans = plans
+        self.pools = {}
+        self.load = load
+        self.pool_size = client_config.pool_size
+        self.idle_timeout = client_config.pool_idle_timeout
+        self.connect_timeout = client_config.connect_timeout_ms / 1000.0
+        self.closed = False
+
+    def __call__(self, call):
+        instance = self.discovery.picker.pick(call)
+        meta = call.meta
+        if meta:
+            tried = meta.get("tried")
+            if tried and instance.address in tried:
+                instance = self._untried(call, instance, tried)
+        address = call.peer = instance.address
+        pool = self.pools.get(address)
+        if pool is None:
+            pool = self._pool(instance)
+        deadline = call.deadline
+        conn = pool.acquire(deadline)
+        load = self.load
+        if load is None:
+            try:
+                return conn.call(self.plans[call.method], call.args, encode_seqid(deadline),
+                                 deadline)
+            finally:
+                pool.release(conn)
+        load.start(address)
+        start = _monotonic()
+        elapsed = None
+        try:
+            result = conn.call(self.plans[call.method], call.args, encode_seqid(deadline),
+                               deadline)
+            elapsed = _monotonic() - start
+            return result
+        finally:
+            pool.release(conn)
+            load.finish(address, elapsed)
+
+    def _untried(self, call, instance, tried):
+        picker = self.discovery.picker
+        for _ in range(3):
+            other = picker.pick(call)
+            if other.address not in tried:
+                return other
+        for other in picker.instances:
+            if other.address not in tried:
+                return other
+        return instance  # every instance was tried: try the picked one again
+
+    def _pool(self, instance):
+        pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout)
+        if self.closed:
+            pool.close()
+        self.pools[instance.address] = pool
+        return pool
+
+    def close_pool(self, address):
+        pool = self.pools.pop(address, None)
+        if pool is not None:
+            pool.close()
+        if self.load is not None:
+            self.load.forget(address)
+
+    def sweep(self):
+        now = _monotonic()
+        return sum(pool.sweep(now) for pool in list(self.pools.values()))
+
+    def close(self):
+        self.closed = True
+        for address in list(self.pools):
+            self.close_pool(address)
