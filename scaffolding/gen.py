@@ -81,7 +81,7 @@ def compiler_error(output, idl):
     m = re.search(r"\[(?:ERROR|FAILURE):([^\]]*?):(\d+)\]\s*(.*)", output)
     if m:
         rest = output[m.end():].strip().splitlines()
-        why = rest[0].strip() if rest else m.group(3).strip()
+        why = " ".join(p for p in (rest[0].strip() if rest else "", m.group(3).strip()) if p)
         return IdlError(why or "the Thrift compiler rejected it", source=f"{m.group(1)}:{m.group(2)}")
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
     return IdlError(lines[-1] if lines else "the Thrift compiler failed", source=str(idl))

@@ -129,7 +129,7 @@ def plan(name, idl_path, root, yaml_path=None, thrift_service=None):
                         yaml_path=Path(yaml_path or root / DEFAULT_FILE))
     services_dir = root / "services"
     scaffold.optional_files[services_dir / "__init__.py"] = '"""The project\'s services."""\n'
-    scaffold.files[services_dir / pkg / "__init__.py"] = _render("package_init.py.tmpl", values)
+    scaffold.files[services_dir / pkg / "__init__.py"] = _render_file("package_init.py.tmpl", values)
     scaffold.files[services_dir / pkg / "handler.py"] = _handler(values, methods)
     scaffold.files[root / "tests" / f"test_service_{pkg}.py"] = _test_module(values, methods)
     scaffold.yaml_fields = {"idl": idl_rel, "service": service_name, "handler": handler, "port": 0}
@@ -174,6 +174,10 @@ def _render(template, values):
     return string.Template(text).substitute(values)
 
 
+def _render_file(template, values):
+    return _render(template, values).rstrip("\n") + "\n"
+
+
 def _handler(values, methods):
     blocks = []
     for m in methods:
@@ -183,7 +187,7 @@ def _handler(values, methods):
             "signature": _signature(m),
             "docstring": _docstring(m.doc or f"{values['service']}.{m.name}.", " " * 8),
         }))
-    return _render("handler.py.tmpl", {**values, "methods": "".join(blocks)})
+    return _render_file("handler.py.tmpl", {**values, "methods": "".join(blocks)})
 
 
 def _signature(m):
@@ -212,8 +216,11 @@ def _test_module(values, methods):
         blocks.append(_render(template, {**values, "method": m.name, "call": call}))
     uses_module = any(f"{values['module']}." in block for block in blocks)
     load = _render("test_idl_load.py.tmpl", values) if uses_module else ""
-    return _render("test_service.py.tmpl", {**values, "tests": "".join(blocks),
-                                            "idl_load": load})
+    imports = ["import pytest", "import soa.idl" if uses_module else "import soa"]
+    if not all(m.oneway for m in methods):
+        imports.append("from thriftpy2.thrift import TApplicationException")
+    return _render_file("test_service.py.tmpl", {**values, "tests": "".join(blocks),
+                                            "idl_load": load, "imports": "\n".join(imports)})
 
 
 def _write(path, text):
