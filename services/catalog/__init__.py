@@ -1,0 +1,1 @@
+"""Catalog: products, their SKUs and prices, in the service's own database."""
