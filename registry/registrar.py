@@ -53,6 +53,12 @@ class EtcdRegistrar:
         if keeper is not None:
             keeper.stop(self.connection, revoke=True)
 
+    def abandon(self, instance):
+        """Stop renewing without deleting: the key goes when its lease expires (crash drills)."""
+        keeper = self._keepers.pop(instance_key(self.config.prefix, instance), None)
+        if keeper is not None:
+            keeper.stop(self.connection, revoke=False)
+
     def lease_id(self, instance):
         keeper = self._keepers.get(instance_key(self.config.prefix, instance))
         return keeper.lease_id if keeper else None
@@ -96,7 +102,9 @@ class _Keeper:
             client.delete(self.key)
             client.revoke_lease(self.lease_id)
         except RETRYABLE as e:
-            log.warning("deregister %s: %s (the lease will expire by itself)", self.key, describe(e))
+            log.warning(
+                "deregister %s: %s (the lease will expire by itself)", self.key, describe(e)
+            )
         self.lease_id = None
 
     def _run(self, connection):

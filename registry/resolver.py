@@ -194,7 +194,9 @@ class PrefixWatch:
         """Parse one key-value into the mirror. Returns whether the mirror changed."""
         key = kv.key
         try:
-            instance = parse_instance(kv.value, key=key.decode("utf-8", "replace"), prefix=self.prefix)
+            instance = parse_instance(
+                kv.value, key=key.decode("utf-8", "replace"), prefix=self.prefix
+            )
         except InvalidInstance as e:
             mark = (key, kv.mod_revision)
             if mark not in self._warned:
@@ -208,9 +210,7 @@ class PrefixWatch:
         return previous != instance
 
     def _publish(self):
-        snapshot = tuple(
-            sorted(self._entries.values(), key=lambda i: (i.service, i.host, i.port))
-        )
+        snapshot = tuple(sorted(self._entries.values(), key=lambda i: (i.service, i.host, i.port)))
         if snapshot == self.snapshot and self.ready.is_set():
             return
         self.snapshot = snapshot

@@ -65,7 +65,9 @@ class Fields:
         ok = isinstance(value, int) and not isinstance(value, bool)
         ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
         if not ok:
-            raise self.fail(self.key(name), f"expected an integer{_range(lo, hi)}, got {show(value)}")
+            raise self.fail(
+                self.key(name), f"expected an integer{_range(lo, hi)}, got {show(value)}"
+            )
         return value
 
     def number(self, name, default=_MISSING, lo=None, hi=None):
@@ -95,9 +97,7 @@ class Fields:
         value = self.raw(name, default)
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, str) and v for v in value
-        ):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(self.key(name), f"expected a list of strings, got {show(value)}")
         return tuple(value)
 
@@ -106,7 +106,11 @@ class Fields:
         if not isinstance(value, dict):
             raise self.fail(self.key(name), f"expected a mapping of strings, got {show(value)}")
         for k, v in value.items():
-            if not isinstance(k, str) or not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            if (
+                not isinstance(k, str)
+                or not isinstance(v, (str, int, float))
+                or isinstance(v, bool)
+            ):
                 raise self.fail(f"{self.key(name)}.{k}", f"expected a string, got {show(v)}")
         return {k: str(v) for k, v in value.items()}
 

@@ -47,13 +47,14 @@ class EtcdProcess:
     """One etcd member as a child process. ``start()`` returns once it answers /health."""
 
     def __init__(self, data_dir, name="default", client_port=None, peer_port=None,
-                 initial_cluster=None, cluster_state="new", log_path=None):
+                 initial_cluster=None, cluster_state="new", log_path=None, cluster_token=None):
         self.data_dir = Path(data_dir)
         self.name = name
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{self.peer_port}"
         self.cluster_state = cluster_state
+        self.cluster_token = cluster_token or f"soa-{os.getpid()}-{self.peer_port}"
         self.log_path = Path(log_path) if log_path else self.data_dir.with_suffix(".log")
         self.process = None
 
@@ -74,7 +75,7 @@ class EtcdProcess:
             "--initial-advertise-peer-urls", peer,
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", self.cluster_state,
-            "--initial-cluster-token", f"soa-{os.getpid()}-{self.peer_port}",
+            "--initial-cluster-token", self.cluster_token,
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
             "--log-level", "warn",
@@ -142,8 +143,10 @@ class EtcdCluster:
         names = [f"m{i}" for i in range(size)]
         peers = {name: free_port() for name in names}
         initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in peers.items())
+        token = f"soa-cluster-{os.getpid()}-{min(peers.values())}"
         self.members = [
-            EtcdProcess(base / name, name=name, peer_port=peers[name], initial_cluster=initial)
+            EtcdProcess(base / name, name=name, peer_port=peers[name], initial_cluster=initial,
+                        cluster_token=token)
             for name in names
         ]
 

@@ -100,7 +100,9 @@ def _spec(spec, seen, out):
         ttype, name = entry[0], entry[1]
         required = entry[-1] if isinstance(entry[-1], bool) else False
         type_args = entry[2] if len(entry) == 4 else None
-        fields.append(f"{fid}:{name}:{_type(ttype, type_args, seen, out)}:{'req' if required else 'opt'}")
+        fields.append(
+            f"{fid}:{name}:{_type(ttype, type_args, seen, out)}:{'req' if required else 'opt'}"
+        )
     return "{" + ",".join(fields) + "}"
 
 

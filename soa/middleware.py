@@ -7,7 +7,8 @@ ejection, metrics and access logging are each one middleware; ``chain(a, b, c)(h
 
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 @dataclass(slots=True)

@@ -63,7 +63,27 @@ def cli(ctx, config_path, etcd_endpoints, verbose):
 
 
 def main(argv=None):
-    """Console entry point: gevent set-up, then the group, with one line per error."""
+    """Console entry point: gevent set-up, then the group, with one line per error.
+
+    Run as the console script (``argv`` None), the process ends with ``os._exit`` after
+    flushing: grpc's background poller (the etcd client's transport) can abort during
+    interpreter teardown under gevent, which would turn a finished command into a crash. Called
+    with an ``argv`` list (in-process, as tests do), it raises ``SystemExit`` as usual.
+    """
+    if argv is not None:
+        _run(argv)
+        sys.exit(0)
+    try:
+        _run(None)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(argv):
     from soa import entry
 
     entry.init()

@@ -14,13 +14,16 @@ def _connection(ctx):
     return EtcdConnection(ctx.obj.config.etcd)
 
 
-@click.group(cls=Group, examples="""
+@click.group(
+    cls=Group,
+    examples="""
   soa registry ls
   soa registry ls order --json
   soa registry watch --json
   soa registry rm order 10.0.0.7:9090
   soa registry history order
-""")
+""",
+)
 def registry():
     """Inspect and edit the service registry in etcd."""
 
@@ -39,16 +42,20 @@ def _age(started_at):
 def table(headers, rows):
     """Left-aligned columns, for people."""
     widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
-             for row in [headers, *rows]]
+    lines = [
+        "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [headers, *rows]
+    ]
     return "\n".join(lines)
 
 
-@registry.command(cls=Command, examples="""
+@registry.command(
+    cls=Command,
+    examples="""
   soa registry ls                 # every service
   soa registry ls order           # one service
   soa registry ls --json | jq .
-""")
+""",
+)
 @click.argument("service", required=False)
 @json_option
 @click.pass_context
@@ -72,25 +79,37 @@ def ls(ctx, service, as_json):
     good = [r for r in rows if r.instance]
     headers = ("SERVICE", "ADDRESS", "WEIGHT", "VERSION", "IDL_HASH", "PROTOCOL", "LEASE", "AGE")
     body = [
-        (r.instance.service, r.instance.address, r.instance.weight, r.instance.version or "-",
-         r.instance.idl_hash or "-", f"{r.instance.protocol}/{r.instance.transport}",
-         f"{r.lease_ttl_left}s" if r.lease_ttl_left >= 0 else "none", _age(r.instance.started_at))
+        (
+            r.instance.service,
+            r.instance.address,
+            r.instance.weight,
+            r.instance.version or "-",
+            r.instance.idl_hash or "-",
+            f"{r.instance.protocol}/{r.instance.transport}",
+            f"{r.lease_ttl_left}s" if r.lease_ttl_left >= 0 else "none",
+            _age(r.instance.started_at),
+        )
         for r in good
     ]
     if body:
         click.echo(table(headers, body))
     else:
-        click.echo(f"no instances registered{' for ' + service if service else ''} "
-                   f"under {ctx.obj.config.etcd.prefix} at {','.join(ctx.obj.config.etcd.endpoints)}")
+        click.echo(
+            f"no instances registered{' for ' + service if service else ''} "
+            f"under {ctx.obj.config.etcd.prefix} at {','.join(ctx.obj.config.etcd.endpoints)}"
+        )
     for r in rows:
         if not r.instance:
             click.echo(f"skipped {r.key}: {r.error}", err=True)
 
 
-@registry.command(cls=Command, examples="""
+@registry.command(
+    cls=Command,
+    examples="""
   soa registry watch
   soa registry watch order --json
-""")
+""",
+)
 @click.argument("service", required=False)
 @json_option
 @click.pass_context
@@ -133,14 +152,19 @@ def _emit(kind, instance, as_json):
     if as_json:
         click.echo(json.dumps({"event": kind, **instance.to_dict()}), nl=True)
     else:
-        click.echo(f"{time.strftime('%H:%M:%S')} {kind:<8} {instance.service:<12} "
-                   f"{instance.address:<22} weight={instance.weight} "
-                   f"idl={instance.idl_hash or '-'}")
+        click.echo(
+            f"{time.strftime('%H:%M:%S')} {kind:<8} {instance.service:<12} "
+            f"{instance.address:<22} weight={instance.weight} "
+            f"idl={instance.idl_hash or '-'}"
+        )
 
 
-@registry.command(cls=Command, examples="""
+@registry.command(
+    cls=Command,
+    examples="""
   soa registry rm order 10.0.0.7:9090
-""")
+""",
+)
 @click.argument("service")
 @click.argument("address")
 @click.pass_context
@@ -158,10 +182,13 @@ def rm(ctx, service, address):
     click.echo(f"removed {service} {address}")
 
 
-@registry.command(cls=Command, examples="""
+@registry.command(
+    cls=Command,
+    examples="""
   soa registry history order
   soa registry history --json
-""")
+""",
+)
 @click.argument("service", required=False)
 @json_option
 @click.pass_context
@@ -181,5 +208,8 @@ def history(ctx, service, as_json):
     if oldest > 1:
         click.echo(f"(history before revision {oldest} was compacted)")
     rows = [(c.revision, c.kind, c.service, c.address, c.reason) for c in changes]
-    click.echo(table(("REVISION", "EVENT", "SERVICE", "ADDRESS", "REASON"), rows) if rows
-               else "no registry history")
+    click.echo(
+        table(("REVISION", "EVENT", "SERVICE", "ADDRESS", "REASON"), rows)
+        if rows
+        else "no registry history"
+    )
