@@ -18,14 +18,15 @@ from soa.errors import RpcTimeout
 
 from .connection import Connection
 
-CHECK_AFTER = 1.0
+CHECK_AFTER = 1.0  # seconds idle after which a connection is checked before reuse
 _monotonic = time.monotonic
 
 
 class Pool:
     def __init__(self, instance, size=64, idle_timeout=60.0, connect_timeout=0.25,
-                 connect=Connection.open):
+                 connect=Connection.open, check_after=CHECK_AFTER):
         self.instance = instance
+        self.check_after = check_after
         self.size = size
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -56,7 +57,7 @@ class Pool:
             while idle:
                 conn = idle.pop()
                 age = now - conn.idle_since
-                if age < CHECK_AFTER or (age < self.idle_timeout and conn.alive()):
+                if age < self.check_after or (age < self.idle_timeout and conn.alive()):
                     return conn
                 conn.close()
         try:

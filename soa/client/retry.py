@@ -40,7 +40,7 @@ class RetryBudget:
 
     def withdraw(self):
         """Take one retry token; False when the budget is spent."""
-        if self.balance >= 1.0:
+        if self.balance >= 0.999999:  # tolerate 10 x 0.1 adding up to 0.9999...
             self.balance -= 1.0
             return True
         now = time.monotonic()

@@ -1,0 +1,399 @@
+"""Client pieces against in-process servers: pool, retries and budget, deadlines, ejection,
+mass-removal guard, IDL policy. (Real processes, etcd and signals: test_client_failures.py.)"""
+
+import logging
+import time
+
+import gevent
+import pytest
+from fixtures.client_handler import IDL
+from fixtures.client_misbehaving import BlackHole, ResetAfterRequest, refused_instance
+from fixtures.client_servers import RawServer
+from thriftpy2.thrift import TApplicationException
+
+from soa import deadline
+from soa import idl as idl_module
+from soa.client import RetryBudget, StaticResolver
+from soa.client.pool import Pool
+from soa.client.service_client import build
+from soa.config import Config
+from soa.errors import ConfigError, NoInstanceAvailable, RetryError, RpcTimeout, TransportError
+from soa.testing.poll import wait_until
+
+MODULE = idl_module.load(IDL)
+
+
+@pytest.fixture
+def servers():
+    started = []
+
+    def start(n=1, **kwargs):
+        made = [RawServer(**kwargs).start() for _ in range(n)]
+        started.extend(made)
+        return made
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def make_client():
+    made = []
+
+    def make(resolver, **options):
+        options.setdefault("idl", IDL)
+        c = build("echo", Config(), resolver, **options)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def resolver_of(*things):
+    return StaticResolver([t if not hasattr(t, "instance") else t.instance() for t in things])
+
+
+# -- pool ----------------------------------------------------------------------------------------
+
+
+def test_pool_max_size_waits_then_times_out(servers):
+    (server,) = servers()
+    pool = Pool(server.instance(), size=2, idle_timeout=60)
+    soon = time.monotonic() + 1
+    a, b = pool.acquire(soon), pool.acquire(soon)
+    assert pool.busy == 2
+    start = time.monotonic()
+    with pytest.raises(RpcTimeout) as e:
+        pool.acquire(time.monotonic() + 0.05)
+    assert not e.value.sent
+    assert time.monotonic() - start < 0.5
+    gevent.spawn_later(0.05, pool.release, a)
+    c = pool.acquire(time.monotonic() + 1)  # waits for the release
+    assert c is a and pool.opened == 2
+    pool.release(b)
+    pool.release(c)
+    assert pool.idle == 2 and pool.busy == 0
+    pool.close()
+
+
+def test_pool_reuses_and_closes_idle_connections(servers):
+    (server,) = servers()
+    pool = Pool(server.instance(), size=4, idle_timeout=5)
+    conn = pool.acquire(time.monotonic() + 1)
+    pool.release(conn)
+    assert pool.acquire(time.monotonic() + 1) is conn
+    pool.release(conn)
+    assert pool.sweep(now=time.monotonic() + 1) == 0
+    assert pool.sweep(now=time.monotonic() + 6) == 1
+    assert pool.idle == 0
+    wait_until(lambda: not server.sockets, 2, message="server saw the idle connection close")
+    conn2 = pool.acquire(time.monotonic() + 1)
+    assert conn2 is not conn and pool.opened == 2
+    pool.release(conn2)
+    pool.close()
+
+
+def test_pool_drops_broken_and_stale_connections(servers):
+    (server,) = servers()
+    pool = Pool(server.instance(), size=4, idle_timeout=60, check_after=0.0)
+    conn = pool.acquire(time.monotonic() + 1)
+    conn.broken = True
+    pool.release(conn)
+    assert pool.idle == 0
+    conn = pool.acquire(time.monotonic() + 1)
+    pool.release(conn)
+    wait_until(lambda: server.sockets, 2)
+    server.drop_connections()  # the server closes the idle connection
+    wait_until(lambda: not conn.alive(), 2)
+    fresh = pool.acquire(time.monotonic() + 1)
+    assert fresh is not conn and pool.opened == 3
+    pool.release(fresh)
+    pool.close()
+    assert pool.idle == 0
+
+
+def test_pools_are_closed_when_an_instance_leaves(servers, make_client):
+    a, b = servers(2)
+    resolver = resolver_of(a, b)
+    client = make_client(resolver)
+    assert {client.whoami() for _ in range(4)} == {a.port, b.port}
+    assert a.sockets and b.sockets
+    resolver.set("echo", [b.instance()])
+    assert a.address not in client.transport.pools
+    wait_until(lambda: not a.sockets, 2, message="a's pooled connections closed")
+    assert {client.whoami() for _ in range(4)} == {b.port}
+
+
+def test_protocols_and_transports(servers, make_client):
+    made = [servers(protocol=p, transport=t)[0] for p in ("binary", "compact")
+            for t in ("buffered", "framed")]
+    client = make_client(resolver_of(*made))
+    assert {client.whoami() for _ in range(8)} == {s.port for s in made}
+    order = MODULE.Order(id=2**40, lines=[MODULE.Line(sku="a", quantity=3, color=2)],
+                         prices={"a": 1.5}, tags={"x"}, blob=b"\x00\xff")
+    for _ in range(4):
+        back = client.place(order, "")
+        assert set(back.tags) == order.tags  # thriftpy2 decodes sets as lists
+        back.tags = order.tags
+        assert back == order
+
+
+# -- calls, errors, deadlines -----------------------------------------------------------------
+
+
+def test_declared_exceptions_pass_through_and_are_not_retried(servers, make_client):
+    (server,) = servers()
+    client = make_client(resolver_of(server))
+    before = server.handler.calls
+    with pytest.raises(MODULE.Rejected) as e:
+        client.place(MODULE.Order(id=1), "sold out")
+    assert e.value.reason == "sold out" and e.value.code == 7
+    assert server.handler.calls == before + 1
+    with pytest.raises(TApplicationException):
+        client.crash()
+
+
+def test_keyword_arguments_and_call_by_name(servers, make_client):
+    (server,) = servers()
+    client = make_client(resolver_of(server))
+    assert client.echo(msg="hi") == "hi"
+    assert client.call("echo", "yo") == "yo"
+    with pytest.raises(TypeError):
+        client.echo("a", "b")
+    with pytest.raises(AttributeError):
+        client.call("nope")
+
+
+def test_total_timeout(servers, make_client):
+    (server,) = servers()
+    client = make_client(resolver_of(server), timeout_ms=100, retries=0)
+    start = time.monotonic()
+    with pytest.raises(RpcTimeout) as e:
+        client.slow(600)
+    assert e.value.sent
+    assert time.monotonic() - start < 0.4
+    assert client.whoami() == server.port  # the next call gets a fresh connection
+
+
+def test_deadline_travels_and_nested_calls_inherit_the_earlier_one(servers, make_client):
+    (server,) = servers()
+    client = make_client(resolver_of(server), timeout_ms=2000)
+    assert 1500 < client.deadline_ms() <= 2000
+    token = deadline.set_current(time.monotonic() + 0.3)
+    try:
+        assert 0 < client.deadline_ms() <= 300
+    finally:
+        deadline.reset(token)
+    token = deadline.set_current(time.monotonic() + 60)
+    try:
+        assert client.deadline_ms() <= 2000  # our own timeout is the earlier one
+    finally:
+        deadline.reset(token)
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match="balancer"):
+        build("echo", Config(), StaticResolver(), idl=IDL, balancer="fastest")
+    with pytest.raises(ConfigError, match="unknown client option"):
+        build("echo", Config(), StaticResolver(), idl=IDL, timeout=5)
+    with pytest.raises(ConfigError, match="unknown service"):
+        build("nope", Config(), StaticResolver())
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+def test_unsent_failures_are_retried_on_another_instance_even_without_retries(servers,
+                                                                              make_client):
+    (good,) = servers()
+    client = make_client(resolver_of(refused_instance(), good), retries=0,
+                         balancer="round_robin")
+    for _ in range(10):
+        assert client.bump("k") >= 1  # not idempotent, still retried: it was never sent
+
+
+def test_sent_failures_are_retried_only_for_idempotent_methods(servers, make_client):
+    (good,) = servers()
+    bad = ResetAfterRequest().start()
+    try:
+        client = make_client(resolver_of(bad, good), retries=2, balancer="round_robin")
+        for _ in range(10):
+            assert client.echo("x") == "x"
+        failures = 0
+        for _ in range(10):
+            try:
+                client.bump("k")
+            except TransportError as e:
+                assert e.sent
+                failures += 1
+        assert failures >= 3
+    finally:
+        bad.stop()
+
+
+def test_retry_error_keeps_every_attempt():
+    bad = [ResetAfterRequest().start() for _ in range(2)]
+    try:
+        client = build("echo", Config(), resolver_of(*bad), idl=IDL, retries=2)
+        with pytest.raises(RetryError) as e:
+            client.echo("x")
+        assert len(e.value.attempts) == 3
+        assert all(isinstance(a, TransportError) and a.sent for a in e.value.attempts)
+        assert e.value.method == "echo"
+        client.close()
+    finally:
+        for s in bad:
+            s.stop()
+
+
+def test_no_instance_available(make_client):
+    client = make_client(StaticResolver())
+    with pytest.raises(NoInstanceAvailable):
+        client.echo("x")
+
+
+def test_retry_budget_token_bucket():
+    budget = RetryBudget(ratio=0.1, min_per_second=0)
+    assert not budget.withdraw()
+    for _ in range(100):
+        budget.deposit()
+    assert sum(budget.withdraw() for _ in range(20)) == 10
+    capped = RetryBudget(ratio=0.5, min_per_second=0, cap=3)
+    for _ in range(100):
+        capped.deposit()
+    assert sum(capped.withdraw() for _ in range(10)) == 3
+    quiet = RetryBudget(ratio=0.1, min_per_second=5)
+    assert sum(quiet.withdraw() for _ in range(10)) == 5  # the reserve, for low traffic
+
+
+def test_retry_budget_stops_a_retry_storm():
+    bad = [ResetAfterRequest().start() for _ in range(3)]
+    try:
+        client = build("echo", Config(), resolver_of(*bad), idl=IDL, retries=2,
+                       retry_budget=0.1)
+        client.budget.min_per_second = client.budget.reserve = 2
+        for _ in range(50):
+            with pytest.raises((TransportError, RetryError)):
+                client.echo("x")
+        attempts = sum(s.accepted for s in bad)
+        assert attempts <= 50 + 50 * 0.1 + 2 + 1, attempts
+        client.close()
+    finally:
+        for s in bad:
+            s.stop()
+
+
+# -- ejection --------------------------------------------------------------------------------
+
+
+def test_outlier_is_ejected_and_probed_before_readmission(servers, make_client):
+    (good,) = servers()
+    hole = BlackHole().start()
+    try:
+        client = make_client(resolver_of(hole, good), timeout_ms=80, retries=0,
+                             eject_after=3, balancer="round_robin")
+        timeouts = 0
+        for _ in range(12):
+            try:
+                client.whoami()
+            except RpcTimeout:
+                timeouts += 1
+        assert timeouts == 3
+        assert hole.address in client.discovery.ejected
+        assert [i.port for i in client.instances] == [good.port]
+        # the probe (ping) gets no answer, so it stays out with a longer backoff
+        wait_until(lambda: client.ejector.streak.get(hole.address, 0) >= 2, 3)
+        assert hole.address in client.discovery.ejected
+    finally:
+        hole.stop()
+
+
+def test_ejected_instance_comes_back_after_a_probe(servers, make_client):
+    a, b = servers(2)
+    client = make_client(resolver_of(a, b), eject_after=1)
+    client.ejector.base = 0.05
+    client.ejector.failed(a.address)
+    assert [i.port for i in client.instances] == [b.port]
+    wait_until(lambda: len(client.instances) == 2, 2, message="readmitted after the probe")
+
+
+def test_the_last_instance_is_never_ejected(servers, make_client):
+    (a,) = servers()
+    client = make_client(resolver_of(a), eject_after=1)
+    client.ejector.failed(a.address)
+    assert [i.port for i in client.instances] == [a.port]
+
+
+# -- discovery: guard, IDL policy, weights ---------------------------------------------------
+
+
+def test_mass_removal_is_held_until_probes_confirm(servers, make_client):
+    a, b, c = servers(3)
+    resolver = resolver_of(a, b, c)
+    client = make_client(resolver)
+    client.discovery.probe_interval = 0.05
+    resolver.set("echo", [])  # a registry glitch: everything gone at once
+    assert len(client.instances) == 3
+    assert {client.whoami() for _ in range(9)} == {a.port, b.port, c.port}
+    c.kill()
+    wait_until(lambda: len(client.instances) == 2, 3, message="c dropped after a failed probe")
+    assert {client.whoami() for _ in range(6)} == {a.port, b.port}
+    resolver.set("echo", [a.instance()])  # a is back: the registry is right again about a
+    assert set(client.discovery.held) == {b.address}
+
+
+def test_removing_more_than_the_share_is_guarded_but_less_is_not(servers, make_client):
+    a, b, c, d = servers(4)
+    resolver = resolver_of(a, b, c, d)
+    client = make_client(resolver, mass_removal_share=0.5)
+    resolver.set("echo", [a.instance(), b.instance(), c.instance()])  # 1 of 4: a normal change
+    assert len(client.instances) == 3
+    resolver.set("echo", [a.instance()])  # 2 of 3 at once: held
+    assert len(client.instances) == 3
+    assert set(client.discovery.held) == {b.address, c.address}
+
+
+def test_idl_mismatch_warn_uses_instance_and_warns_once(servers, make_client, caplog):
+    (good,) = servers()
+    (other,) = servers(idl_hash="sha256:0000000000000000")
+    caplog.set_level(logging.WARNING, logger="soa.client")
+    client = make_client(resolver_of(good, other), idl_mismatch="warn")
+    assert {client.whoami() for _ in range(6)} == {good.port, other.port}
+    client.discovery.update([good.instance(), other.instance()])
+    warnings = [r for r in caplog.records if "IDL" in r.getMessage()]
+    assert len(warnings) == 1 and other.address in warnings[0].getMessage()
+
+
+def test_idl_mismatch_exclude(servers, make_client):
+    (good,) = servers()
+    (other,) = servers(idl_hash="sha256:0000000000000000")
+    (unknown,) = servers(idl_hash="")
+    client = make_client(resolver_of(good, other, unknown), idl_mismatch="exclude")
+    assert {client.whoami() for _ in range(6)} == {good.port, unknown.port}
+    only = make_client(resolver_of(other), idl_mismatch="exclude")
+    with pytest.raises(NoInstanceAvailable, match="IDL mismatch"):
+        only.whoami()
+
+
+def test_weight_zero_gets_no_calls(servers, make_client):
+    a, b = servers(2)
+    client = make_client(StaticResolver([a.instance(), b.instance(weight=0)]))
+    assert {client.whoami() for _ in range(6)} == {a.port}
+
+
+def test_consistent_hash_by_argument(servers, make_client):
+    made = servers(3)
+    client = make_client(resolver_of(*made), balancer="consistent_hash", hash_key="ms")
+    assert len({client.slow(1) for _ in range(5)}) == 1
+    assert len({client.slow(ms) for ms in range(30)}) > 1
+
+
+def test_least_inflight_spreads_load(servers, make_client):
+    made = servers(3)
+    client = make_client(resolver_of(*made), balancer="least_inflight")
+    ports = [g.value for g in gevent.joinall([gevent.spawn(client.slow, 30) for _ in range(30)])]
+    assert set(ports) == {s.port for s in made}
+    assert all(v == 0 for v in client.transport.load.inflight.values())
