@@ -76,7 +76,8 @@ class Idempotency:
         row = tx.one("SELECT payload_hash, result, note, claimed_at_ms FROM idempotency "
                      "WHERE method = ? AND key = ?", (method, key))
         if row is not None and row["payload_hash"] != digest:
-            raise self.errors.conflict(f"{method}: idempotency key {key!r} reused with another payload")
+            raise self.errors.conflict(
+                f"{method}: idempotency key {key!r} reused with another payload")
         return row
 
     def once(self, method, key, args, work):

@@ -9,8 +9,10 @@ CURRENCY = "CNY"
 # product_id, title, description, [(sku, title, price_cents, attributes)]
 PRODUCTS = (
     ("mi-phone-14", "Mi Phone 14", "A phone with a very good camera.", (
-        ("PHONE14-128-BLACK", "Mi Phone 14 128G black", 399900, {"storage": "128G", "color": "black"}),
-        ("PHONE14-256-WHITE", "Mi Phone 14 256G white", 449900, {"storage": "256G", "color": "white"}),
+        ("PHONE14-128-BLACK", "Mi Phone 14 128G black", 399900,
+         {"storage": "128G", "color": "black"}),
+        ("PHONE14-256-WHITE", "Mi Phone 14 256G white", 449900,
+         {"storage": "256G", "color": "white"}),
     )),
     ("mi-band-8", "Mi Band 8", "A fitness band.", (
         ("BAND8-BLACK", "Mi Band 8 black", 24900, {"color": "black"}),

@@ -77,8 +77,8 @@ class SqliteDatabase(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._connection = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-        )
+            str(self.path), isolation_level=None, check_same_thread=False,
+            timeout=busy_timeout_ms / 1000)
         self._connection.row_factory = sqlite3.Row
         self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._connection.execute("PRAGMA journal_mode = WAL")

@@ -128,7 +128,8 @@ class FlashSaleHandler:
                 raise self.errors.shop("INVALID_TOKEN", "unknown token")
         if found is None:
             raise self.errors.not_found("purchase", token)
-        if found["status"] == tickets.PENDING and now_ms() - found["updated_at_ms"] > REDRIVE_AFTER_MS:
+        stale = now_ms() - found["updated_at_ms"] > REDRIVE_AFTER_MS
+        if found["status"] == tickets.PENDING and stale:
             self._place_later(token)
         return self._result(found)
 

@@ -60,7 +60,8 @@ def exists(tx, sku):
 def set_warehouse(tx, sku, warehouse, quantity):
     """Set one warehouse's on-hand quantity. Returns False if channels hold more than the total."""
     tx.execute("INSERT OR IGNORE INTO stock (sku, total, unallocated) VALUES (?, 0, 0)", (sku,))
-    old = tx.one("SELECT quantity FROM warehouses WHERE sku = ? AND warehouse = ?", (sku, warehouse))
+    old = tx.one("SELECT quantity FROM warehouses WHERE sku = ? AND warehouse = ?",
+                 (sku, warehouse))
     delta = quantity - (old["quantity"] if old else 0)
     row = tx.one("SELECT total, unallocated FROM stock WHERE sku = ?", (sku,))
     if row["unallocated"] + delta < 0:

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS mails (
 
 
 class MailerHandler:
-    def __init__(self, context, subscribe=True):
+    def __init__(self, context, *, subscribe=True):
         self.name = context.service.name
         self.db = open_database(context, SCHEMA)
         self.peers = Peers(context)

@@ -14,7 +14,7 @@ from .dispatcher import Counters, DeliverySettings, Dispatcher
 
 
 class NotifyHandler:
-    def __init__(self, context, settings=None):
+    def __init__(self, context, *, settings=None):
         self.context = context
         self.idl = context.idl
         self.errors = Errors(context.idl)
