@@ -28,7 +28,7 @@ from .yaml_append import plan_append
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME = re.compile(r"[a-z][a-z0-9_-]*")
-MAX_LINE = 99
+MAX_LINE = 88  # ruff's and black's default line length: generated code fits any project
 
 
 class ScaffoldError(SoaError):
@@ -129,8 +129,9 @@ def plan(name, idl_path, root, yaml_path=None, thrift_service=None):
                         yaml_path=Path(yaml_path or root / DEFAULT_FILE))
     services_dir = root / "services"
     scaffold.optional_files[services_dir / "__init__.py"] = '"""The project\'s services."""\n'
-    scaffold.files[services_dir / pkg / "__init__.py"] = _render_file("package_init.py.tmpl", values)
-    scaffold.files[services_dir / pkg / "handler.py"] = _handler(values, methods)
+    package = services_dir / pkg
+    scaffold.files[package / "__init__.py"] = _render_file("package_init.py.tmpl", values)
+    scaffold.files[package / "handler.py"] = _handler(values, methods)
     scaffold.files[root / "tests" / f"test_service_{pkg}.py"] = _test_module(values, methods)
     scaffold.yaml_fields = {"idl": idl_rel, "service": service_name, "handler": handler, "port": 0}
     return scaffold
@@ -181,11 +182,12 @@ def _render_file(template, values):
 def _handler(values, methods):
     blocks = []
     for m in methods:
+        doc = m.doc or f"{values['service']}.{m.name} (undocumented in the IDL)."
         blocks.append(_render("handler_method.py.tmpl", {
             **values,
             "method": m.name,
             "signature": _signature(m),
-            "docstring": _docstring(m.doc or f"{values['service']}.{m.name}.", " " * 8),
+            "docstring": _docstring(doc, " " * 8),
         }))
     return _render_file("handler.py.tmpl", {**values, "methods": "".join(blocks)})
 
@@ -201,18 +203,27 @@ def _signature(m):
 
 def _docstring(doc, indent):
     doc = doc.strip().replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    lines = doc.splitlines()
-    if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= MAX_LINE:
-        return f'{indent}"""{lines[0]}"""'
-    body = "\n".join(f"{indent}{line}".rstrip() for line in lines)
-    return f'{indent}"""\n{body}\n{indent}"""'
+    first, *rest = doc.splitlines()
+    if not rest and len(indent) + len(first) + 6 <= MAX_LINE:
+        return f'{indent}"""{first}"""'
+    body = "".join(f"\n{indent}{line}".rstrip(" ") for line in rest)
+    return f'{indent}"""{first}{body}\n{indent}"""'
+
+
+def _call(method, samples, indent):
+    one_line = f"client.{method}({', '.join(samples)})"
+    if len(indent) + len(one_line) <= MAX_LINE:
+        return one_line
+    inner = "".join(f"{indent}    {sample},\n" for sample in samples)
+    return f"client.{method}(\n{inner}{indent})"
 
 
 def _test_module(values, methods):
     blocks = []
     for m in methods:
-        call = f"client.{m.name}({', '.join(sample for _, _, sample in m.params)})"
+        samples = [sample for _, _, sample in m.params]
         template = "test_oneway.py.tmpl" if m.oneway else "test_method.py.tmpl"
+        call = _call(m.name, samples, " " * (4 if m.oneway else 8))
         blocks.append(_render(template, {**values, "method": m.name, "call": call}))
     uses_module = any(f"{values['module']}." in block for block in blocks)
     load = _render("test_idl_load.py.tmpl", values) if uses_module else ""
