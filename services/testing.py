@@ -66,3 +66,88 @@ class StandInShop:
         cls = getattr(importlib.import_module(module), attr)
         self.handlers[name] = cls(self.context(name), **kwargs)
         return self.handlers[name]
+
+
+class RunningShop:
+    """Some of the shop's services as real ``soa serve`` processes, for integration tests.
+
+    Writes a soa.yaml under ``tmp_dir`` (so every service's database lives there) pointing at
+    the test's etcd and prefix, starts ``instances`` processes of each named service, and gives
+    clients through one ``Clients``. Use as a context manager: everything stops on exit.
+    """
+
+    def __init__(self, tmp_dir, etcd_config, instances, client=None):
+        from soa.shop_runner import shop_config
+
+        self.instances = dict(instances)
+        overrides = {name: {"instances": n} for name, n in self.instances.items()}
+        self.path = shop_config(ROOT / "soa.yaml", tmp_dir, etcd_config.endpoints[0],
+                                prefix=etcd_config.prefix, lease_ttl=etcd_config.lease_ttl,
+                                overrides=overrides)
+        if client:
+            import yaml
+
+            data = yaml.safe_load(self.path.read_text())
+            data["client"] = {**data.get("client", {}), **client}
+            self.path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.config = load_config(str(self.path))
+        self.data_root = Path(tmp_dir) / ".soa" / "data"
+        self.shop = None
+        self.clients = None
+
+    def start(self, timeout=60):
+        from soa.client import Clients
+        from soa.shop_runner import Shop
+
+        self.shop = Shop(self.path, self.config.etcd.endpoints[0],
+                         services=[n for n, c in self.instances.items() if c])
+        self.clients = Clients(self.config)
+        try:
+            self.shop.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def client(self, name, **options):
+        return self.clients.client(name, **options)
+
+    def children(self, service):
+        return [c for c in self.shop.children if c.service == service]
+
+    def start_service(self, service, index=0, timeout=30):
+        child = self.shop.spawn(service, index)
+        self.shop.wait_registered([child], timeout)
+        return child
+
+    def idl(self, name):
+        return idl_loader.load(self.config.service(name).idl)
+
+    def stop(self):
+        if self.clients is not None:
+            self.clients.close()
+        if self.shop is not None:
+            self.shop.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class PeerRecorder:
+    """A client middleware counting calls per instance address (``call.peer``)."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def __call__(self, handler):
+        def record(call):
+            try:
+                return handler(call)
+            finally:
+                if call.peer:
+                    self.calls[call.peer] = self.calls.get(call.peer, 0) + 1
+
+        return record
