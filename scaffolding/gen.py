@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soa import idl as soa_idl
 from soa.errors import IdlError, SoaError
 
 LANGUAGES = ("go", "php", "node")
@@ -101,6 +102,7 @@ def generate(language, idl, out, module=None, package=None):
     thrift = compiler()
     version = compiler_version(thrift)
     idl = Path(idl).resolve()
+    soa_idl.load(idl)  # thriftpy2 names the line of more errors than the compiler does
     out = Path(out).resolve()
     stem = re.sub(r"[^a-z0-9-]+", "-", idl.stem.lower()).strip("-") or "thrift"
     out.mkdir(parents=True, exist_ok=True)
