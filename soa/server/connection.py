@@ -3,8 +3,9 @@
 Thrift's transports sit on a socket adapter (``StreamIO`` or ``FramedIO``) that enforces
 ``max_frame_bytes``: a frame's length prefix is checked before anything is allocated for it, and
 on unframed streams the bytes one message may take are capped (which bounds string and container
-sizes too). Reads never ask the socket for more than 64 KiB at once. ``idle_timeout`` is the
-socket timeout, so a peer that stops sending is closed. Errors close the connection only.
+sizes too). Reads never ask the socket for more than 64 KiB at once. Sockets carry no timeout
+(it costs a timer per wait): the server's idle sweeper closes connections that make no progress
+for ``idle_timeout``. Errors close the connection only.
 """
 
 import logging
@@ -28,40 +29,72 @@ class FrameTooLarge(TTransportException):
     """A message is larger than ``max_frame_bytes``."""
 
 
-class StreamIO:
-    """Unframed socket adapter: counts the bytes of the current message (``count``)."""
+class _SocketIO:
+    """Non-blocking reads and writes straight on the socket, waiting in the hub only when the
+    kernel says so (gevent's own recv/sendall do the same with more layers)."""
 
-    __slots__ = ("count", "limit", "recv", "write")
+    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit")
+
+    def __init__(self, sock, limit):
+        raw = getattr(sock, "_sock", sock)
+        self._recv = raw.recv
+        self._send = raw.send
+        self._sendall = sock.sendall
+        wait, event = getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
+        if wait is not None and event is not None:
+            self._wait_readable = lambda: wait(event)
+        else:  # not a gevent socket: let its blocking recv do the waiting
+            self._wait_readable = lambda: None
+        self.count = 0
+        self.limit = limit
+
+    def _receive(self, n):
+        while True:
+            try:
+                return self._recv(min(n, READ_CHUNK))
+            except BlockingIOError:
+                self._wait_readable()
+
+    def _write(self, data):
+        try:
+            sent = self._send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent != len(data):
+            self._sendall(memoryview(data)[sent:])
+
+
+class StreamIO(_SocketIO):
+    """Unframed socket adapter: ``count`` is the bytes read since the message began."""
+
+    __slots__ = ()
 
     def __init__(self, sock, max_bytes):
-        self.recv = sock.recv
-        self.write = sock.sendall
-        self.count = 0
         # Read-ahead of the next message may be counted against this one: allow one chunk.
-        self.limit = max_bytes + READ_CHUNK
+        super().__init__(sock, max_bytes + READ_CHUNK)
 
     def read(self, n):
-        data = self.recv(min(READ_CHUNK, n))
+        data = self._receive(n)
         self.count += len(data)
         if self.count > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"message larger than {self.limit - READ_CHUNK} bytes")
         return data
 
+    def write(self, data):
+        self._write(data)
+
     def flush(self):
         pass
 
 
-class FramedIO:
+class FramedIO(_SocketIO):
     """Framed socket adapter: strips incoming length prefixes, adds one per flushed reply."""
 
-    __slots__ = ("count", "left", "limit", "out", "recv", "sendall")
+    __slots__ = ("left", "out")
 
     def __init__(self, sock, max_bytes):
-        self.recv = sock.recv
-        self.sendall = sock.sendall
-        self.count = 0
-        self.limit = max_bytes
+        super().__init__(sock, max_bytes)
         self.left = 0
         self.out = []
 
@@ -71,15 +104,15 @@ class FramedIO:
             left = self._next_frame()
             if left == 0:
                 return b""
-        n = min(n, left)
-        data = self.recv(min(READ_CHUNK, n))
+        data = self._receive(min(n, left))
         self.left = left - len(data)
+        self.count += len(data)
         return data
 
     def _next_frame(self):
         header = b""
         while len(header) < 4:
-            more = self.recv(4 - len(header))
+            more = self._receive(4 - len(header))
             if not more:
                 if header:
                     raise TTransportException(TTransportException.END_OF_FILE,
@@ -99,21 +132,36 @@ class FramedIO:
     def flush(self):
         payload = b"".join(self.out)
         self.out.clear()
-        self.sendall(_LENGTH.pack(len(payload)) + payload)
+        self._write(_LENGTH.pack(len(payload)) + payload)
 
 
 class Connection:
     """A served connection; ``busy`` is True while a call is being handled."""
 
-    __slots__ = ("busy", "greenlet", "io", "peer", "sock", "state")
+    __slots__ = ("busy", "greenlet", "idle_since", "io", "peer", "seen", "served", "sock",
+                 "state")
 
     def __init__(self, sock, peer, state):
         self.sock = sock
         self.peer = peer
         self.state = state
         self.busy = False
+        self.served = 0
         self.io = None
         self.greenlet = None
+        self.seen = None
+        self.idle_since = None
+
+    def idle_for(self, now):
+        """Seconds this connection has shown no progress (0 while a call runs). Called by the
+        server's idle sweeper, which is the only writer of ``seen`` and ``idle_since``."""
+        io = self.io
+        mark = (self.served, io.count if io is not None else -1)
+        if self.busy or mark != self.seen:
+            self.seen = mark
+            self.idle_since = now
+            return 0.0
+        return now - self.idle_since
 
 
 def make_protocol(io, protocol):
@@ -129,7 +177,6 @@ def serve_connection(conn, processor, settings):
     """Run one connection to its end; never raises (except GreenletExit, which ends it)."""
     sock = conn.sock
     try:
-        sock.settimeout(settings.idle_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         io_cls = FramedIO if settings.transport == "framed" else StreamIO
         conn.io = io_cls(sock, settings.max_frame_bytes)
@@ -138,8 +185,6 @@ def serve_connection(conn, processor, settings):
     except TTransportException as e:
         if e.type != TTransportException.END_OF_FILE:
             log.info("closing %s: %s", conn.peer, e.message or e)
-    except TimeoutError:
-        log.info("closing %s: idle for %ss", conn.peer, settings.idle_timeout)
     except OSError as e:
         log.info("closing %s: %s", conn.peer, e)
     except gevent.GreenletExit:

@@ -60,7 +60,8 @@ class Master:
         if self.handler is None or isinstance(self.handler, str):
             self.handler = loading.import_handler(self.handler or service.handler, service.name,
                                                   self.config.root)
-        loading.user_middleware(service, self.config.root)  # fail here, once, rather than in every worker
+        # Fail here, once, rather than in every worker.
+        loading.user_middleware(service, self.config.root)
         listener = listen(service.host, service.port)
         self.address = listener.getsockname()[:2]
         self.instance = make_instance(service, service_cls, self.address[1])

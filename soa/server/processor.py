@@ -91,7 +91,8 @@ class Processor:
         self.service_name = service_name
         self.metrics = metrics
         compose = chain(*middlewares)
-        missing = [m for m in service_cls.thrift_services if not callable(getattr(handler, m, None))]
+        missing = [m for m in service_cls.thrift_services
+                   if not callable(getattr(handler, m, None))]
         if missing:
             raise ConfigError(
                 f"handler {type(handler).__name__} of {service_name!r} lacks methods: "
@@ -123,7 +124,6 @@ class Processor:
         while True:
             io.count = 0
             name, mtype, seqid = read_begin()
-            conn.busy = True
             method = table.get(name)
             if method is None or (mtype != _CALL and mtype != _ONEWAY):
                 proto.skip(TType.STRUCT)
@@ -140,12 +140,14 @@ class Processor:
             else:
                 args = method.args_cls()
                 read_struct(args)
+                conn.busy = True
                 deadline = None
                 if seqid & _MARK_BITS == MARK:
                     budget_ms = seqid & MASK
                     if budget_ms <= LATE_MS:
                         self._late(method, seqid, write_begin, write_struct, flush)
                         conn.busy = False
+                        conn.served += 1
                         if state.draining:
                             return
                         continue
@@ -181,6 +183,7 @@ class Processor:
                     write_struct(reply)
                     flush()
             conn.busy = False
+            conn.served += 1
             if state.draining:
                 return
 

@@ -95,6 +95,7 @@ class Server:
         self._registrar = None
         self._state = State()
         self._acceptor = None
+        self._sweeper = None
         self._stopping = False
         self._stopped = gevent.event.Event()
 
@@ -105,7 +106,8 @@ class Server:
         idl, service_cls = loading.service_class(service)
         context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
-        middlewares = [access_log, self.metrics.middleware] + loading.user_middleware(service, self.config.root)
+        middlewares = [access_log, self.metrics.middleware]
+        middlewares += loading.user_middleware(service, self.config.root)
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
                                    self.metrics)
         if self._listener is None:
@@ -113,6 +115,7 @@ class Server:
         self.address = self._listener.getsockname()[:2]
         self.instance = make_instance(service, service_cls, self.address[1])
         self._acceptor = gevent.spawn(self._accept_loop)
+        self._sweeper = gevent.spawn(self._sweep_idle)
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
                  self.address[1], service.protocol, service.transport)
         if self._register:
@@ -142,6 +145,18 @@ class Server:
             conn = Connection(sock, f"{addr[0]}:{addr[1]}", state)
             connections.add(conn)
             conn.greenlet = gevent.spawn(self._serve, conn)
+
+    def _sweep_idle(self):
+        """Close connections that made no progress for ``idle_timeout`` (no call, no bytes)."""
+        timeout = self.service.idle_timeout
+        interval = min(max(timeout / 4, 0.02), 5.0)
+        while True:
+            gevent.sleep(interval)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.idle_for(now) >= timeout and conn.greenlet is not None:
+                    log.info("closing %s: idle for %.1fs (idle_timeout)", conn.peer, timeout)
+                    conn.greenlet.kill(block=False)
 
     def _serve(self, conn):
         try:
@@ -210,6 +225,8 @@ class Server:
         self.stop_accepting()
         greenlets = [c.greenlet for c in list(self.connections) if c.greenlet is not None]
         gevent.killall(greenlets, block=True, timeout=2)
+        if self._sweeper is not None:
+            self._sweeper.kill(block=False)
         self.deregister()
         self._stopped.set()
         log.info("%s stopped", self.service.name)

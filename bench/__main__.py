@@ -1,0 +1,44 @@
+"""``python -m bench``: run every ``bench/*_bench.py`` and print one table with ratios.
+
+Options: ``--seconds S`` per measurement (default 2), ``--rounds N`` repeats per case (the best
+is kept; default 2), ``--only NAME`` to run one module (e.g. ``server``).
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import bench  # noqa: E402
+from bench import harness  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="repeats per case; best is kept")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only this module (e.g. server for server_bench)")
+    args = parser.parse_args(argv)
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
+                   if m.name.endswith("_bench"))
+    if args.only:
+        names = [n for n in names if n.removesuffix("_bench") in args.only or n in args.only]
+    rows = []
+    started = time.monotonic()
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(module.run(args))
+    harness.print_table(rows)
+    print(f"\n{len(rows)} rows in {time.monotonic() - started:.0f}s; ratios are against each"
+          " group's baseline", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

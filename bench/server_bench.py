@@ -1,0 +1,181 @@
+"""The soa server against raw thriftpy2 ``make_server`` (baseline) and a raw gevent echo (floor).
+
+All three are called over 127.0.0.1 by the same load generator: a raw thriftpy2 client (cybin,
+buffered) for the two Thrift servers, and a raw socket sending the same request bytes for the
+echo floor. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64 (one connection per
+greenlet). The soa server runs with its default middleware (access log off, metrics on).
+"""
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from . import harness
+
+IDL = Path(__file__).with_name("bench.thrift")
+TEXT_1K = "x" * 1024
+CALLS = {"ping": (), "echo": (TEXT_1K,)}
+CONCURRENCY = (1, 64)
+
+
+class BenchHandler:
+    def ping(self):
+        pass
+
+    def echo(self, text):
+        return text
+
+
+# -- servers (each runs in its own process, started by harness.start_server) -----------------
+
+def soa_server():
+    from soa.config import load_config
+    from soa.server import Server
+
+    root = Path(tempfile.mkdtemp(prefix="soa-bench-"))
+    (root / "soa.yaml").write_text(
+        "services:\n"
+        "  bench:\n"
+        f"    idl: {IDL}\n"
+        "    service: BenchService\n"
+        "    handler: bench.server_bench:BenchHandler\n"
+        "    host: 127.0.0.1\n"
+        "    port: 0\n"
+    )
+    config = load_config(str(root / "soa.yaml"))
+    # Registration is off: this measures serving, and needs no etcd.
+    server = Server(config, config.service("bench"), register=False).start()
+    return server.address[1]
+
+
+def thriftpy2_server():
+    import gevent
+    import thriftpy2
+    from thriftpy2.rpc import make_server
+
+    module = thriftpy2.load(str(IDL), module_name="bench_thrift")
+    port = _free_port()
+    server = make_server(module.BenchService, BenchHandler(), harness.HOST, port)
+    gevent.spawn(server.serve)
+    _await_listening(port)
+    return port
+
+
+def echo_server():
+    from gevent.server import StreamServer
+
+    def handle(sock, _address):
+        recv, sendall = sock.recv, sock.sendall
+        while True:
+            data = recv(65536)
+            if not data:
+                return
+            sendall(data)
+
+    server = StreamServer((harness.HOST, 0), handle)
+    server.start()
+    return server.server_port
+
+
+def _await_listening(port, timeout=10.0):
+    import gevent
+
+    deadline = gevent.get_hub().loop.now() + timeout
+    while True:
+        try:
+            socket.create_connection((harness.HOST, port), timeout=1).close()
+            return
+        except OSError:
+            if gevent.get_hub().loop.now() > deadline:
+                raise
+            gevent.sleep(0.01)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind((harness.HOST, 0))
+        return s.getsockname()[1]
+
+
+# -- clients ------------------------------------------------------------------------------
+
+def thrift_caller(module, port, method):
+    from thriftpy2.rpc import make_client
+
+    def make():
+        client = make_client(module.BenchService, harness.HOST, port, timeout=30000)
+        fn, args = getattr(client, method), CALLS[method]
+        return (lambda: fn(*args)), client.close
+
+    return make
+
+
+def echo_caller(module, port, method):
+    request = _request_bytes(module, method)
+    size = len(request)
+
+    def make():
+        sock = socket.create_connection((harness.HOST, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        recv, sendall = sock.recv, sock.sendall
+
+        def call():
+            sendall(request)
+            got = 0
+            while got < size:
+                chunk = recv(65536)
+                if not chunk:
+                    raise ConnectionError("echo server closed")
+                got += len(chunk)
+
+        return call, sock.close
+
+    return make
+
+
+def _request_bytes(module, method):
+    from thriftpy2.protocol import TBinaryProtocol
+    from thriftpy2.thrift import TMessageType
+    from thriftpy2.transport import TMemoryBuffer
+
+    buf = TMemoryBuffer()
+    proto = TBinaryProtocol(buf)
+    args = getattr(module.BenchService, method + "_args")(*CALLS[method])
+    proto.write_message_begin(method, TMessageType.CALL, 1)
+    proto.write_struct(args)
+    proto.write_message_end()
+    return buf.getvalue()
+
+
+# -- the benchmark ------------------------------------------------------------------------------
+
+def run(args):
+    import thriftpy2
+
+    module = thriftpy2.load(str(IDL), module_name="bench_thrift")
+    servers = {}
+    try:
+        servers["soa"] = harness.start_server("bench.server_bench:soa_server")
+        servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
+        servers["gevent echo"] = harness.start_server("bench.server_bench:echo_server")
+        cases = [("soa", thrift_caller, False), ("thriftpy2", thrift_caller, True),
+                 ("gevent echo", echo_caller, False)]
+        rows = []
+        for method in CALLS:
+            for concurrency in CONCURRENCY:
+                results = {name: [] for name, _, _ in cases}
+                for _ in range(args.rounds):
+                    for name, caller, _ in cases:
+                        make = caller(module, servers[name].port, method)
+                        results[name].append(harness.measure(make, concurrency, args.seconds))
+                group = f"server {method} c={concurrency}"
+                for name, _, baseline in cases:
+                    rows.append(harness.Row(group, name, harness.best(results[name]), baseline))
+        return rows
+    finally:
+        for handle in servers.values():
+            handle.stop()
+
+
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
