@@ -11,11 +11,17 @@ method, or any change to an exception struct. Safe: new services, methods, optio
 enum values, and renames.
 """
 
+import os
+import re
+import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from thriftpy2.parser.parser import parse
 from thriftpy2.thrift import TType
 
 from soa import idl as soa_idl
+from soa.errors import IdlError
 
 from .pytypes import fields, struct_paths
 
@@ -40,9 +46,28 @@ class Change:
 
 def diff_files(old_path, new_path, include_dirs=None):
     """Load both IDL files (``IdlError`` if either fails) and return their ``diff``."""
-    old = soa_idl.load(old_path, include_dirs)
-    new = soa_idl.load(new_path, include_dirs)
-    return diff(old, new)
+    return diff(load_fresh(old_path, include_dirs), load_fresh(new_path, include_dirs))
+
+
+def load_fresh(path, include_dirs=None):
+    """Parse an IDL file and its includes anew, sharing nothing with earlier loads.
+
+    thriftpy2 caches included files by their relative name (``common_thrift``), so the old and
+    new versions of an included file would otherwise come back as the same module. A unique
+    root module name gives the includes unique names too.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise IdlError("no such IDL file", source=str(path))
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"soa_idl_diff_{uuid.uuid4().hex}.{stem}_thrift"
+    dirs = [str(path.parent)] + [os.fspath(d) for d in include_dirs or ()]
+    try:
+        return parse(str(path), module_name=name, include_dirs=dirs, enable_cache=False)
+    except Exception as e:  # the parser raises several unrelated types; all mean "bad IDL"
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        m = re.search(r"line (\d+)", message)
+        raise IdlError(message, source=f"{path}:{m.group(1)}" if m else str(path)) from e
 
 
 def diff(old, new):

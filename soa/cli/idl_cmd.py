@@ -1,6 +1,7 @@
 """``soa idl``: check an IDL file, and tell wire-breaking changes between two versions."""
 
 import json
+import sys
 
 import click
 
@@ -77,4 +78,4 @@ def diff(old, new, include_dirs, as_json):
     if not as_json:
         click.echo(f"{breaking} breaking, {len(changes) - breaking} safe change(s)")
     if breaking:
-        raise click.exceptions.Exit(1)
+        sys.exit(1)
