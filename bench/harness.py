@@ -28,6 +28,7 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None  # server CPU time per call, when its pid was given
 
     @property
     def calls_per_s(self):
@@ -78,37 +79,56 @@ def start_server(target, *args, timeout=30):
     return ServerHandle(proc, int(line.split()[1]))
 
 
-def measure(make_caller, concurrency, seconds, warmup=WARMUP):
-    """Run ``concurrency`` greenlets, each with its own ``make_caller() -> (call, close)``."""
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(make_caller, concurrency, seconds, warmup=WARMUP, server_pid=None):
+    """Run ``concurrency`` greenlets, each with its own ``make_caller() -> (call, close)``.
+
+    With ``server_pid``, the server's CPU time per call is measured too (over the whole run,
+    warm-up included): on a shared machine it is steadier than throughput.
+    """
     import gevent
 
     callers = [make_caller() for _ in range(concurrency)]
     begin = time.perf_counter() + warmup
     end = begin + seconds
     latencies = [[] for _ in callers]
+    counts = [0] * len(callers)
+    cpu_before = cpu_seconds(server_pid) if server_pid else None
 
-    def work(call, out):
+    def work(i, call, out):
         clock = time.perf_counter
         append = out.append
+        n = 0
         while True:
             t0 = clock()
             call()
+            n += 1
             t1 = clock()
             if t1 > end:
+                counts[i] = n
                 return
             if t0 >= begin:
                 append(t1 - t0)
 
     try:
-        gevent.joinall([gevent.spawn(work, c[0], out) for c, out in zip(callers, latencies)],
-                       raise_error=True)
+        gevent.joinall([gevent.spawn(work, i, c[0], out)
+                        for i, (c, out) in enumerate(zip(callers, latencies))], raise_error=True)
+        cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
     finally:
         for _, close in callers:
             close()
     merged = sorted(x for out in latencies for x in out)
     if not merged:
         return Result(0, seconds, 0.0, 0.0)
-    return Result(len(merged), seconds, _pct(merged, 0.50) * 1e3, _pct(merged, 0.99) * 1e3)
+    cpu_us = cpu / sum(counts) * 1e6 if cpu is not None and sum(counts) else None
+    return Result(len(merged), seconds, _pct(merged, 0.50) * 1e3, _pct(merged, 0.99) * 1e3,
+                  cpu_us)
 
 
 def _pct(values, q):
@@ -121,7 +141,8 @@ def best(results):
 
 
 def print_table(rows, out=sys.stdout):
-    header = ("group", "case", "calls/s", "p50 ms", "p99 ms", "x calls/s", "x p99")
+    header = ("group", "case", "calls/s", "p50 ms", "p99 ms", "x calls/s", "x p99",
+              "srv cpu us/call", "x cpu")
     lines = [header]
     groups = {}
     for row in rows:
@@ -132,9 +153,11 @@ def print_table(rows, out=sys.stdout):
             res = r.result
             thru = res.calls_per_s / base.calls_per_s if base.calls_per_s else 0.0
             p99 = res.p99_ms / base.p99_ms if base.p99_ms else 0.0
+            cpu = f"{res.cpu_us:.1f}" if res.cpu_us else "-"
+            xcpu = f"{res.cpu_us / base.cpu_us:.2f}" if res.cpu_us and base.cpu_us else "-"
             lines.append((group, r.case + (" (baseline)" if r.baseline else ""),
                           f"{res.calls_per_s:,.0f}", f"{res.p50_ms:.3f}", f"{res.p99_ms:.3f}",
-                          f"{thru:.2f}", f"{p99:.2f}"))
+                          f"{thru:.2f}", f"{p99:.2f}", cpu, xcpu))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for n, line in enumerate(lines):
         cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w)

@@ -167,8 +167,10 @@ def run(args):
                 results = {name: [] for name, _, _ in cases}
                 for _ in range(args.rounds):
                     for name, caller, _ in cases:
-                        make = caller(module, servers[name].port, method)
-                        results[name].append(harness.measure(make, concurrency, args.seconds))
+                        server = servers[name]
+                        make = caller(module, server.port, method)
+                        results[name].append(harness.measure(
+                            make, concurrency, args.seconds, server_pid=server.proc.pid))
                 group = f"server {method} c={concurrency}"
                 for name, _, baseline in cases:
                     rows.append(harness.Row(group, name, harness.best(results[name]), baseline))

@@ -1,0 +1,202 @@
+"""The server runtime in-process: registration, dispatch, errors, middleware, metrics, deadlines."""
+
+import json
+import logging
+import socket
+import time
+from dataclasses import replace
+
+import pytest
+from thriftpy2.protocol import TBinaryProtocol
+from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.transport import TMemoryBuffer
+
+import soa
+from fixtures.server_support import client, echo_config, echo_idl
+from registry.instance import instance_key, parse_instance
+from soa.config import load_config
+from soa.deadline import MARK, encode_seqid
+from soa.errors import ConfigError
+from soa.idl import idl_hash
+from soa.testing.poll import wait_until
+
+
+@pytest.fixture
+def serve_echo(tmp_path, etcd_config):
+    """Start the echo service in this process (``block=False``); stopped after the test."""
+    servers = []
+
+    def start(config=None, **options):
+        config = config or load_config(str(echo_config(tmp_path, etcd_config)))
+        server = soa.serve("echo", config, block=False, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(grace=0)
+
+
+def test_registers_real_port_once_listening(serve_echo, tmp_path, etcd_config, etcd):
+    server = serve_echo()
+    host, port = server.address
+    assert port != 0
+    value, _ = etcd.get(instance_key(etcd_config.prefix, server.instance))
+    instance = parse_instance(value)
+    module = echo_idl(tmp_path)
+    assert (instance.host, instance.port) == ("127.0.0.1", port)
+    assert (instance.protocol, instance.transport) == ("binary", "buffered")
+    assert instance.idl_hash == idl_hash(module.EchoService)
+    assert instance.pid > 0 and instance.started_at > 0
+    assert json.loads(value)["version"] == "0.1.0"
+    assert client(module, port).echo("hello") == "hello"
+
+
+def test_advertise_defaults_and_override(serve_echo, tmp_path, etcd_config, etcd):
+    wildcard = serve_echo(host="0.0.0.0")
+    assert wildcard.instance.host == "127.0.0.1"
+    published = serve_echo(advertise="10.1.2.3")
+    assert published.instance.host == "10.1.2.3"
+    assert etcd.get(instance_key(etcd_config.prefix, published.instance))[0] is not None
+
+
+def test_serves_every_kind_of_call(serve_echo, tmp_path):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    c = client(module, server.address[1])
+    assert c.ping() is None
+    assert c.add(2, 40) == 42
+    assert c.echo_bytes(b"\x00\xff") == b"\x00\xff"
+    item = module.Item(name="n", values=[1, 2], attrs={"a": "b"})
+    assert c.roundtrip(item) == item
+    c.notify("one-way")
+    wait_until(lambda: server.handler.notes == ["one-way"], timeout=5)
+
+
+def test_declared_exception_arrives_as_its_type(serve_echo, tmp_path):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    with pytest.raises(module.EchoError) as info:
+        client(module, server.address[1]).fail("declared")
+    assert (info.value.message, info.value.code) == ("as declared", 42)
+
+
+def test_undeclared_exception_is_internal_error_and_server_survives(serve_echo, tmp_path, caplog):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    c = client(module, server.address[1])
+    with caplog.at_level(logging.ERROR, logger="soa.server"):
+        with pytest.raises(TApplicationException) as info:
+            c.fail("internal")
+    assert info.value.type == TApplicationException.INTERNAL_ERROR
+    assert "KeyError" in info.value.message
+    logged = [r for r in caplog.records if r.name == "soa.server" and r.exc_info]
+    assert logged and isinstance(logged[0].exc_info[1], KeyError)
+    assert c.echo("still here") == "still here"
+    assert client(module, server.address[1]).echo("new connection") == "new connection"
+    with pytest.raises(TApplicationException) as info:
+        c.fail("app")
+    assert info.value.message == "app says no"
+
+
+def test_unknown_service_is_a_config_error(tmp_path, etcd_config):
+    config = load_config(str(echo_config(tmp_path, etcd_config)))
+    with pytest.raises(ConfigError, match="unknown service 'nope'"):
+        soa.serve("nope", config, block=False)
+
+
+def test_middleware_from_config_is_applied(serve_echo, tmp_path, etcd_config):
+    path = echo_config(tmp_path, etcd_config, middleware=["echo_handler:suffix_middleware"])
+    server = serve_echo(load_config(str(path)))
+    c = client(echo_idl(tmp_path), server.address[1])
+    assert c.echo("hi") == "hi (via middleware)"
+    assert c.add(1, 1) == 2
+
+
+def test_access_log_and_metrics_record_calls(serve_echo, tmp_path, caplog):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    c = client(module, server.address[1])
+    with caplog.at_level(logging.INFO, logger="soa.access"):
+        c.echo("a")
+        c.echo("b")
+        with pytest.raises(module.EchoError):
+            c.fail("declared")
+        with pytest.raises(TApplicationException):
+            c.fail("internal")
+    lines = [r for r in caplog.records if r.name == "soa.access"]
+    assert [(r.method, r.outcome) for r in lines] == [
+        ("echo", "ok"), ("echo", "ok"), ("fail", "declared:EchoError"), ("fail", "internal"),
+    ]
+    assert all(r.service == "echo" and r.peer.startswith("127.0.0.1:") for r in lines)
+    assert all(r.duration_ms >= 0 for r in lines)
+    snapshot = server.metrics.snapshot()
+    echo, fail = snapshot["methods"]["echo"], snapshot["methods"]["fail"]
+    assert echo["calls"] == 2 and echo["errors"] == {} and sum(echo["histogram"]) == 2
+    assert fail["errors"] == {"declared:EchoError": 1, "internal": 1}
+    assert len(echo["histogram"]) == len(snapshot["buckets_ms"]) + 1
+    # With the access logger off, calls are still counted, and nothing is logged.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="soa.access"):
+        c.echo("c")
+    assert not [r for r in caplog.records if r.name == "soa.access"]
+    assert server.metrics.snapshot()["methods"]["echo"]["calls"] == 3
+
+
+def test_deadline_already_passed_is_not_executed(serve_echo, tmp_path):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    c = client(module, server.address[1])
+    before = c.call_count()
+    c._seqid = MARK | 1  # a soa client's "no time left"
+    with pytest.raises(TApplicationException, match="deadline exceeded"):
+        c.echo("too late")
+    c._seqid = 0
+    assert c.call_count() == before
+    assert server.metrics.snapshot()["methods"]["echo"]["errors"] == {"late": 1}
+
+
+def test_deadline_is_current_in_the_handler_and_seqid_is_echoed(serve_echo, tmp_path):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    c = client(module, server.address[1])
+    c._seqid = encode_seqid(time.monotonic() + 5.0)
+    assert 4.0 < c.deadline_left() <= 5.0
+    c._seqid = 0
+    assert c.deadline_left() == -1.0
+    # The reply carries the request's sequence id, deadline bits included.
+    seqid = encode_seqid(time.monotonic() + 3.0)
+    request = TMemoryBuffer()
+    proto = TBinaryProtocol(request)
+    proto.write_message_begin("ping", TMessageType.CALL, seqid)
+    proto.write_struct(module.EchoService.ping_args())
+    with socket.create_connection(server.address, timeout=5) as sock:
+        sock.sendall(request.getvalue())
+        reply = sock.recv(4096)
+    name, mtype, got = TBinaryProtocol(TMemoryBuffer(reply)).read_message_begin()
+    assert (name, mtype, got) == ("ping", TMessageType.REPLY, seqid)
+
+
+def test_keeps_serving_when_etcd_is_unreachable(serve_echo, tmp_path, etcd_config, caplog):
+    config = load_config(str(echo_config(tmp_path, etcd_config)))
+    dead = replace(config.etcd, endpoints=("127.0.0.1:1",), dial_timeout=0.2)
+    with caplog.at_level(logging.WARNING, logger="soa.server"):
+        server = serve_echo(replace(config, etcd=dead))
+    assert any("not registered yet" in r.getMessage() for r in caplog.records)
+    assert client(echo_idl(tmp_path), server.address[1]).echo("up") == "up"
+
+
+def test_handler_object_and_context(serve_echo, tmp_path, etcd_config):
+    config = load_config(str(echo_config(tmp_path, etcd_config)))
+    server = serve_echo(config)
+    context = server.handler.context
+    assert context.service.name == "echo" and context.config is config
+    assert context.idl is echo_idl(tmp_path)
+    assert context.data_dir == tmp_path / ".soa" / "data" / "echo" and context.data_dir.is_dir()
+
+    class Custom:
+        def __getattr__(self, name):
+            return lambda *args: "custom"
+
+    other = serve_echo(config, handler=Custom())
+    assert client(echo_idl(tmp_path), other.address[1]).echo("x") == "custom"
