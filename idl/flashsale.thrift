@@ -70,8 +70,10 @@ service FlashSaleService {
 
   /**
    * Creates a sale of quantity (> 0) units of sku at price, open from starts_at_ms
-   * (inclusive) to ends_at_ms (exclusive). Allocating the units to the FLASH_SALE
-   * channel is the caller's job.
+   * (inclusive) to ends_at_ms (exclusive). The service allocates the units to the
+   * FLASH_SALE channel from inventory's unallocated pool. Raises ShopError
+   * INSUFFICIENT_STOCK when the pool is short, NOT_FOUND for an unknown SKU, and
+   * INVALID_ARGUMENT for a price above the list price or in another currency.
    */
   Sale register_sale(1: string idempotency_key, 2: shared.Sku sku, 3: i32 quantity,
                      4: shared.Money price, 5: i64 starts_at_ms, 6: i64 ends_at_ms)

@@ -76,8 +76,8 @@ service OrderService {
   Order get_order(1: string order_id) throws (1: shared.NotFound not_found),
 
   /**
-   * Cancels an order and releases its reservations. Cancelling a CANCELLED order returns it
-   * unchanged; other non-PENDING states raise ShopError INVALID_STATE.
+   * Cancels a PENDING or CONFIRMED order and releases its reservations. Cancelling a
+   * CANCELLED order returns it unchanged; a FAILED order raises ShopError INVALID_STATE.
    */
   Order cancel_order(1: string idempotency_key, 2: string order_id)
     throws (1: shared.ShopError err, 2: shared.NotFound not_found),
