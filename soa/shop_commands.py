@@ -51,7 +51,8 @@ def run_up(config, *, etcd_port=None, services=None, timeout=60.0, echo=print):
     try:
         shop.start(timeout)
         echo(format_status(shop.status()))
-        echo(f"logs in {shop.log_dir}; try `soa --etcd {etcd.endpoint} demo`. "
+        config_flag = "" if path == Path.cwd() / "soa.yaml" else f"--config {path} "
+        echo(f"logs in {shop.log_dir}; try `soa {config_flag}--etcd {etcd.endpoint} demo`. "
              "Ctrl-C stops everything.")
         got = wait_for_stop_signal()
         echo(f"{got}: stopping {len(shop.children)} service processes")

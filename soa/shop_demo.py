@@ -18,9 +18,9 @@ from . import idl as idl_loader
 from .client import Clients
 from .errors import SoaError
 
-BUYERS = 400
-CONCURRENCY = 50
-FLASH_UNITS = 25
+BUYERS = 1000
+CONCURRENCY = 100
+FLASH_UNITS = 40
 FLASH_SKU = "PHONE14-256-WHITE"
 TOPICS = ("order.created", "order.cancelled")
 
@@ -104,6 +104,7 @@ class Demo:
         self.echo(f"3. Flash sale: {FLASH_UNITS} x {FLASH_SKU}, {BUYERS} buyers")
         fm = self.m["flashsale"]
         price = fm.shared.Money(cents=299900, currency="CNY")
+        self._restock()
         sale = self.call("flashsale", "register_sale", self.key("sale"), FLASH_SKU, FLASH_UNITS,
                          price, 0, 0)
         if sale is None:
@@ -143,6 +144,17 @@ class Demo:
                   f"tickets {final.tickets_issued if final else '?'}, sold "
                   f"{final.sold if final else '?'} of {FLASH_UNITS}")
         return {"tokens": len(tokens), "sold": succeeded, "oversold": oversold}
+
+    def _restock(self):
+        """Top the SKU's unallocated pool up to FLASH_UNITS (a demo run draws that many)."""
+        level = self.call("inventory", "get_stock", FLASH_SKU)
+        if level is None or level.unallocated >= FLASH_UNITS:
+            return
+        warehouse, quantity = sorted(level.warehouses.items())[0]
+        more = FLASH_UNITS - level.unallocated
+        self.call("inventory", "set_stock", self.key("restock"), warehouse, FLASH_SKU,
+                  quantity + more)
+        self.step("inventory", f"restocked {more} x {FLASH_SKU} in {warehouse}")
 
     def _settle(self, tokens, timeout=30.0):
         fm = self.m["flashsale"]

@@ -42,6 +42,16 @@ def test_order_flow_across_services(tmp_path, etcd_config):
         shared, codes = m.shared, m.shared.ErrorCode
         wait_until(lambda: len(notify.subscriptions("")) == 2, timeout=15,
                    message="the mailer's subscriptions")
+        catalog = shop.client("catalog")
+        cm = shop.idl("catalog")
+        assert len(catalog.list_products(0, 100)) == 4  # seeded on first start
+        product = cm.Product(product_id="p1", title="P1", skus=[cm.SkuInfo(
+            sku="P1-A", product_id="p1", price=shared.Money(cents=500, currency="CNY"))])
+        catalog.upsert_product("u1", product)
+        catalog.upsert_product("u1", product)
+        product.title = "other"
+        _expect(codes.CONFLICT, lambda: catalog.upsert_product("u1", product), shared)
+        _expect(shared.NotFound, lambda: catalog.get_sku("NOPE"), shared)
 
         def request(user, sku="TV55", quantity=2):
             return m.CreateOrderRequest(
