@@ -61,15 +61,19 @@ def compiler_version(thrift=None):
     return m.group(1) if m else DEFAULT_VERSION
 
 
-def run_compiler(idl, out_dir, generator, thrift=None):
-    """Run ``thrift -r --gen <generator> -out <out_dir> <idl>``; ``IdlError`` naming file:line."""
+def run_compiler(idl, out_dir, generator, thrift=None, include_dirs=()):
+    """Run ``thrift -r --gen <generator> -out <out_dir> <idl>``; ``IdlError`` naming file:line.
+
+    ``include_dirs`` become ``-I`` options (where included files are looked for).
+    """
     thrift = thrift or compiler()
     idl = Path(idl).resolve()
     if not idl.is_file():
         raise IdlError("no such IDL file", source=str(idl))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [thrift, "-r", "--gen", generator, "-out", str(out_dir), str(idl)],
+        [thrift, "-r", *(f"-I{d}" for d in include_dirs or ()), "--gen", generator,
+         "-out", str(out_dir), str(idl)],
         capture_output=True, text=True, check=False, timeout=300,
     )
     if proc.returncode != 0:

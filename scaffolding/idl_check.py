@@ -47,7 +47,7 @@ def check(path, include_dirs=None):
     path = Path(path)
     module = soa_idl.load(path, include_dirs)
     with tempfile.TemporaryDirectory(prefix="soa-idl-check-") as tmp:
-        compiled = run_compiler(path, tmp, "py")
+        compiled = run_compiler(path, tmp, "py", include_dirs=include_dirs)
     report = CheckReport(path, soa_idl.service_names(module))
     report.warnings += compiler_warnings(compiled.stderr + compiled.stdout)
     methods = method_docs(path)

@@ -122,6 +122,15 @@ def test_check_reports_compiler_warnings(tmp_path):
     assert expected in proc.stdout.splitlines()
 
 
+def test_check_with_include_dirs(tmp_path):
+    write(tmp_path, "common/types.thrift", "/** Money. */\nstruct Money {\n  1: i64 cents,\n}\n")
+    user = write(tmp_path, "svc/price.thrift", 'include "types.thrift"\n'
+                 "/** Prices. */\nservice Prices {\n  /** One. */\n  types.Money get(),\n}\n")
+    proc = soa("idl", "check", "-I", str(tmp_path / "common"), str(user))
+    assert proc.returncode == 0, proc.stderr
+    assert "ok (1 service(s), 0 warning(s))" in proc.stdout
+
+
 def test_check_the_shop_idl():
     idl = Path(__file__).resolve().parent.parent / "idl"
     files = sorted(str(p) for p in idl.glob("*.thrift"))
