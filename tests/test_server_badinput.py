@@ -1,0 +1,228 @@
+"""Bad input against a live server: each bad connection is closed or answered with an
+application exception, a well-behaved client is served throughout, nothing leaks."""
+
+import logging
+import random
+import socket
+import struct
+import time
+
+import gevent
+import pytest
+from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
+from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.transport import TMemoryBuffer
+
+import soa
+from fixtures.server_support import client, echo_config, echo_idl, open_fds, raw_socket
+from soa.config import load_config
+from soa.testing.poll import wait_until
+
+MAX_FRAME = 4096
+IDLE = 0.5
+
+
+@pytest.fixture
+def live(tmp_path, etcd_config):
+    """Start a limited echo server; yields a function returning a ``Live`` for a wire format."""
+    started, lives = [], []
+
+    def start(protocol="binary", transport="buffered", **overrides):
+        settings = dict(protocol=protocol, transport=transport, idle_timeout=IDLE,
+                        max_frame_bytes=MAX_FRAME, max_connections=6)
+        settings.update(overrides)
+        config = load_config(str(echo_config(tmp_path, etcd_config, **settings)))
+        server = soa.serve("echo", config, block=False)
+        started.append(server)
+        lives.append(Live(server, echo_idl(tmp_path), protocol, transport))
+        return lives[-1]
+
+    yield start
+    for live in lives:
+        live.close()
+    for server in started:
+        server.stop(grace=0)
+
+
+class Live:
+    """A server, a well-behaved client on it, and the resource counts to come back to."""
+
+    def __init__(self, server, module, protocol, transport):
+        self.server = server
+        self.module = module
+        self.protocol = protocol
+        self.transport = transport
+        self.port = server.address[1]
+        self.good = client(module, self.port, protocol, transport)
+        assert self.good.echo("warm") == "warm"
+        self.served = 0
+        self.errors = []
+        self._caller = gevent.spawn(self._keep_calling)
+        self.fds = open_fds()
+        self.connections = server.stats()["connections"]
+        assert self.connections == 1
+
+    def _keep_calling(self):
+        """The well-behaved client calls every 50 ms (more often than the idle timeout)."""
+        while True:
+            try:
+                assert self.good.echo("steady") == "steady"
+                self.served += 1
+            except Exception as e:  # noqa: BLE001 -- recorded, and the test fails on it
+                self.errors.append(e)
+                return
+            gevent.sleep(0.05)
+
+    def close(self):
+        self._caller.kill()
+        self.good.close()
+
+    def assert_healthy(self):
+        served = self.served
+        wait_until(lambda: self.served > served + 1, timeout=5, message="steady calls")
+        assert not self.errors
+        fresh = client(self.module, self.port, self.protocol, self.transport)
+        assert fresh.add(20, 22) == 42
+        fresh.close()
+        wait_until(lambda: self.server.stats()["connections"] == self.connections, timeout=5,
+                   message="connections back to the well-behaved one")
+        wait_until(lambda: open_fds() == self.fds, timeout=5, message="no leaked fds")
+        assert self.server.stats()["busy"] == 0
+
+    def request(self, method, seqid=1, **kwargs):
+        """The bytes of a call, in this server's protocol and transport."""
+        buf = TMemoryBuffer()
+        proto = (TCompactProtocol if self.protocol == "compact" else TBinaryProtocol)(buf)
+        proto.write_message_begin(method, TMessageType.CALL, seqid)
+        args = getattr(self.module.EchoService, method + "_args", None)
+        if args is not None:
+            proto.write_struct(args(**kwargs))
+        else:
+            buf.write(b"\x00")  # an empty struct
+        data = buf.getvalue()
+        return struct.pack(">i", len(data)) + data if self.transport == "framed" else data
+
+
+def closed_by_server(sock, timeout=5.0):
+    """Read until the server closes the connection; returns what it sent before closing."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+    except ConnectionResetError:
+        return received
+    finally:
+        sock.close()
+
+
+GARBAGE = [
+    b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+    b"\x80\x01\x00\x01\xff\xff\xff\xff" + b"\x00" * 32,
+    b"\x82\x21\x01\x04echo\x0b\x01" + b"\xff" * 40,
+    random.Random(7).randbytes(2048),
+]
+
+
+@pytest.mark.parametrize("wire", [("binary", "buffered"), ("binary", "framed"),
+                                  ("compact", "buffered"), ("compact", "framed")])
+def test_garbage_bytes(live, wire):
+    server = live(*wire)
+    for garbage in GARBAGE:
+        sock = raw_socket(server.port)
+        sock.sendall(garbage)
+        closed_by_server(sock)
+    server.assert_healthy()
+
+
+@pytest.mark.parametrize("transport", ["buffered", "framed"])
+def test_truncated_message(live, transport):
+    server = live(transport=transport)
+    whole = server.request("echo", text="x" * 200)
+    sock = raw_socket(server.port)
+    sock.sendall(whole[: len(whole) // 2])
+    sock.shutdown(socket.SHUT_WR)  # the peer ends mid-message
+    assert closed_by_server(sock) == b""
+    sock = raw_socket(server.port)
+    sock.sendall(whole[: len(whole) // 2])  # ... or just stops sending
+    started = time.monotonic()
+    assert closed_by_server(sock) == b""
+    assert time.monotonic() - started < IDLE + 2
+    server.assert_healthy()
+
+
+def test_frame_larger_than_maximum_is_refused_before_reading_it(live):
+    server = live(transport="framed")
+    for size in (MAX_FRAME + 1, 0x7FFFFFFF, -5, 0):
+        sock = raw_socket(server.port)
+        started = time.monotonic()
+        sock.sendall(struct.pack(">i", size) + b"\x80\x01\x00\x01")
+        assert closed_by_server(sock, timeout=2) == b""
+        assert time.monotonic() - started < IDLE * 0.8  # refused at once, not left idle
+    server.assert_healthy()
+
+
+def test_oversized_message_on_a_buffered_stream(live, caplog):
+    caplog.set_level(logging.INFO, logger="soa.server")
+    server = live(transport="buffered")
+    header = server.request("echo", text="")[:-6]  # up to the string field's length prefix
+    for claimed in (10_000_000, 0x7FFFFFFF):
+        sock = raw_socket(server.port)
+        sock.sendall(header + struct.pack(">i", claimed))
+        try:
+            for _ in range(200):  # stream up to 200 KiB; the server must give up well before
+                sock.sendall(b"y" * 1024)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed_by_server(sock)
+    reasons = [r.getMessage() for r in caplog.records if "closing" in r.getMessage()]
+    assert len(reasons) == 2 and not any("idle" in r for r in reasons), reasons
+    server.assert_healthy()
+
+
+def test_silent_client_is_closed_by_idle_timeout(live):
+    server = live()
+    sock = raw_socket(server.port)
+    started = time.monotonic()
+    assert closed_by_server(sock) == b""
+    assert IDLE * 0.8 <= time.monotonic() - started < IDLE + 2
+    server.assert_healthy()
+
+
+@pytest.mark.parametrize("wire", [("binary", "buffered"), ("compact", "framed")])
+def test_unknown_method_gets_application_exception(live, wire):
+    server = live(*wire)
+    sock = raw_socket(server.port)
+    sock.sendall(server.request("no_such_method", seqid=77) + server.request("echo", text="ok"))
+    sock.settimeout(5)
+    data = b""
+    while data.count(b"ok") < 1 or len(data) < 40:
+        data += sock.recv(65536)
+    if server.transport == "framed":
+        data = data[4:]
+    proto = (TCompactProtocol if server.protocol == "compact" else TBinaryProtocol)(
+        TMemoryBuffer(data))
+    name, mtype, seqid = proto.read_message_begin()
+    assert (name, mtype, seqid) == ("no_such_method", TMessageType.EXCEPTION, 77)
+    error = TApplicationException()
+    proto.read_struct(error)
+    assert error.type == TApplicationException.UNKNOWN_METHOD
+    sock.close()  # the same connection went on to answer the echo that followed
+    server.assert_healthy()
+
+
+def test_connections_beyond_the_limit_are_refused(live):
+    server = live(max_connections=6)
+    extra = [raw_socket(server.port) for _ in range(5)]
+    wait_until(lambda: server.server.stats()["connections"] == 6, timeout=5)
+    refused = raw_socket(server.port)
+    assert closed_by_server(refused) == b""
+    assert server.server.refused == 1
+    served = server.served
+    wait_until(lambda: server.served > served, timeout=5, message="steady calls at the limit")
+    for sock in extra:
+        sock.close()
+    server.assert_healthy()
