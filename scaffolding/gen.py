@@ -72,13 +72,17 @@ def run_compiler(idl, out_dir, generator, thrift=None, include_dirs=()):
         raise IdlError("no such IDL file", source=str(idl))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [thrift, "-r", *(f"-I{d}" for d in include_dirs or ()), "--gen", generator,
-         "-out", str(out_dir), str(idl)],
+        [thrift, "-r", *_includes(include_dirs), "--gen", generator, "-out", str(out_dir),
+         str(idl)],
         capture_output=True, text=True, check=False, timeout=300,
     )
     if proc.returncode != 0:
         raise compiler_error(proc.stderr or proc.stdout, idl)
     return proc
+
+
+def _includes(include_dirs):
+    return [arg for d in include_dirs or () for arg in ("-I", str(d))]
 
 
 def compiler_error(output, idl):
