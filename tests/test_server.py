@@ -200,3 +200,11 @@ def test_handler_object_and_context(serve_echo, tmp_path, etcd_config):
 
     other = serve_echo(config, handler=Custom())
     assert client(echo_idl(tmp_path), other.address[1]).echo("x") == "custom"
+
+
+def test_context_client_calls_through_discovery(serve_echo, tmp_path):
+    server = serve_echo()
+    context = server.context
+    via_registry = context.client("echo")
+    assert context.client("echo") is via_registry
+    assert via_registry.echo("through etcd") == "through etcd"

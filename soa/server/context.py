@@ -23,6 +23,7 @@ class ServiceContext:
         self.service = service
         self.idl = idl
         self._data_dir = Path(data_dir) if data_dir else None
+        self._clients = {}
 
     @property
     def name(self):
@@ -36,10 +37,28 @@ class ServiceContext:
         return self._data_dir
 
     def client(self, name, **options):
-        """A client of service ``name`` (``soa.client(name, config=self.config, **options)``)."""
-        module = importlib.import_module("soa.client")
-        factory = module if callable(module) else module.client
-        return factory(name, config=self.config, **options)
+        """A client of service ``name`` (``soa.client.client(name, self.config, **options)``).
+
+        Clients are cached per name and options, and closed when the server stops.
+        """
+        try:
+            key = (name, tuple(sorted(options.items())))
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self._clients:
+            return self._clients[key]
+        made = importlib.import_module("soa.client").client(name, self.config, **options)
+        self._clients[key if key is not None else object()] = made
+        return made
+
+    def close(self):
+        """Close the clients this context made (the server calls it once stopped)."""
+        clients, self._clients = list(self._clients.values()), {}
+        for made in clients:
+            close = getattr(made, "close", None)
+            if close is not None:
+                close()
 
     def __repr__(self):
         return f"ServiceContext({self.service.name!r})"

@@ -89,6 +89,7 @@ class Server:
         self.address = None
         self.instance = None
         self.handler = None
+        self.context = None
         self._handler_spec = handler
         self._listener = listener
         self._register = register
@@ -104,7 +105,7 @@ class Server:
     def start(self):
         service = self.service
         idl, service_cls = loading.service_class(service)
-        context = loading.make_context(self.config, service, idl)
+        context = self.context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
         middlewares = [access_log, self.metrics.middleware]
         middlewares += loading.user_middleware(service, self.config.root)
@@ -228,6 +229,8 @@ class Server:
         if self._sweeper is not None:
             self._sweeper.kill(block=False)
         self.deregister()
+        if self.context is not None:
+            self.context.close()
         self._stopped.set()
         log.info("%s stopped", self.service.name)
 
