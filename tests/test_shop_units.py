@@ -201,14 +201,16 @@ def test_flash_sale_tickets_and_purchase(shop):
 
 
 class Sink:
-    """A subscriber that fails its first ``failures`` calls."""
+    """A subscriber that fails its first ``failures`` calls (for events of key ``key`` only,
+    when given)."""
 
-    def __init__(self, failures):
+    def __init__(self, failures, key=None):
         self.failures = failures
+        self.key = key
         self.seen = []
 
     def on_event(self, event):
-        if self.failures > 0:
+        if self.failures > 0 and self.key in (None, event.key):
             self.failures -= 1
             raise RuntimeError("not yet")
         self.seen.append(event.id)
@@ -239,3 +241,19 @@ def test_notify_retries_until_delivered(shop):
     assert sum(d.attempts for d in deliveries) == 5
     stats = notify.stats()
     assert (stats.published, stats.delivered, stats.retries, stats.pending) == (2, 2, 3, 0)
+
+
+def test_notify_keeps_the_order_of_a_key(shop):
+    from services.notify.dispatcher import DeliverySettings
+
+    sink = Sink(failures=3, key="order-1")  # the first event fails three times; the second
+    # event of its key must wait for it, while another key's event goes ahead
+    shop.handlers["mailer"] = sink
+    notify = shop.start("notify", settings=DeliverySettings(retry_base_ms=10, retry_cap_ms=20))
+    notify.subscribe("order.created", "mailer", "on_event", "")
+    first = notify.publish("a", "order.created", "{}", "order-1")
+    other = notify.publish("b", "order.created", "{}", "order-2")
+    second = notify.publish("c", "order.created", "{}", "order-1")
+    wait_until(lambda: len(sink.seen) == 3, timeout=10)
+    assert sink.seen.index(first) < sink.seen.index(second)
+    assert sink.seen[0] == other  # another key is not held up

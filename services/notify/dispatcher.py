@@ -20,7 +20,7 @@ class DeliverySettings:
     """How hard Notify tries. The lease must outlast one call (the client's whole deadline)."""
 
     concurrency: int = 32
-    lease_ms: int = 5_000
+    lease_ms: int = 10_000
     poll_interval: float = 0.1
     retry_base_ms: int = 200
     retry_cap_ms: int = 2_000

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at_ms);
 CREATE INDEX IF NOT EXISTS deliveries_by_subscription
-  ON deliveries (subscription_id, last_attempt_at_ms)
+  ON deliveries (subscription_id, status);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (key)
 """
 
 PENDING, DELIVERED, DEAD = 1, 2, 3
@@ -54,14 +55,21 @@ def fan_out(tx, event_id, topic, now):
 
 def lease_due(tx, now, lease_ms, limit):
     """Take up to ``limit`` due deliveries: count the attempt and push the next try past the
-    lease, so another dispatcher (or this one after a restart) retries if the call never ends."""
+    lease, so another dispatcher (or this one after a restart) retries if the call never ends.
+
+    Events with the same non-empty key reach a subscription in publishing order: a delivery
+    waits while an earlier event of its key is still pending (or in flight) for that
+    subscription."""
     rows = tx.query(
         "SELECT d.event_id, d.subscription_id, d.attempts, e.topic, e.payload, e.key, "
         "e.published_at_ms, s.service_name, s.method FROM deliveries d "
         "JOIN events e ON e.event_id = d.event_id "
         "JOIN subscriptions s ON s.subscription_id = d.subscription_id "
-        "WHERE d.status = ? AND d.next_attempt_at_ms <= ? "
-        "ORDER BY d.next_attempt_at_ms LIMIT ?", (PENDING, now, limit))
+        "WHERE d.status = ? AND d.next_attempt_at_ms <= ? AND (e.key = '' OR NOT EXISTS ("
+        "  SELECT 1 FROM deliveries d2 JOIN events e2 ON e2.event_id = d2.event_id "
+        "  WHERE d2.subscription_id = d.subscription_id AND d2.status = ? "
+        "  AND e2.key = e.key AND e2.rowid < e.rowid)) "
+        "ORDER BY d.next_attempt_at_ms LIMIT ?", (PENDING, now, PENDING, limit))
     for row in rows:
         tx.execute("UPDATE deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?, "
                    "next_attempt_at_ms = ? WHERE event_id = ? AND subscription_id = ?",
