@@ -32,6 +32,7 @@ class Pool:
         self.connect_timeout = connect_timeout
         self.closed = False
         self.opened = 0  # connections opened over the pool's life (for tests and metrics)
+        self.acquired = 0  # attempts that went through this pool
         self._connect = connect
         self._idle = []
         self._slots = BoundedSemaphore(size)
@@ -45,6 +46,7 @@ class Pool:
         return self.size - self._slots.counter
 
     def acquire(self, deadline):
+        self.acquired += 1
         slots = self._slots
         if not slots.acquire(blocking=False):
             left = deadline - _monotonic()
