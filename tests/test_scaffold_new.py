@@ -7,6 +7,7 @@ real etcd (its own fixtures start it there).
 
 import importlib.util
 import inspect
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,34 @@ def test_creates_soa_yaml_when_missing(tmp_path):
     proc = soa(tmp_path, "new", "hi", "--idl", "hello.thrift")
     assert proc.returncode == 0, proc.stderr
     assert load_config(tmp_path / "soa.yaml").service("hi").thrift_service == "Hi"
+
+
+def test_every_shop_service_scaffolds_cleanly(tmp_path):
+    """The shop's own IDL (includes, maps of structs, several services per file) as input."""
+    from scaffolding.new import plan
+    from soa import idl as soa_idl
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "idl", tmp_path / "idl")
+    generated = []
+    for path in sorted((tmp_path / "idl").glob("*.thrift")):
+        module = soa_idl.load(path)
+        for service in soa_idl.service_names(module):
+            name = f"{path.stem}-{service.lower()}"  # long names, to test the wrapping
+            plan(name, path, tmp_path, thrift_service=service).write()
+            generated.append((name, module, service))
+    assert len(generated) >= 5
+    ruff = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "--extend-select", "E501",
+                           "services", "tests"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+    config = load_config(tmp_path / "soa.yaml")
+    for name, module, service in generated:
+        pkg = name.replace("-", "_")
+        handler = import_file(tmp_path / "services" / pkg / "handler.py", f"shop_{pkg}")
+        cls = getattr(handler, config.service(name).handler.split(":")[1])
+        methods = soa_idl.methods(soa_idl.find_service(module, service))
+        assert [m for m in methods if callable(getattr(cls, m, None))] == methods
+        for method in methods:
+            args = getattr(soa_idl.find_service(module, service), f"{method}_args").thrift_spec
+            params = list(inspect.signature(getattr(cls, method)).parameters)[1:]
+            assert params == [args[fid][1] for fid in sorted(args)], (name, method)
