@@ -52,9 +52,9 @@ class Demo:
         self.served = Served()
         self.clients = Clients(config)
         self.failed = []
-        self.c = {name: self.clients.client(name, middleware=[self.served])
-                  for name in ("catalog", "inventory", "order", "flashsale", "notify")}
-        self.m = {name: idl_loader.load(config.service(name).idl) for name in self.c}
+        names = ("catalog", "inventory", "order", "flashsale", "notify")
+        self.c = {}  # clients, built on first use
+        self.m = {name: idl_loader.load(config.service(name).idl) for name in names}
 
     def close(self):
         self.clients.close()
@@ -64,8 +64,11 @@ class Demo:
 
     def call(self, service, method, *args, expected=()):
         """One call; an unexpected failure is counted (and reported) instead of raised."""
+        client = self.c.get(service)
+        if client is None:
+            client = self.c[service] = self.clients.client(service, middleware=[self.served])
         try:
-            return getattr(self.c[service], method)(*args)
+            return getattr(client, method)(*args)
         except expected:
             raise
         except Exception as e:  # noqa: BLE001 - a demo reports failures, it does not crash
