@@ -120,11 +120,11 @@ def plan(name, idl_path, root, yaml_path=None, thrift_service=None):
     cls = "".join(part.capitalize() for part in re.split(r"[_-]", name)) + "Handler"
     idl_rel = Path(os.path.relpath(idl_file, root)).as_posix()
     handler = f"services.{pkg}.handler:{cls}"
-    methods = _methods(module, service, service_name, module_name, idl_file)
+    methods = _methods(module, service, module_name, idl_file)
     values = {
         "name": name, "pkg": pkg, "service": service_name, "cls": cls, "module": module_name,
         "idl_rel": idl_rel, "handler": handler,
-        "service_doc": service_docs(idl_file).get(service_name, ""),
+        "class_doc": _docstring(_class_doc(service_name, service_docs(idl_file)), " " * 4),
     }
     scaffold = Scaffold(root, name, service_name, handler,
                         yaml_path=Path(yaml_path or root / DEFAULT_FILE))
@@ -141,6 +141,15 @@ def plan(name, idl_path, root, yaml_path=None, thrift_service=None):
     return scaffold
 
 
+def _class_doc(service_name, docs):
+    parts = [f"Serves {service_name}."]
+    if docs.get(service_name, "").strip():
+        parts.append(docs[service_name].strip())
+    parts.append("``context`` is the service's ServiceContext: ``config``, ``service``, ``idl``,"
+                 " ``data_dir``, and ``client(name)`` to call other services.")
+    return "\n\n".join(parts)
+
+
 def _pick_service(module, wanted, idl_path):
     names = soa_idl.service_names(module)
     if wanted:
@@ -154,9 +163,21 @@ def _pick_service(module, wanted, idl_path):
     return names[0]
 
 
-def _methods(module, service, service_name, module_name, idl_file):
+def _doc_of(service, method, idl_file, files):
+    """The doc comment of ``method``, read from the file of the service that declares it (a
+    base service may live in an included file). ``files`` caches ``method_docs`` per file."""
+    for cls in service.__mro__:
+        if f"{method}_args" in vars(cls):
+            path = getattr(cls, "__thrift_file__", None) or idl_file
+            if path not in files:
+                files[path] = method_docs(path)
+            return files[path].get(cls.__name__, {}).get(method, "")
+    return ""
+
+
+def _methods(module, service, module_name, idl_file):
     namer = TypeNamer(module, module_name)
-    docs = method_docs(idl_file).get(service_name, {})
+    files = {}
     out = []
     for method in soa_idl.methods(service):
         args = getattr(service, f"{method}_args")
@@ -170,7 +191,8 @@ def _methods(module, service, service_name, module_name, idl_file):
         if success is not None:
             returns = namer.hint(success[0], success[2] if len(success) == 4 else None)
         oneway = bool(getattr(result, "oneway", False))
-        out.append(Method(method, params, returns, oneway, docs.get(method, "")))
+        doc = _doc_of(service, method, idl_file, files)
+        out.append(Method(method, params, returns, oneway, doc))
     return out
 
 

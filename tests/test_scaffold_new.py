@@ -25,6 +25,12 @@ struct Point {
   1: required double x,
   2: required double y,
 }
+
+/** What every service has. */
+service Base {
+  /** Health probe: returns "pong". */
+  string ping(),
+}
 """
 
 HELLO_IDL = """\
@@ -49,7 +55,7 @@ exception Refused {
 }
 
 /** Says hello. */
-service HelloService {
+service HelloService extends types.Base {
   /** Greets someone by name, `times` times. */
   string greet(1: string name, 2: i32 times) throws (1: Refused refused),
 
@@ -140,6 +146,8 @@ def test_generates_handler_entry_and_tests(project):
         'Describes a person.\nA second line, with "quotes" and a backslash \\ in it.')
     assert cls.poke.__doc__ == "Fire and forget."
     assert cls.moods.__doc__  # undocumented in the IDL: still a docstring
+    assert cls.ping.__doc__ == 'Health probe: returns "pong".'  # inherited, from types.thrift
+    assert "Says hello." in cls.__doc__
     # The module's IDL handle is the one the server loads (same classes on the wire).
     from soa.idl import load
 
@@ -163,7 +171,7 @@ def test_generates_handler_entry_and_tests(project):
         cwd=project, capture_output=True, text=True, timeout=120,
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
 
 
 def test_refuses_to_overwrite_without_force(project):
