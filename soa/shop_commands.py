@@ -45,9 +45,15 @@ def run_up(config, *, etcd_port=None, services=None, timeout=60.0, echo=print):
     """``soa up``: etcd, then every service; status; wait for SIGINT/SIGTERM; stop all."""
     path = _config_file(config)
     root = path.parent
+    for name in services or ():
+        config.service(name)  # ConfigError naming the known services, before starting anything
     etcd = start_etcd(root / ".soa" / "etcd", _etcd_port(config, etcd_port, echo))
     echo(f"etcd: {etcd.endpoint} (data in {root / '.soa' / 'etcd'})")
-    shop = Shop(path, etcd.endpoint, services=services, log_dir=root / ".soa" / "logs")
+    try:
+        shop = Shop(path, etcd.endpoint, services=services, log_dir=root / ".soa" / "logs")
+    except BaseException:
+        etcd.stop()
+        raise
     try:
         shop.start(timeout)
         echo(format_status(shop.status()))

@@ -84,6 +84,8 @@ class Shop:
         self.etcd_endpoint = etcd_endpoint
         self.config = load_config(str(self.config_path), etcd_endpoint)
         names = list(self.config.services)
+        for name in services or ():
+            self.config.service(name)  # ConfigError naming the known services
         self.services = [n for n in names if services is None or n in services]
         self.log_dir = Path(log_dir or self.config.root / ".soa" / "logs")
         self.children = []
