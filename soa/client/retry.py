@@ -53,8 +53,12 @@ class RetryBudget:
         return False
 
 
-def retry_middleware(plans, retries, budget, monotonic=time.monotonic):
-    """Middleware retrying per the rules above; ``call.meta["tried"]`` lists tried addresses."""
+def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.monotonic):
+    """Middleware retrying per the rules above; ``call.meta["tried"]`` lists tried addresses.
+
+    ``has_untried(call)`` tells whether an instance the call has not tried is left; a failure
+    before sending is retried only when one is (the same instance would refuse again).
+    """
 
     def factory(next_handler):
         def retry(call):
@@ -72,7 +76,8 @@ def retry_middleware(plans, retries, budget, monotonic=time.monotonic):
             while True:
                 if call.peer is not None:
                     tried.add(call.peer)
-                if not error.sent and unsent_left > 0:
+                if not error.sent and unsent_left > 0 and (
+                        has_untried is None or has_untried(call)):
                     unsent_left -= 1
                 elif error.sent and idempotent and sent_left > 0 and budget.withdraw():
                     sent_left -= 1

@@ -76,7 +76,8 @@ class Client:
             *user,
             self.metrics.middleware,
             timeout_middleware(settings.timeout_ms / 1000.0),
-            retry_middleware(self.plans, settings.retries, self.budget),
+            retry_middleware(self.plans, settings.retries, self.budget,
+                             self.transport.has_untried),
             self.ejector.middleware,
         )(self.transport)
         for name, plan in self.plans.items():

@@ -59,6 +59,11 @@ class Transport:
             pool.release(conn)
             load.finish(address, elapsed)
 
+    def has_untried(self, call):
+        """Whether the current set holds an instance this call has not tried."""
+        tried = call.meta.get("tried", ())
+        return any(i.address not in tried for i in self.discovery.picker.instances)
+
     def _untried(self, call, instance, tried):
         picker = self.discovery.picker
         for _ in range(3):
