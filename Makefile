@@ -11,7 +11,7 @@ demo: setup
 	$(BIN)/soa demo --up
 
 test: setup
-	bash .ci/pytest-strict $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	bash .ci/pytest-strict $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench
