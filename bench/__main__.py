@@ -1,7 +1,8 @@
 """``python -m bench``: run every ``bench/*_bench.py`` and print one table with ratios.
 
-Options: ``--seconds S`` per measurement (default 2), ``--rounds N`` repeats per case (the best
-is kept; default 2), ``--only NAME`` to run one module (e.g. ``server``).
+Options: ``--seconds S`` per measurement (default 2), ``--rounds N`` rounds per case (medians are
+reported, ratios are taken round by round; default 3), ``--only NAME`` to run one module (e.g.
+``server``).
 """
 
 from gevent import monkey
@@ -21,7 +22,8 @@ from bench import harness  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="repeats per case; best is kept")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds per case (medians are reported; ratios per round)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only this module (e.g. server for server_bench)")
     args = parser.parse_args(argv)

@@ -4,8 +4,9 @@
   (gevent-patched); the function starts a server and returns its port. ``stop()`` ends it.
 - ``measure(make_caller, concurrency, seconds)`` opens ``concurrency`` connections, one greenlet
   each, calls as fast as they answer, and returns calls/s, p50 and p99 (after a short warm-up).
-- ``Row`` is one line of the table; ``print_table`` adds ratio columns against the row marked
-  ``baseline`` in the same group.
+- ``Row`` is one line of the table (one ``Result`` per round); ``print_table`` prints medians
+  and adds ratio columns against the row marked ``baseline`` in the same group, taken round by
+  round.
 Load goes only to 127.0.0.1.
 """
 
@@ -37,10 +38,38 @@ class Result:
 
 @dataclass
 class Row:
+    """One case of a group. ``results`` holds one ``Result`` per round; rounds of the cases of
+    a group are measured back to back, so ratios are taken round by round (then the median),
+    which cancels most of the noise of a shared machine."""
+
     group: str
     case: str
-    result: Result
+    results: list
     baseline: bool = False
+
+    @property
+    def result(self):
+        """The median of each measure over the rounds."""
+        rs = self.results
+        cpu = [r.cpu_us for r in rs if r.cpu_us is not None]
+        return Result(
+            calls=int(median([r.calls_per_s for r in rs])), seconds=1.0,
+            p50_ms=median([r.p50_ms for r in rs]), p99_ms=median([r.p99_ms for r in rs]),
+            cpu_us=median(cpu) if cpu else None,
+        )
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return (values[n // 2] + values[(n - 1) // 2]) / 2 if n else 0.0
+
+
+def ratio(row, base, measure):
+    """Median over rounds of ``measure(row round) / measure(baseline round)``."""
+    pairs = [(measure(a), measure(b)) for a, b in zip(row.results, base.results)]
+    values = [a / b for a, b in pairs if a is not None and b]
+    return median(values) if values else None
 
 
 class ServerHandle:
@@ -135,11 +164,6 @@ def _pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def best(results):
-    """Of repeated runs, the one with the highest throughput (the least disturbed)."""
-    return max(results, key=lambda r: r.calls_per_s)
-
-
 def print_table(rows, out=sys.stdout):
     header = ("group", "case", "calls/s", "p50 ms", "p99 ms", "x calls/s", "x p99",
               "srv cpu us/call", "x cpu")
@@ -148,16 +172,16 @@ def print_table(rows, out=sys.stdout):
     for row in rows:
         groups.setdefault(row.group, []).append(row)
     for group, members in groups.items():
-        base = next((r for r in members if r.baseline), members[0]).result
+        base = next((r for r in members if r.baseline), members[0])
         for r in members:
             res = r.result
-            thru = res.calls_per_s / base.calls_per_s if base.calls_per_s else 0.0
-            p99 = res.p99_ms / base.p99_ms if base.p99_ms else 0.0
-            cpu = f"{res.cpu_us:.1f}" if res.cpu_us else "-"
-            xcpu = f"{res.cpu_us / base.cpu_us:.2f}" if res.cpu_us and base.cpu_us else "-"
+            thru = ratio(r, base, lambda x: x.calls_per_s)
+            p99 = ratio(r, base, lambda x: x.p99_ms)
+            xcpu = ratio(r, base, lambda x: x.cpu_us)
             lines.append((group, r.case + (" (baseline)" if r.baseline else ""),
                           f"{res.calls_per_s:,.0f}", f"{res.p50_ms:.3f}", f"{res.p99_ms:.3f}",
-                          f"{thru:.2f}", f"{p99:.2f}", cpu, xcpu))
+                          _fmt(thru), _fmt(p99), f"{res.cpu_us:.1f}" if res.cpu_us else "-",
+                          _fmt(xcpu)))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for n, line in enumerate(lines):
         cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w)
@@ -165,6 +189,10 @@ def print_table(rows, out=sys.stdout):
         print("| " + " | ".join(cells) + " |", file=out)
         if n == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _serve_child(target, args):
