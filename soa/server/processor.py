@@ -11,6 +11,7 @@ import logging
 import operator
 import time
 
+from gevent import Timeout
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
 from soa.deadline import MARK, MASK, reset, set_current
@@ -168,7 +169,7 @@ class Processor:
                 except TApplicationException as e:
                     reply = e
                     mtype = _EXCEPTION
-                except Exception as e:
+                except (Exception, Timeout) as e:  # a gevent Timeout escaping is a handler bug
                     log.exception("%s.%s failed (peer %s)", service, name, peer)
                     reply = TApplicationException(
                         TApplicationException.INTERNAL_ERROR,
