@@ -9,7 +9,7 @@ the balancer needs it (least_inflight).
 
 import time
 
-from soa.deadline import encode_seqid
+from soa.deadline import MARK, MASK
 
 from .pool import Pool
 
@@ -40,19 +40,20 @@ class Transport:
             pool = self._pool(instance)
         deadline = call.deadline
         conn = pool.acquire(deadline)
+        # soa.deadline.encode_seqid, inlined: the remaining milliseconds under the soa marker
+        ms = int((deadline - _monotonic()) * 1000)
+        seqid = MARK | (1 if ms < 1 else MASK if ms > MASK else ms)
         load = self.load
         if load is None:
             try:
-                return conn.call(self.plans[call.method], call.args, encode_seqid(deadline),
-                                 deadline)
+                return conn.call(self.plans[call.method], call.args, seqid, deadline)
             finally:
                 pool.release(conn)
         load.start(address)
         start = _monotonic()
         elapsed = None
         try:
-            result = conn.call(self.plans[call.method], call.args, encode_seqid(deadline),
-                               deadline)
+            result = conn.call(self.plans[call.method], call.args, seqid, deadline)
             elapsed = _monotonic() - start
             return result
         finally:

@@ -1,0 +1,94 @@
+"""The soa client against a raw thriftpy2 client (baseline), on the same servers.
+
+Groups (per call and concurrency): ``raw thriftpy2 -> thriftpy2`` (baseline: ``make_client``, one
+connection per greenlet, against ``make_server`` on gevent), ``soa -> soa`` (one shared soa client,
+its pool and middleware, against a soa server), and ``soa -> thriftpy2`` (the client alone
+changes). The soa client gets its instance from a fixed resolver: discovery is off the call path
+either way (a call never touches etcd), so this measures the per-call path. Calls: ``ping`` and a
+1 KB ``echo``; concurrency 1 and 64.
+
+The CPU column is the CPU time of THIS process (the client side, load generator included) per
+call; the case name carries what soa adds per call over the baseline, in microseconds.
+"""
+
+import os
+from pathlib import Path
+
+from . import harness
+from .server_bench import CALLS, thrift_caller
+
+IDL = Path(__file__).with_name("bench.thrift")
+CONCURRENCY = (1, 64)
+
+
+def soa_caller(port, method, pool_size):
+    """One soa client shared by every greenlet of the measurement."""
+    from registry.instance import Instance
+    from soa.client import StaticResolver
+    from soa.client.service_client import build
+    from soa.config import Config
+
+    resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port)])
+    client = build("bench", Config(), resolver, idl=IDL, thrift_service="BenchService",
+                   timeout_ms=30000, pool_size=pool_size)
+    fn, args = getattr(client, method), CALLS[method]
+    made = []
+
+    def make():
+        made.append(1)
+        return (lambda: fn(*args)), (lambda: client.close() if len(made) == 1 else made.pop())
+
+    return make
+
+
+def run(args):
+    import thriftpy2
+
+    module = thriftpy2.load(str(IDL), module_name="bench_thrift")
+    me = os.getpid()
+    servers = {}
+    try:
+        servers["soa"] = harness.start_server("bench.server_bench:soa_server")
+        servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
+        cases = [
+            ("raw thriftpy2 -> thriftpy2", "thriftpy2", "raw", True),
+            ("soa -> soa", "soa", "soa", False),
+            ("soa -> thriftpy2", "thriftpy2", "soa", False),
+        ]
+        rows = []
+        for method in CALLS:
+            for concurrency in CONCURRENCY:
+                results = {case: [] for case, *_ in cases}
+                for _ in range(args.rounds):
+                    for case, server, client, _ in cases:
+                        port = servers[server].port
+                        if client == "raw":
+                            make = thrift_caller(module, port, method)
+                        else:
+                            make = soa_caller(port, method, max(concurrency, 1))
+                        results[case].append(harness.measure(make, concurrency, args.seconds,
+                                                             server_pid=me))
+                base = harness.median([r.cpu_us for r in results[cases[0][0]]])
+                group = f"client {method} c={concurrency}"
+                for case, _, _, baseline in cases:
+                    label = case
+                    if not baseline:
+                        extra = harness.median([r.cpu_us for r in results[case]]) - base
+                        label = f"{case} ({extra:+.1f} us cpu/call)"
+                    rows.append(harness.Row(group, label, results[case], baseline))
+        return rows
+    finally:
+        for handle in servers.values():
+            handle.stop()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from gevent import monkey
+
+    monkey.patch_all()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    harness.print_table(run(parser.parse_args()))
