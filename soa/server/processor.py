@@ -128,16 +128,11 @@ class Processor:
             method = table.get(name)
             if method is None or (mtype != _CALL and mtype != _ONEWAY):
                 proto.skip(TType.STRUCT)
-                self._refuse(name, mtype)
-                reply = TApplicationException(
-                    TApplicationException.UNKNOWN_METHOD if method is None
-                    else TApplicationException.INVALID_MESSAGE_TYPE,
-                    f"{service}: unknown method {name!r}" if method is None
-                    else f"{service}.{name}: unexpected message type {mtype}",
-                )
-                write_begin(name, _EXCEPTION, seqid)
-                write_struct(reply)
-                flush()
+                reply = self._refuse(name, mtype, method is None)
+                if mtype != _ONEWAY:  # a one-way caller reads no reply
+                    write_begin(name, _EXCEPTION, seqid)
+                    write_struct(reply)
+                    flush()
             else:
                 args = method.args_cls()
                 read_struct(args)
@@ -188,10 +183,17 @@ class Processor:
             if state.draining:
                 return
 
-    def _refuse(self, name, mtype):
+    def _refuse(self, name, mtype, unknown):
+        """Count and log a message that cannot be served; returns the exception to answer."""
         if self.metrics is not None:
-            self.metrics.record_error(name if name in self.table else "<unknown>", "unknown_method")
+            kind = "unknown_method" if unknown else "bad_message_type"
+            self.metrics.record_error("<unknown>" if unknown else name, kind)
         log.info("%s: refused %r (message type %s)", self.service_name, name, mtype)
+        if unknown:
+            return TApplicationException(TApplicationException.UNKNOWN_METHOD,
+                                         f"{self.service_name}: unknown method {name!r}")
+        return TApplicationException(TApplicationException.INVALID_MESSAGE_TYPE,
+                                     f"{self.service_name}.{name}: unexpected message type {mtype}")
 
     def _late(self, method, seqid, write_begin, write_struct, flush):
         if self.metrics is not None:
