@@ -13,10 +13,12 @@ from thriftpy2.transport import TMemoryBuffer
 
 import soa
 from fixtures.server_support import client, echo_config, echo_idl
+from registry.etcd import EtcdConnection
 from registry.instance import instance_key, parse_instance
 from soa.config import load_config
 from soa.deadline import MARK, encode_seqid
 from soa.errors import ConfigError
+from soa.etcd_server import EtcdProcess, free_port
 from soa.idl import idl_hash
 from soa.testing.poll import wait_until
 
@@ -177,13 +179,28 @@ def test_deadline_is_current_in_the_handler_and_seqid_is_echoed(serve_echo, tmp_
     assert (name, mtype, got) == ("ping", TMessageType.REPLY, seqid)
 
 
-def test_keeps_serving_when_etcd_is_unreachable(serve_echo, tmp_path, etcd_config, caplog):
+def test_keeps_serving_while_etcd_is_down_and_registers_once_it_is_up(
+        serve_echo, tmp_path, etcd_config, caplog):
+    port = free_port()
     config = load_config(str(echo_config(tmp_path, etcd_config)))
-    dead = replace(config.etcd, endpoints=("127.0.0.1:1",), dial_timeout=0.2)
+    down = replace(config.etcd, endpoints=(f"127.0.0.1:{port}",), dial_timeout=0.3)
     with caplog.at_level(logging.WARNING, logger="soa.server"):
-        server = serve_echo(replace(config, etcd=dead))
+        server = serve_echo(replace(config, etcd=down))
     assert any("not registered yet" in r.getMessage() for r in caplog.records)
     assert client(echo_idl(tmp_path), server.address[1]).echo("up") == "up"
+    etcd = EtcdProcess(tmp_path / "late-etcd", client_port=port)
+    try:
+        etcd.start()
+        connection = EtcdConnection(down)
+        try:
+            key = instance_key(down.prefix, server.instance)
+            wait_until(lambda: connection.client().get(key)[0] is not None, timeout=15,
+                       message="registered once etcd is up")
+        finally:
+            connection.close()
+        server.stop(grace=0)
+    finally:
+        etcd.stop()
 
 
 def test_handler_object_and_context(serve_echo, tmp_path, etcd_config):

@@ -14,7 +14,14 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
 import soa
-from fixtures.server_support import client, echo_config, echo_idl, open_fds, raw_socket
+from fixtures.server_support import (
+    client,
+    echo_config,
+    echo_idl,
+    live_greenlets,
+    open_fds,
+    raw_socket,
+)
 from soa.config import load_config
 from soa.testing.poll import wait_until
 
@@ -59,6 +66,7 @@ class Live:
         self.errors = []
         self._caller = gevent.spawn(self._keep_calling)
         self.fds = open_fds()
+        self.greenlets = live_greenlets()
         self.connections = server.stats()["connections"]
         assert self.connections == 1
 
@@ -87,6 +95,8 @@ class Live:
         wait_until(lambda: self.server.stats()["connections"] == self.connections, timeout=5,
                    message="connections back to the well-behaved one")
         wait_until(lambda: open_fds() == self.fds, timeout=5, message="no leaked fds")
+        wait_until(lambda: live_greenlets() <= self.greenlets, timeout=5,
+                   message="no leaked greenlets")
         assert self.server.stats()["busy"] == 0
 
     def request(self, method, seqid=1, **kwargs):
