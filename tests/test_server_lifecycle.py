@@ -99,6 +99,11 @@ def test_cli_unknown_service_and_bad_config_exit_2(tmp_path, etcd_config):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "port" in result.stderr
     assert "Traceback" not in result.stderr
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(path.read_text().replace("echo_handler:EchoHandler", "nowhere:Handler"))
+    result = subprocess.run([sys.executable, "-m", "soa", "--config", str(missing), "serve",
+                             "echo"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "cannot import handler 'nowhere:Handler'" in result.stderr
     result = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert "Examples:" in result.stdout and "--drain-timeout" in result.stdout
@@ -153,3 +158,15 @@ def _zombie(pid):
             return f.read().rpartition(")")[2].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_handler_that_cannot_start_exits_1_with_one_line(tmp_path, etcd_config, workers):
+    path = echo_config(tmp_path, etcd_config, handler="echo_handler:BrokenHandler")
+    result = subprocess.run([sys.executable, "-m", "soa", "--config", str(path), "serve", "echo",
+                             "--workers", str(workers)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    expected = "worker failed to start" if workers > 1 else "cannot start: no database"
+    assert len(errors) == 1 and expected in errors[0], result.stderr

@@ -23,7 +23,7 @@ import gevent
 from gevent import os as gos
 from gevent.monkey import get_original
 
-from soa.errors import ConfigError
+from soa.errors import SoaError
 
 from . import loading
 from .runtime import Server, listen, make_instance, register
@@ -108,11 +108,10 @@ class Master:
             with gevent.Timeout(max(0.0, deadline - time.monotonic()), False):
                 data = gos.nb_read(ready_r, 64)
                 if FAILED in data or not data:
-                    raise ConfigError(f"{self.service.name}: a worker failed to start"
-                                      " (see its log)")
+                    raise SoaError(f"{self.service.name}: a worker failed to start (see its log)")
                 ready += data.count(READY)
                 continue
-            raise ConfigError(f"{self.service.name}: workers not ready after {START_TIMEOUT}s")
+            raise SoaError(f"{self.service.name}: workers not ready after {START_TIMEOUT}s")
         # Later restarts report readiness too; keep the pipe drained.
         gevent.spawn(_drain_pipe, ready_r)
 
