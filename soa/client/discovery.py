@@ -82,8 +82,12 @@ class Discovery:
                 held[address] = known[address]
                 self._spawn(self._probe_held, address)
             removed = []
+        rewired = [a for a, i in fresh.items() if a in known and _wire(known[a]) != _wire(i)]
         self.known = {**fresh, **held}
         self.listed = True
+        if self.on_leave is not None:
+            for address in rewired:  # same address, new protocol/transport: new connections
+                self.on_leave(address)
         for address in removed:
             self.ejected.discard(address)
         self._rebuild()
@@ -167,6 +171,10 @@ class Discovery:
         self._greenlets.add(greenlet)
         greenlet.link(self._greenlets.discard)
         return greenlet
+
+
+def _wire(instance):
+    return instance.protocol, instance.transport
 
 
 class _FirstListing(Picker):
