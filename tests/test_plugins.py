@@ -1,0 +1,148 @@
+"""The Go, PHP and Node.js client plugins (plugins/): each language's own tests over the shared
+registry vectors, then each plugin live against a real etcd and real catalog servers (two
+binary/buffered instances and one compact/framed), before and after a kill -9 of one of them.
+
+Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP's.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import gevent
+import pytest
+
+from soa.testing.processes import ServiceProcess, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = ROOT / "plugins"
+CATALOG_IDL = ROOT / "idl" / "catalog.thrift"
+CALLS = 24  # per run: every instance is picked 8 times by round robin over three
+
+
+def tool(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is not installed: run `bash .ci/ensure-tools` (Go and Node.js ship"
+                    " with the machine)")
+    return path
+
+
+def run(cmd, cwd, timeout, env=None):
+    """Run ``cmd``; fail with its output when it exits non-zero. Returns stdout."""
+    full_env = dict(os.environ, **(env or {}))
+    try:
+        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{cmd} timed out after {timeout}s:\n{e.stdout}\n{e.stderr}")
+    if proc.returncode != 0:
+        pytest.fail(f"{cmd} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def thrift_gen(generator, out):
+    """Fresh Apache-generated code for idl/catalog.thrift (and shared.thrift) in ``out``."""
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run([tool("thrift"), "-r", "--gen", generator, "-out", out, CATALOG_IDL], ROOT, 60)
+    return out
+
+
+def go_env():
+    return {"GOFLAGS": "-mod=mod"}
+
+
+# --- each language's own tests, over registry/vectors/*.json ----------------------------------
+
+
+def test_go_unit_tests():
+    out = run([tool("go"), "test", "-count=1", "-timeout", "90s", "./..."], PLUGINS / "go", 150,
+              go_env())
+    assert "ok" in out
+
+
+# --- live: real etcd, real catalog servers -----------------------------------------------------
+
+
+class Catalogs:
+    """Three catalog instances of one registry prefix: ``a`` and ``b`` binary/buffered, ``c``
+    compact/framed. ``b`` registers with a 30 s lease so that after its kill -9 its key stays
+    and every plugin meets a refused connection."""
+
+    def __init__(self, tmp_path, etcd_config):
+        self.etcd = ",".join(etcd_config.endpoints)
+        self.prefix = etcd_config.prefix
+        self.processes = {}
+        self.tmp_path = tmp_path
+        self.etcd_config = etcd_config
+
+    def _process(self, name, protocol, transport, lease_ttl):
+        root = self.tmp_path / f"catalog-{name}"  # own config root, so its own data dir
+        root.mkdir()
+        service = {"idl": str(CATALOG_IDL), "service": "CatalogService",
+                   "handler": "services.catalog.handler:CatalogHandler", "host": "127.0.0.1",
+                   "protocol": protocol, "transport": transport}
+        path = write_config(root, etcd_endpoints=list(self.etcd_config.endpoints),
+                            prefix=self.prefix, services={"catalog": service},
+                            lease_ttl=lease_ttl)
+        return ServiceProcess(path, "catalog", env={"PYTHONPATH": str(ROOT)})
+
+    def start(self):
+        specs = {"a": ("binary", "buffered", 2), "b": ("binary", "buffered", 30),
+                 "c": ("compact", "framed", 2)}
+        self.processes = {n: self._process(n, *spec) for n, spec in specs.items()}
+        jobs = [gevent.spawn(p.start, 30) for p in self.processes.values()]
+        gevent.joinall(jobs, raise_error=True)
+        return self
+
+    def address(self, name):
+        return self.processes[name].address
+
+    def stop(self):
+        for process in self.processes.values():
+            process.stop(timeout=5)
+
+
+@pytest.fixture
+def catalogs(tmp_path, etcd_config):
+    shop = Catalogs(tmp_path, etcd_config)
+    try:
+        yield shop.start()
+    finally:
+        shop.stop()
+
+
+def check_live(catalogs, call):
+    """``call()`` runs the language's program once and returns its JSON summary."""
+    first = call()
+    assert first["failed"] == 0, first
+    assert first["calls"] == CALLS
+    assert set(first["served"]) == {catalogs.address(n) for n in "abc"}, first
+    assert sum(first["served"].values()) == CALLS
+    assert first["products"] > 0, first
+
+    catalogs.processes["b"].kill()
+    catalogs.processes["b"].wait(10)
+    second = call()
+    assert second["failed"] == 0, second
+    assert set(second["served"]) == {catalogs.address("a"), catalogs.address("c")}, second
+    assert sum(second["served"].values()) == CALLS
+    assert second["refused"] > 0, f"the dead instance was never tried: {second}"
+
+
+def test_go_live(catalogs, tmp_path):
+    demo = PLUGINS / "go" / "examples" / "catalog-call"
+    thrift_gen("go:package_prefix=soa-example/catalog-call/gen-go/,skip_remote", demo / "gen-go")
+    binary = tmp_path / "catalog-call"
+    run([tool("go"), "build", "-o", binary, "."], demo, 150, go_env())
+
+    def call():
+        out = run([binary, "-etcd", catalogs.etcd, "-prefix", catalogs.prefix, "-calls", CALLS],
+                  demo, 60)
+        return json.loads(out)
+
+    check_live(catalogs, call)
