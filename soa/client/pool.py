@@ -92,6 +92,12 @@ class Pool:
             conn.close()
         return len(stale)
 
+    def discard_idle(self):
+        """Close every idle connection (they are suspect after a connection to the peer broke)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def close(self):
         self.closed = True
         idle, self._idle = self._idle, []

@@ -10,6 +10,7 @@ the balancer needs it (least_inflight).
 import time
 
 from soa.deadline import MARK, MASK
+from soa.errors import RpcTimeout, TransportError
 
 from .pool import Pool
 
@@ -47,6 +48,9 @@ class Transport:
         if load is None:
             try:
                 return conn.call(self.plans[call.method], call.args, seqid, deadline)
+            except TransportError as e:
+                _lost(pool, e)
+                raise
             finally:
                 pool.release(conn)
         load.start(address)
@@ -56,6 +60,9 @@ class Transport:
             result = conn.call(self.plans[call.method], call.args, seqid, deadline)
             elapsed = _monotonic() - start
             return result
+        except TransportError as e:
+            _lost(pool, e)
+            raise
         finally:
             pool.release(conn)
             load.finish(address, elapsed)
@@ -98,3 +105,11 @@ class Transport:
         self.closed = True
         for address in list(self.pools):
             self.close_pool(address)
+
+
+def _lost(pool, error):
+    """A connection was lost (not a timeout): the peer probably closed or died, and its other
+    idle connections with it. Close them now, so the next calls connect afresh (and fail before
+    sending, which is always safe to retry) instead of each finding a dead connection."""
+    if not isinstance(error, RpcTimeout):
+        pool.discard_idle()
