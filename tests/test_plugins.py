@@ -128,6 +128,7 @@ def check_live(catalogs, call):
     catalogs.processes["b"].kill()
     catalogs.processes["b"].wait(10)
     second = call()
+    print("before the kill:", first, "\nafter:", second)  # shown when the test fails
     assert second["failed"] == 0, second
     assert set(second["served"]) == {catalogs.address("a"), catalogs.address("c")}, second
     assert sum(second["served"].values()) == CALLS
@@ -143,6 +144,32 @@ def test_go_live(catalogs, tmp_path):
     def call():
         out = run([binary, "-etcd", catalogs.etcd, "-prefix", catalogs.prefix, "-calls", CALLS],
                   demo, 60)
+        return json.loads(out)
+
+    check_live(catalogs, call)
+
+
+def node_install():
+    """``npm install`` in plugins/node, only when node_modules is missing."""
+    node_dir = PLUGINS / "node"
+    if not (node_dir / "node_modules" / "thrift").is_dir():
+        run([tool("npm"), "install", "--no-audit", "--no-fund"], node_dir, 150)
+    return node_dir
+
+
+def test_node_unit_tests():
+    node_dir = node_install()
+    out = run([tool("node"), "--test", "test/"], node_dir, 120)
+    assert "# fail 0" in out
+
+
+def test_node_live(catalogs):
+    node_dir = node_install()
+    thrift_gen("js:node", node_dir / "examples" / "gen-nodejs")
+
+    def call():
+        out = run([tool("node"), "examples/catalog-call.js", "--etcd", catalogs.etcd, "--prefix",
+                   catalogs.prefix, "--calls", CALLS], node_dir, 60)
         return json.loads(out)
 
     check_live(catalogs, call)
