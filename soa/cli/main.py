@@ -90,7 +90,10 @@ def _run(argv):
     from soa.errors import ConfigError, SoaError
 
     try:
-        cli.main(args=argv, prog_name="soa", standalone_mode=False)
+        # Outside standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="soa", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
