@@ -32,6 +32,7 @@ def main(argv=None):
                    if m.name.endswith("_bench"))
     if args.only:
         names = [n for n in names if n.removesuffix("_bench") in args.only or n in args.only]
+    harness.pin_load_generator()
     rows = []
     started = time.monotonic()
     for name in names:

@@ -7,6 +7,7 @@
 - ``Row`` is one line of the table (one ``Result`` per round); ``print_table`` prints medians
   and adds ratio columns against the row marked ``baseline`` in the same group, taken round by
   round.
+Servers run on the last CPU and the load generator on the first (when there are two or more).
 Load goes only to 127.0.0.1.
 """
 
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
+# The CPUs this process may use, read before anything is pinned.
+_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 WARMUP = 0.3
 
 
@@ -101,6 +104,7 @@ def start_server(target, *args, timeout=30):
         [sys.executable, "-m", "bench.harness", target, json.dumps(args)],
         stdout=subprocess.PIPE, env=env, cwd=root,
     )
+    _pin(proc.pid, server=True)
     line = proc.stdout.readline().decode().strip()
     if not line.startswith("PORT "):
         proc.kill()
@@ -113,6 +117,20 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pin(pid, server):
+    """With two CPUs or more, servers get the last one and the load generator the first: they
+    then never compete for a core, so the scheduler's wake-up preemption between them (which
+    favours whichever process uses less CPU) does not blur the comparison."""
+    cpus = _CPUS
+    if len(cpus) >= 2:
+        os.sched_setaffinity(pid, {cpus[-1] if server else cpus[0]})
+
+
+def pin_load_generator():
+    """Pin this (load generating) process to the first CPU; see ``_pin``."""
+    _pin(0, server=False)
 
 
 def measure(make_caller, concurrency, seconds, warmup=WARMUP, server_pid=None):
