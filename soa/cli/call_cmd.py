@@ -41,33 +41,38 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
 
     from soa import jsonthrift
     from soa.client.discovery import StaticResolver
-    from soa.client.service_client import build
+    from soa.client.plan import plans as make_plans
+    from soa.client.service_client import build, resolve_service
     from soa.errors import SoaError
 
     config = obj.config if idl_path is None else _lenient_config(obj)
     data = _parse_json(arguments)
-    options = {"idl": idl_path, "thrift_service": thrift_service}
+    # Everything that can be checked without the network is checked first: a bad call never
+    # opens an etcd connection.
+    service_class, idl, known = resolve_service(service, config, idl_path, thrift_service)
+    plan = make_plans(service_class).get(method)
+    if plan is None:
+        names = ", ".join(service_class.thrift_services) or "none"
+        raise click.ClickException(f"{service} has no method {method!r} (methods: {names})")
+    args = jsonthrift.args_from_json(plan, data)
+    options = {"idl": idl, "thrift_service": service_class.__name__}
     if timeout_ms is not None:
         options["timeout_ms"] = timeout_ms
-    resolver, owns = None, True
     if address is not None:
-        resolver = StaticResolver.of(service, _address(address), **_wire(config, service))
+        resolver = StaticResolver.of(service, _address(address), **_wire(known))
         owns = False
-    if resolver is None:
+    else:
         from registry.resolver import EtcdResolver
 
         resolver = EtcdResolver(config.etcd)
+        owns = True
     try:
         client = build(service, config, resolver, owns_resolver=owns, **options)
     except BaseException:
         resolver.close()
         raise
     try:
-        plan = client.plans.get(method)
-        if plan is None:
-            known = ", ".join(client.plans) or "none"
-            raise click.ClickException(f"{service} has no method {method!r} (methods: {known})")
-        args = jsonthrift.args_from_json(plan, data)
+        plan = client.plans[method]
         try:
             value = client.call(method, *args)
         except TApplicationException as e:
@@ -109,9 +114,8 @@ def _address(text):
     return text
 
 
-def _wire(config, service):
+def _wire(known):
     """Protocol and transport for --address: soa.yaml's, else binary/buffered."""
-    known = config.services.get(service)
     if known is None:
         return {}
     return {"protocol": known.protocol, "transport": known.transport}

@@ -164,9 +164,13 @@ def settings_for(config, options):
     return dataclasses.replace(settings, hash_key=hash_key)
 
 
-def build(service, config, resolver, *, owns_resolver=False, idl=None, thrift_service=None,
-          idempotent=None, middleware=(), **options):
-    """A ``Client`` for ``service`` (see ``soa.client``)."""
+def resolve_service(service, config, idl=None, thrift_service=None):
+    """``(service_class, idl_path, service_config or None)`` for ``service``.
+
+    The IDL and Thrift service come from ``config.services[service]`` unless given; a service
+    not in the config needs ``idl`` (and ``thrift_service`` when the IDL defines several).
+    Raises ``ConfigError`` (unknown service, IDL without that service) or ``IdlError``.
+    """
     known = config.services.get(service)
     if idl is None:
         if known is None:
@@ -186,6 +190,13 @@ def build(service, config, resolver, *, owns_resolver=False, idl=None, thrift_se
         known_names = ", ".join(idl_module.service_names(module)) or "none"
         raise ConfigError(f"IDL {idl} defines no service {thrift_service!r} "
                           f"(it defines: {known_names})", source="client options")
+    return service_class, idl, known
+
+
+def build(service, config, resolver, *, owns_resolver=False, idl=None, thrift_service=None,
+          idempotent=None, middleware=(), **options):
+    """A ``Client`` for ``service`` (see ``soa.client``)."""
+    service_class, idl, known = resolve_service(service, config, idl, thrift_service)
     if idempotent is None:
         idempotent = known.idempotent if known is not None else ()
     hash_key = options.get("hash_key")
