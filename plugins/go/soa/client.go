@@ -19,6 +19,9 @@ type ClientOptions struct {
 	// OnConnectError, when set, hears of every connection attempt that failed (the call then
 	// goes on to the next instance): for logs and metrics.
 	OnConnectError func(in Instance, err error)
+	// EjectFor is how long an instance that refused a connection is passed over while others
+	// remain (it is still tried when no other is left); default 2s, negative disables.
+	EjectFor time.Duration
 }
 
 // InstanceSource is what a Client balances over: a Resolver, or any fixed list.
@@ -62,6 +65,7 @@ type Client struct {
 	mu      sync.Mutex
 	last    Instance
 	hasLast bool
+	ejected map[string]time.Time // address -> passed over until
 }
 
 // NewClient returns a Client over source; service names it in errors.
@@ -72,7 +76,11 @@ func NewClient(service string, source InstanceSource, opts ClientOptions) *Clien
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 5 * time.Second
 	}
-	return &Client{service: service, source: source, opts: opts, balancer: NewBalancer()}
+	if opts.EjectFor == 0 {
+		opts.EjectFor = 2 * time.Second
+	}
+	return &Client{service: service, source: source, opts: opts, balancer: NewBalancer(),
+		ejected: map[string]time.Time{}}
 }
 
 // Dial resolves service in reg (kept current by a watch) and returns a Client for it.
@@ -104,17 +112,30 @@ func (c *Client) LastInstance() (Instance, bool) {
 // client for it (pass it to the generated New<Service>Client). A connection that cannot be
 // made is retried on the next instance, until every instance has been tried; fn runs at most
 // once, and its error is returned as is. The call, fn included, must end within CallTimeout.
+// An instance that refused is passed over for EjectFor while other instances remain.
 func (c *Client) Call(ctx context.Context, fn func(ctx context.Context, client thrift.TClient) error) error {
 	tried := map[string]bool{}
 	var order []string
 	var errs []error
 	for {
-		in, ok := c.balancer.Pick(c.source.Instances(), tried)
+		set := c.source.Instances()
+		in, ok := c.balancer.Pick(set, c.passOver(tried))
+		if !ok {
+			in, ok = c.balancer.Pick(set, tried) // only ejected ones are left: try them too
+		}
 		if !ok {
 			return &NoInstanceError{Service: c.service, Tried: order, Err: errors.Join(errs...)}
 		}
 		addr := in.Address()
 		conn, err := c.connect(ctx, addr)
+		c.mu.Lock()
+		if err == nil {
+			delete(c.ejected, addr)
+			c.last, c.hasLast = in, true
+		} else if c.opts.EjectFor > 0 {
+			c.ejected[addr] = time.Now().Add(c.opts.EjectFor)
+		}
+		c.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -127,11 +148,27 @@ func (c *Client) Call(ctx context.Context, fn func(ctx context.Context, client t
 			errs = append(errs, err)
 			continue
 		}
-		c.mu.Lock()
-		c.last, c.hasLast = in, true
-		c.mu.Unlock()
 		return c.invoke(ctx, conn, in, fn)
 	}
+}
+
+// passOver is tried plus the addresses ejected until later than now.
+func (c *Client) passOver(tried map[string]bool) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	skip := make(map[string]bool, len(tried)+len(c.ejected))
+	for addr, until := range c.ejected {
+		if now.Before(until) {
+			skip[addr] = true
+		} else {
+			delete(c.ejected, addr)
+		}
+	}
+	for addr := range tried {
+		skip[addr] = true
+	}
+	return skip
 }
 
 func (c *Client) connect(ctx context.Context, addr string) (net.Conn, error) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 )
@@ -33,7 +34,10 @@ func TestCallFailsOverOnRefusedConnection(t *testing.T) {
 	defer l.Close()
 	dead := alive
 	dead.Port, _ = strconv.Atoi(deadEndpoint(t)[len("127.0.0.1:"):])
-	c := NewClient("s", StaticInstances{dead, alive}, ClientOptions{})
+	refused := 0
+	c := NewClient("s", StaticInstances{dead, alive}, ClientOptions{
+		OnConnectError: func(Instance, error) { refused++ },
+	})
 	for i := 0; i < 6; i++ {
 		calls := 0
 		err := c.Call(context.Background(), func(ctx context.Context, _ thrift.TClient) error {
@@ -46,6 +50,22 @@ func TestCallFailsOverOnRefusedConnection(t *testing.T) {
 		if last, ok := c.LastInstance(); !ok || last.Port != alive.Port {
 			t.Fatalf("served by %+v", last)
 		}
+	}
+	if refused != 1 {
+		t.Fatalf("the dead instance was tried %d times; ejected, it should be tried once", refused)
+	}
+}
+
+func TestEjectedInstanceIsStillTriedWhenAlone(t *testing.T) {
+	alive, l := listening(t)
+	defer l.Close()
+	c := NewClient("s", StaticInstances{alive}, ClientOptions{})
+	c.ejected[alive.Address()] = time.Now().Add(time.Hour)
+	if err := c.Call(context.Background(), func(context.Context, thrift.TClient) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, still := c.ejected[alive.Address()]; still {
+		t.Fatal("a successful connection did not clear the ejection")
 	}
 }
 

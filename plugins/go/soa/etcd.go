@@ -54,11 +54,14 @@ func newGateway(endpoints []string, timeout time.Duration) *gateway {
 		}
 		urls = append(urls, e)
 	}
-	return &gateway{endpoints: urls, http: &http.Client{}, timeout: timeout}
+	// etcd is dialled directly: no HTTP proxy from the environment.
+	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
+	return &gateway{endpoints: urls, http: &http.Client{Transport: transport}, timeout: timeout}
 }
 
 // do posts body to path on each endpoint in turn, from the last one that answered, until one
-// answers; it returns that response (status 200) with its endpoint's index.
+// answers 200; it returns that response and the cancel func of its context (a list request is
+// bounded by the gateway's timeout, a watch stream only by ctx).
 func (g *gateway) do(ctx context.Context, path string, body any, stream bool) (*http.Response, context.CancelFunc, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {

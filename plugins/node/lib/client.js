@@ -75,7 +75,9 @@ class Client {
    * `source`: a Resolver, or anything with an `instances` array. `ServiceClient`: the generated
    * service module (e.g. require('./gen-nodejs/CatalogService')) or its Client class.
    * Options: `service` (a name for errors), `connectTimeout` (ms, default 500), `callTimeout`
-   * (ms, default 5000), `onConnectError(instance, error)` (hears of each failover).
+   * (ms, default 5000), `onConnectError(instance, error)` (hears of each failover),
+   * `ejectFor` (ms an instance that refused is passed over while others remain; default 2000,
+   * 0 disables).
    */
   constructor(source, ServiceClient, options = {}) {
     this.source = source;
@@ -84,6 +86,8 @@ class Client {
     this.connectTimeout = options.connectTimeout || 500;
     this.callTimeout = options.callTimeout || 5000;
     this.onConnectError = options.onConnectError || null;
+    this.ejectFor = options.ejectFor === undefined ? 2000 : options.ejectFor;
+    this.ejected = new Map(); // address -> passed over until (ms since the epoch)
     this.balancer = new Balancer();
     this.lastInstance = null; // the instance that served the most recent call
     this.ownsSource = false;
@@ -98,20 +102,35 @@ class Client {
     const tried = [];
     const errors = [];
     for (;;) {
-      const instance = this.balancer.pick(this.source.instances, new Set(tried));
+      const set = this.source.instances;
+      const instance = this.balancer.pick(set, this.passOver(tried))
+        || this.balancer.pick(set, new Set(tried)); // only ejected ones left: try them too
       if (!instance) throw new NoInstanceAvailable(this.service, tried, errors);
       let connection;
       try {
         connection = await open(instance, this.connectTimeout);
       } catch (e) {
+        if (this.ejectFor > 0) this.ejected.set(address(instance), Date.now() + this.ejectFor);
         if (this.onConnectError) this.onConnectError(instance, e);
         tried.push(address(instance));
         errors.push(e);
         continue;
       }
+      this.ejected.delete(address(instance));
       this.lastInstance = instance;
       return this.invoke(connection, instance, fn);
     }
+  }
+
+  /** The addresses tried, plus those ejected until later than now. */
+  passOver(tried) {
+    const now = Date.now();
+    const skip = new Set(tried);
+    for (const [addr, until] of this.ejected) {
+      if (until > now) skip.add(addr);
+      else this.ejected.delete(addr);
+    }
+    return skip;
   }
 
   invoke(connection, instance, fn) {

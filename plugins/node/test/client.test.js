@@ -36,7 +36,10 @@ test('a refused connection fails over to the next instance; fn runs once', async
       assert.equal(runs, 1);
       assert.equal(client.lastInstance.port, alive.port);
     }
-    assert.ok(refused.length >= 2 && refused.every((p) => p === dead.port), refused);
+    assert.deepEqual(refused, [dead.port], 'ejected after refusing, the dead instance is tried once');
+    client.ejected.set(`127.0.0.1:${alive.port}`, Date.now() + 60000);
+    assert.equal(await client.call(() => 'alone'), 'alone', 'an ejected instance is tried when alone');
+    assert.ok(!client.ejected.has(`127.0.0.1:${alive.port}`));
   } finally {
     server.close();
   }

@@ -18,7 +18,8 @@ use Thrift\Transport\TFramedTransport;
  *   $pong = $catalog->call(fn ($c) => $c->ping());
  *
  * Options: connect_timeout_ms (default 500), timeout_ms (default 5000), on_connect_error (a
- * callable(Instance, Throwable) that hears of each failover).
+ * callable(Instance, Throwable) that hears of each failover), eject_for_ms (how long an instance
+ * that refused is passed over by this Client while others remain; default 2000, 0 disables).
  */
 final class Client
 {
@@ -28,6 +29,9 @@ final class Client
     private int $timeout;
     /** @var callable|null */
     private $onConnectError;
+    private int $ejectFor;
+    /** @var array<string, float> address => passed over until (microtime) */
+    private array $ejected = [];
 
     /**
      * @param Registry|Instance[] $source where instances come from: a Registry, or a fixed list
@@ -43,6 +47,7 @@ final class Client
         $this->connectTimeout = (int) ($options['connect_timeout_ms'] ?? 500);
         $this->timeout = (int) ($options['timeout_ms'] ?? 5000);
         $this->onConnectError = $options['on_connect_error'] ?? null;
+        $this->ejectFor = (int) ($options['eject_for_ms'] ?? 2000);
         $this->balancer = $balancer ?? new Balancer();
     }
 
@@ -64,13 +69,16 @@ final class Client
         $set = is_array($this->source) ? $this->source : $this->source->instances($this->service);
         $tried = [];
         $last = null;
-        while (($instance = $this->balancer->pick($set, $tried)) !== null) {
+        while (($instance = $this->pick($set, $tried)) !== null) {
             $host = str_contains($instance->host, ':') ? "[{$instance->host}]" : $instance->host;
             $socket = new DeadlineSocket($host, $instance->port);
             $socket->setSendTimeout($this->connectTimeout); // TSocket connects within it
             try {
                 $socket->open();
             } catch (TException $e) {
+                if ($this->ejectFor > 0) {
+                    $this->ejected[$instance->address()] = microtime(true) + $this->ejectFor / 1000;
+                }
                 if ($this->onConnectError !== null) {
                     ($this->onConnectError)($instance, $e);
                 }
@@ -78,6 +86,7 @@ final class Client
                 $last = $e;
                 continue;
             }
+            unset($this->ejected[$instance->address()]);
             $this->last = $instance;
             try {
                 $socket->setDeadline($this->timeout);
@@ -95,5 +104,13 @@ final class Client
                 . '): ' . $last?->getMessage()
             : "soa: no instance of {$this->service} available";
         throw new NoInstanceAvailable($message, array_keys($tried), $last);
+    }
+
+    /** The next instance not tried, passing over ejected ones unless only they are left. */
+    private function pick(array $set, array $tried): ?Instance
+    {
+        $now = microtime(true);
+        $this->ejected = array_filter($this->ejected, fn (float $until) => $until > $now);
+        return $this->balancer->pick($set, $tried + $this->ejected) ?? $this->balancer->pick($set, $tried);
     }
 }
