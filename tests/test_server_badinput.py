@@ -175,21 +175,30 @@ def test_frame_larger_than_maximum_is_refused_before_reading_it(live):
     server.assert_healthy()
 
 
-def test_oversized_message_on_a_buffered_stream(live, caplog):
+@pytest.mark.parametrize("transport", ["buffered", "framed"])
+def test_oversized_message_is_refused_while_streaming(live, caplog, transport):
+    """A string claiming megabytes, sent in pieces (frames each under the maximum, if framed)."""
     caplog.set_level(logging.INFO, logger="soa.server")
-    server = live(transport="buffered")
-    header = server.request("echo", text="")[:-6]  # up to the string field's length prefix
+    server = live(transport=transport)
+    header = server.request("echo", text="")[:-5]  # up to the string field's length prefix
+    if transport == "framed":
+        header = header[4:]  # no frame of its own: it goes out in the first piece below
+
+    def piece(data):
+        return struct.pack(">i", len(data)) + data if transport == "framed" else data
+
     for claimed in (10_000_000, 0x7FFFFFFF):
         sock = raw_socket(server.port)
-        sock.sendall(header + struct.pack(">i", claimed))
+        sock.sendall(piece(header + struct.pack(">i", claimed) + b"y" * 1024))
         try:
             for _ in range(200):  # stream up to 200 KiB; the server must give up well before
-                sock.sendall(b"y" * 1024)
+                sock.sendall(piece(b"y" * 1024))
         except (BrokenPipeError, ConnectionResetError):
             pass
         closed_by_server(sock)
     reasons = [r.getMessage() for r in caplog.records if "closing" in r.getMessage()]
     assert len(reasons) == 2 and not any("idle" in r for r in reasons), reasons
+    assert "message larger than 4096 bytes" in reasons[0]  # the cap, not the allocator
     server.assert_healthy()
 
 

@@ -107,6 +107,9 @@ class FramedIO(_SocketIO):
         data = self._receive(min(n, left))
         self.left = left - len(data)
         self.count += len(data)
+        if self.count > self.limit:  # one message spread over several frames
+            raise FrameTooLarge(TTransportException.UNKNOWN,
+                                f"message larger than {self.limit} bytes")
         return data
 
     def _next_frame(self):
