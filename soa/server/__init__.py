@@ -21,7 +21,9 @@ def serve(service_name, config=None, *, handler=None, host=None, port=None, adve
     ``"module:Class"`` (default: the configured one). With ``block=True`` it serves until
     SIGTERM/SIGINT, runs the stop sequence and returns the stopped ``Server``; with
     ``block=False`` it returns the running ``Server`` once it listens and is registered (call
-    ``.stop()``). ``workers > 1`` forks worker processes and needs ``block=True``.
+    ``.stop()``). ``workers > 1`` forks worker processes and needs ``block=True``; call it
+    before this process creates any etcd/grpc client (``soa serve`` does), since forked workers
+    inherit the process's state.
     Raises ``ConfigError`` for an unknown service or a bad config.
     """
     from soa.config import Config, load_config
