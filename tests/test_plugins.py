@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gevent
 import pytest
 
 from soa.testing.processes import ServiceProcess, write_config
@@ -93,10 +94,14 @@ class Catalogs:
     def start(self):
         specs = {"a": ("binary", "buffered", 2), "b": ("binary", "buffered", 30),
                  "c": ("compact", "framed", 2)}
-        self.processes = {n: self._process(n, *spec) for n, spec in specs.items()}
-        for process in self.processes.values():
-            process.start(30)  # one by one: a fork while gRPC polls etcd can crash the child
+        for name, spec in specs.items():
+            self.add(name, *spec)
         return self
+
+    def add(self, name, protocol="binary", transport="buffered", lease_ttl=2):
+        self.processes[name] = process = self._process(name, protocol, transport, lease_ttl)
+        process.start(30)  # one at a time: a fork while gRPC polls etcd can crash the child
+        return process
 
     def address(self, name):
         return self.processes[name].address
@@ -134,6 +139,52 @@ def check_live(catalogs, call):
     assert second["refused"] > 0, f"the dead instance was never tried: {second}"
 
 
+class Watcher:
+    """A plugin program in watch mode: it prints the JSON array of addresses on every change."""
+
+    def __init__(self, cmd, cwd):
+        self.proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.seen = []
+
+    def expect(self, addresses, timeout=10):
+        """Read lines until one is the set ``addresses``; fail after ``timeout`` seconds."""
+        want = set(addresses)
+        try:
+            with gevent.Timeout(timeout):
+                while True:
+                    line = self.proc.stdout.readline()
+                    if not line:
+                        pytest.fail(f"the watcher exited: {self.proc.stderr.read()}")
+                    self.seen.append(json.loads(line))
+                    if set(self.seen[-1]) == want:
+                        return
+        except gevent.Timeout:
+            pytest.fail(f"no set {sorted(want)} within {timeout}s; seen {self.seen}")
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            assert self.proc.wait(10) == 0, self.proc.stderr.read()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def check_watch(catalogs, cmd, cwd):
+    """After check_live: ``b`` is dead but registered, ``a`` leaves gracefully, ``d`` comes."""
+    watcher = Watcher(cmd, cwd)
+    try:
+        watcher.expect({catalogs.address(n) for n in "abc"})
+        catalogs.processes["a"].stop(timeout=10)
+        watcher.expect({catalogs.address(n) for n in "bc"})
+        catalogs.add("d")
+        watcher.expect({catalogs.address(n) for n in "bcd"})
+    finally:
+        watcher.close()
+
+
 def test_go_live(catalogs, tmp_path):
     demo = PLUGINS / "go" / "examples" / "catalog-call"
     thrift_gen("go:package_prefix=soa-example/catalog-call/gen-go/,skip_remote", demo / "gen-go")
@@ -146,6 +197,8 @@ def test_go_live(catalogs, tmp_path):
         return json.loads(out)
 
     check_live(catalogs, call)
+    check_watch(catalogs, [binary, "-etcd", catalogs.etcd, "-prefix", catalogs.prefix, "-watch"],
+                demo)
 
 
 def node_install():
@@ -172,6 +225,8 @@ def test_node_live(catalogs):
         return json.loads(out)
 
     check_live(catalogs, call)
+    check_watch(catalogs, [tool("node"), "examples/catalog-call.js", "--etcd", catalogs.etcd,
+                           "--prefix", catalogs.prefix, "--watch"], node_dir)
 
 
 def test_php_unit_tests():
@@ -189,3 +244,6 @@ def test_php_live(catalogs, tmp_path):
         return json.loads(out)
 
     check_live(catalogs, call)
+    check_watch(catalogs, [tool("php"), "plugins/php/examples/catalog-call.php", f"--gen={gen}",
+                           f"--etcd={catalogs.etcd}", f"--prefix={catalogs.prefix}", "--watch"],
+                ROOT)

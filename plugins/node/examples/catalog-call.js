@@ -19,8 +19,13 @@ async function main() {
       etcd: { type: 'string', default: '127.0.0.1:2379' },
       prefix: { type: 'string', default: '/soa' },
       calls: { type: 'string', default: '20' },
+      watch: { type: 'boolean', default: false },
     },
   });
+  if (values.watch) {
+    await watchSet(new soa.Registry({ endpoints: values.etcd.split(','), prefix: values.prefix }));
+    return;
+  }
   const out = { calls: 0, failed: 0, served: {}, refused: 0, products: 0, errors: [] };
   const catalog = await soa.connect('catalog', CatalogService, {
     endpoints: values.etcd.split(','),
@@ -52,6 +57,24 @@ async function main() {
     await catalog.close();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** Prints catalog's addresses as a JSON array whenever they change, until stdin closes. */
+async function watchSet(registry) {
+  const resolver = await registry.resolve('catalog');
+  let printed = '-';
+  const print = (instances) => {
+    const line = JSON.stringify(instances.map(soa.address));
+    if (line !== printed) {
+      printed = line;
+      process.stdout.write(`${line}\n`);
+    }
+  };
+  print(resolver.instances);
+  resolver.on('change', print);
+  process.stdin.resume();
+  await new Promise((resolve) => { process.stdin.on('end', resolve); process.stdin.on('close', resolve); });
+  await resolver.close();
 }
 
 main().catch((e) => {

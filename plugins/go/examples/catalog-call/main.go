@@ -1,7 +1,8 @@
 // Command catalog-call resolves the catalog service through etcd and calls it with the
 // Thrift client code generated from idl/catalog.thrift, then prints a JSON summary: how many
 // calls each address served, how many failed, and how many connections were refused (and so
-// retried on another instance).
+// retried on another instance). With -watch it instead prints the set of addresses each time
+// it changes, as a JSON array on a line, until its standard input closes.
 //
 // Generate the client code first (gen-go/ is not committed):
 //
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -38,10 +40,18 @@ func main() {
 	etcd := flag.String("etcd", "127.0.0.1:2379", "etcd endpoints, comma separated")
 	prefix := flag.String("prefix", "/soa", "registry key prefix")
 	calls := flag.Int("calls", 20, "ping calls to make")
+	watch := flag.Bool("watch", false, "print the instance set on every change until stdin closes")
 	flag.Parse()
 
 	ctx := context.Background()
 	reg := soa.NewRegistry(soa.RegistryConfig{Endpoints: strings.Split(*etcd, ","), Prefix: *prefix})
+	if *watch {
+		if err := watchSet(ctx, reg); err != nil {
+			fmt.Fprintln(os.Stderr, "resolve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var refused atomic.Int64
 	client, err := soa.Dial(ctx, reg, "catalog", soa.ClientOptions{
 		ConnectTimeout: 500 * time.Millisecond,
@@ -81,4 +91,35 @@ func main() {
 	}
 	out.Refused = refused.Load()
 	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// watchSet prints catalog's addresses as a JSON array whenever they change, until stdin closes.
+func watchSet(ctx context.Context, reg *soa.Registry) error {
+	res, err := reg.Resolve(ctx, "catalog")
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	stdinClosed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stdinClosed)
+	}()
+	printed := "-"
+	for {
+		changed := res.Changed()
+		addrs := []string{}
+		for _, in := range res.Instances() {
+			addrs = append(addrs, in.Address())
+		}
+		if line, _ := json.Marshal(addrs); string(line) != printed {
+			printed = string(line)
+			fmt.Println(printed)
+		}
+		select {
+		case <-changed:
+		case <-stdinClosed:
+			return nil
+		}
+	}
 }
