@@ -10,7 +10,8 @@ import time
 from soa import deadline as deadlines
 
 
-def timeout_middleware(timeout_s, monotonic=time.monotonic, current=deadlines.current):
+def timeout_middleware(timeout_s, monotonic=time.monotonic,
+                       current=deadlines._current.get):  # deadlines.current, minus a call
     def factory(next_handler):
         def set_deadline(call):
             mine = monotonic() + timeout_s

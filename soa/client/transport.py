@@ -22,6 +22,7 @@ class Transport:
         self.discovery = discovery
         self.plans = plans
         self.pools = {}
+        self._routes = {}  # id(instance) -> (instance, address, pool)
         self.load = load
         self.pool_size = client_config.pool_size
         self.idle_timeout = client_config.pool_idle_timeout
@@ -30,15 +31,15 @@ class Transport:
 
     def __call__(self, call):
         instance = self.discovery.picker.pick(call)
-        meta = call.meta
-        if meta:
-            tried = meta.get("tried")
-            if tried and instance.address in tried:
-                instance = self._untried(call, instance, tried)
-        address = call.peer = instance.address
-        pool = self.pools.get(address)
-        if pool is None:
-            pool = self._pool(instance)
+        route = self._routes.get(id(instance))
+        if route is None or route[0] is not instance:
+            route = self._route(instance)
+        if call.meta:
+            tried = call.meta.get("tried")
+            if tried and route[1] in tried:
+                route = self._route(self._untried(call, instance, tried))
+        _, address, pool = route
+        call.peer = address
         deadline = call.deadline
         conn = pool.acquire(deadline)
         # soa.deadline.encode_seqid, inlined: the remaining milliseconds under the soa marker
@@ -83,14 +84,29 @@ class Transport:
                 return other
         return instance  # every instance was tried: try the picked one again
 
-    def _pool(self, instance):
-        pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout)
-        if self.closed:
-            pool.close()
-        self.pools[instance.address] = pool
-        return pool
+    def _route(self, instance):
+        """``(instance, address, pool)``, cached by the instance object's id.
+
+        The entry holds the instance itself, so the id cannot be reused while the entry lives,
+        and ``route[0] is instance`` confirms a hit; this saves formatting the address and
+        hashing it on every call. Entries go when their address's pool is closed.
+        """
+        address = instance.address
+        pool = self.pools.get(address)
+        if pool is None:
+            pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout)
+            if self.closed:
+                pool.close()
+            self.pools[address] = pool
+        stale = [k for k, r in self._routes.items() if r[1] == address and r[0] is not instance]
+        for key in stale:
+            del self._routes[key]
+        route = self._routes[id(instance)] = (instance, address, pool)
+        return route
 
     def close_pool(self, address):
+        for key in [k for k, r in self._routes.items() if r[1] == address]:
+            del self._routes[key]
         pool = self.pools.pop(address, None)
         if pool is not None:
             pool.close()
