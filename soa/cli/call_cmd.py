@@ -12,12 +12,13 @@ from .options import Command
     cls=Command,
     examples="""
   soa call catalog ping
-  soa call catalog get_product '{"sku": "MI-9"}'          # arguments by name
-  soa call catalog get_product '["MI-9"]'                 # or in IDL order
-  soa call order place '{"req": {"lines": [{"sku": "MI-9", "quantity": 1}]}}'
-  echo '{"sku": "MI-9"}' | soa call catalog get_product -   # JSON from stdin
+  soa call catalog get_product '{"product_id": "mi-9"}'   # arguments by name
+  soa call catalog get_product '["mi-9"]'                 # or in IDL order
+  soa call order create_order '{"idempotency_key": "k1",
+      "req": {"user_id": "u1", "lines": [{"sku": "mi-9-black", "quantity": 1}]}}'
+  echo '["mi-9"]' | soa call catalog get_product -        # JSON from stdin
   soa call catalog ping --address 127.0.0.1:9090          # one instance, no etcd
-  soa call inventory reserve '{...}' --timeout 3000
+  soa call inventory get_stock '["mi-9-black"]' --timeout 3000
 """,
 )
 @click.argument("service")
