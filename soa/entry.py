@@ -20,6 +20,9 @@ def init():
     if not monkey.is_module_patched("socket"):
         monkey.patch_all()
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+    # grpc's fork handlers run in every forked child (subprocesses, pre-fork workers) and can
+    # abort it while the parent's etcd watch is active; soa never uses grpc across a fork.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     import grpc.experimental.gevent as grpc_gevent
 
     grpc_gevent.init_gevent()
