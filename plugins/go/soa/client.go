@@ -128,6 +128,9 @@ func (c *Client) Call(ctx context.Context, fn func(ctx context.Context, client t
 		}
 		addr := in.Address()
 		conn, err := c.connect(ctx, addr)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err() // the caller gave up; the instance is not to blame
+		}
 		c.mu.Lock()
 		if err == nil {
 			delete(c.ejected, addr)
@@ -137,9 +140,6 @@ func (c *Client) Call(ctx context.Context, fn func(ctx context.Context, client t
 		}
 		c.mu.Unlock()
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			if c.opts.OnConnectError != nil {
 				c.opts.OnConnectError(in, err)
 			}

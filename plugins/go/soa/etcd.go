@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,7 +56,9 @@ func newGateway(endpoints []string, timeout time.Duration) *gateway {
 		urls = append(urls, e)
 	}
 	// etcd is dialled directly: no HTTP proxy from the environment.
-	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
+	// A watch has no overall timeout, but its response headers must come within timeout.
+	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second,
+		ResponseHeaderTimeout: timeout, DialContext: (&net.Dialer{Timeout: timeout}).DialContext}
 	return &gateway{endpoints: urls, http: &http.Client{Transport: transport}, timeout: timeout}
 }
 

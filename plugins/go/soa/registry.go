@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -107,6 +108,9 @@ func (res *Resolver) publish() {
 	snap := res.mirror.snapshot()
 	res.mu.Lock()
 	defer res.mu.Unlock()
+	if res.changed != nil && reflect.DeepEqual(snap, res.instances) {
+		return // a list again after a broken watch, or an update that changed nothing
+	}
 	res.instances = snap
 	if res.changed != nil {
 		close(res.changed)

@@ -46,28 +46,36 @@ class Gateway {
     this.current = 0;
   }
 
-  /** POSTs `body` to `path` on each endpoint in turn until one answers 200; the Response. */
+  /**
+   * POSTs `body` to `path` on each endpoint in turn until one answers 200: `{response, done}`,
+   * where done() ends the timeout of a list request once its body is read.
+   */
   async post(path, body, { signal, stream = false } = {}) {
     const errors = [];
     const n = this.endpoints.length;
     for (let k = 0; k < n; k += 1) {
       const i = (this.current + k) % n;
-      const signals = [signal, stream ? null : AbortSignal.timeout(this.timeout)].filter(Boolean);
+      // A list request must end within the timeout; a watch stream must only start within it.
+      const limit = new AbortController();
+      const timer = setTimeout(() => limit.abort(new Error(`no answer within ${this.timeout} ms`)), this.timeout);
       try {
         const response = await fetch(this.endpoints[i] + path, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
-          signal: signals.length ? AbortSignal.any(signals) : undefined,
+          signal: signal ? AbortSignal.any([signal, limit.signal]) : limit.signal,
         });
+        if (stream) clearTimeout(timer);
         if (response.status !== 200) {
           throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
         }
         this.current = i;
-        return response;
+        return { response, done: () => clearTimeout(timer) };
       } catch (e) {
+        clearTimeout(timer);
         if (signal && signal.aborted) throw e;
-        errors.push(`${this.endpoints[i]}: ${e.cause ? e.cause.message || e.cause.code : e.message}`);
+        const why = limit.signal.aborted ? limit.signal.reason : e.cause || e;
+        errors.push(`${this.endpoints[i]}: ${why.message || why.code || why}`);
       }
     }
     throw new Error(`etcd unreachable: ${errors.join('; ')}`);
@@ -75,8 +83,13 @@ class Gateway {
 
   /** Every key under `prefix`: `{kvs: [{key, value, modRevision}], revision}`. */
   async range(prefix, { signal } = {}) {
-    const response = await this.post('/v3/kv/range', { key: b64(prefix), range_end: b64(rangeEnd(prefix)) }, { signal });
-    const data = await response.json();
+    const { response, done } = await this.post('/v3/kv/range', { key: b64(prefix), range_end: b64(rangeEnd(prefix)) }, { signal });
+    let data;
+    try {
+      data = await response.json();
+    } finally {
+      done();
+    }
     return { kvs: (data.kvs || []).map(decodeKv), revision: Number(data.header.revision) };
   }
 
@@ -89,7 +102,7 @@ class Gateway {
     const body = {
       create_request: { key: b64(prefix), range_end: b64(rangeEnd(prefix)), start_revision: String(fromRevision) },
     };
-    const response = await this.post('/v3/watch', body, { signal, stream: true });
+    const { response } = await this.post('/v3/watch', body, { signal, stream: true });
     let pending = '';
     const decoder = new TextDecoder();
     for await (const chunk of response.body) {

@@ -64,15 +64,21 @@ class Resolver extends EventEmitter {
     this.done = null;
   }
 
-  publish() {
-    this.instances = this.mirror.snapshot();
-    this.emit('change', this.instances);
+  publish(first = false) {
+    const instances = this.mirror.snapshot();
+    if (!first && JSON.stringify(instances) === JSON.stringify(this.instances)) return;
+    this.instances = instances;
+    try {
+      this.emit('change', instances);
+    } catch (e) {
+      this.registry.logger.warn(`soa: a 'change' listener of ${this.service} threw: ${e.stack || e}`);
+    }
   }
 
   async start() {
     const { kvs, revision } = await this.registry.gateway.range(this.range);
     this.mirror.reset(kvs);
-    this.publish();
+    this.publish(true);
     this.done = this.run(revision);
     return this;
   }
