@@ -2,7 +2,8 @@
 registry vectors, then each plugin live against a real etcd and real catalog servers (two
 binary/buffered instances and one compact/framed), before and after a kill -9 of one of them.
 
-Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP's.
+Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP's. The
+Thrift code the programs use is generated into each test's tmp_path.
 """
 
 import json
@@ -53,7 +54,7 @@ def thrift_gen(generator, out):
 
 
 def go_env():
-    return {"GOFLAGS": "-mod=mod"}
+    return {"GOFLAGS": "-mod=mod -buildvcs=false"}
 
 
 # --- each language's own tests, over registry/vectors/*.json ----------------------------------
@@ -142,8 +143,9 @@ def check_live(catalogs, call):
 class Watcher:
     """A plugin program in watch mode: it prints the JSON array of addresses on every change."""
 
-    def __init__(self, cmd, cwd):
-        self.proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdin=subprocess.PIPE,
+    def __init__(self, cmd, cwd, env=None):
+        self.proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd,
+                                     env=dict(os.environ, **(env or {})), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.seen = []
 
@@ -172,9 +174,9 @@ class Watcher:
                 self.proc.wait()
 
 
-def check_watch(catalogs, cmd, cwd):
+def check_watch(catalogs, cmd, cwd, env=None):
     """After check_live: ``b`` is dead but registered, ``a`` leaves gracefully, ``d`` comes."""
-    watcher = Watcher(cmd, cwd)
+    watcher = Watcher(cmd, cwd, env)
     try:
         watcher.expect({catalogs.address(n) for n in "abc"})
         catalogs.processes["a"].stop(timeout=10)
@@ -186,9 +188,17 @@ def check_watch(catalogs, cmd, cwd):
 
 
 def test_go_live(catalogs, tmp_path):
-    demo = PLUGINS / "go" / "examples" / "catalog-call"
+    # The example module, copied next to its generated code so the work tree stays untouched.
+    example = PLUGINS / "go" / "examples" / "catalog-call"
+    demo = tmp_path / "catalog-call"
+    demo.mkdir()
+    shutil.copy(example / "main.go", demo)
+    shutil.copy(example / "go.sum", demo)
+    go_mod = (example / "go.mod").read_text(encoding="utf-8")
+    (demo / "go.mod").write_text(go_mod.replace("=> ../..", f"=> {PLUGINS / 'go'}"),
+                                 encoding="utf-8")
     thrift_gen("go:package_prefix=soa-example/catalog-call/gen-go/,skip_remote", demo / "gen-go")
-    binary = tmp_path / "catalog-call"
+    binary = tmp_path / "catalog-call-bin"
     run([tool("go"), "build", "-o", binary, "."], demo, 150, go_env())
 
     def call():
@@ -215,18 +225,18 @@ def test_node_unit_tests():
     assert "# fail 0" in out
 
 
-def test_node_live(catalogs):
+def test_node_live(catalogs, tmp_path):
     node_dir = node_install()
-    thrift_gen("js:node", node_dir / "examples" / "gen-nodejs")
+    gen = thrift_gen("js:node", tmp_path / "gen-nodejs")
+    env = {"NODE_PATH": str(node_dir / "node_modules")}  # where the generated code finds thrift
+    program = [tool("node"), "examples/catalog-call.js", f"--gen={gen}", f"--etcd={catalogs.etcd}",
+               f"--prefix={catalogs.prefix}"]
 
     def call():
-        out = run([tool("node"), "examples/catalog-call.js", "--etcd", catalogs.etcd, "--prefix",
-                   catalogs.prefix, "--calls", CALLS], node_dir, 60)
-        return json.loads(out)
+        return json.loads(run([*program, f"--calls={CALLS}"], node_dir, 60, env))
 
     check_live(catalogs, call)
-    check_watch(catalogs, [tool("node"), "examples/catalog-call.js", "--etcd", catalogs.etcd,
-                           "--prefix", catalogs.prefix, "--watch"], node_dir)
+    check_watch(catalogs, [*program, "--watch"], node_dir, env)
 
 
 def test_php_unit_tests():

@@ -4,14 +4,15 @@
  * from idl/catalog.thrift, then prints a JSON summary: calls each address served, calls that
  * failed, and connections refused (and so retried on another instance).
  *
- * Generate the client code first (gen-nodejs/ is not committed):
+ * Generate the client code first (gen-nodejs/ is not committed); generated code elsewhere is
+ * named by --gen (it needs `thrift` on its require path: NODE_PATH=plugins/node/node_modules):
  *   thrift -r --gen js:node -out examples/gen-nodejs ../../idl/catalog.thrift
  *   node examples/catalog-call.js --etcd 127.0.0.1:2379 --prefix /soa --calls 20
  */
 
+const path = require('node:path');
 const { parseArgs } = require('node:util');
 const soa = require('..');
-const CatalogService = require('./gen-nodejs/CatalogService');
 
 async function main() {
   const { values } = parseArgs({
@@ -20,8 +21,10 @@ async function main() {
       prefix: { type: 'string', default: '/soa' },
       calls: { type: 'string', default: '20' },
       watch: { type: 'boolean', default: false },
+      gen: { type: 'string', default: path.join(__dirname, 'gen-nodejs') },
     },
   });
+  const CatalogService = require(path.resolve(values.gen, 'CatalogService'));
   if (values.watch) {
     await watchSet(new soa.Registry({ endpoints: values.etcd.split(','), prefix: values.prefix }));
     return;
