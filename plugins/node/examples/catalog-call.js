@@ -2,11 +2,13 @@
 /**
  * Resolves the catalog service through etcd and calls it with the Thrift client code generated
  * from idl/catalog.thrift, then prints a JSON summary: calls each address served, calls that
- * failed, and connections refused (and so retried on another instance).
+ * failed, and connections refused (and so retried on another instance). With --watch it instead
+ * prints the set of addresses each time it changes, as a JSON array on a line, until its
+ * standard input closes.
  *
  * Generate the client code first (gen-nodejs/ is not committed); generated code elsewhere is
  * named by --gen (it needs `thrift` on its require path: NODE_PATH=plugins/node/node_modules):
- *   thrift -r --gen js:node -out examples/gen-nodejs ../../idl/catalog.thrift
+ *   mkdir -p examples/gen-nodejs && thrift -r --gen js:node -out examples/gen-nodejs ../../idl/catalog.thrift
  *   node examples/catalog-call.js --etcd 127.0.0.1:2379 --prefix /soa --calls 20
  */
 

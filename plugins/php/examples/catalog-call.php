@@ -6,13 +6,13 @@
  * prints the set of addresses each time it changes (as PHP has no watch: re-listed when the
  * registry's cache_ttl has passed), as a JSON array on a line, until its standard input closes.
  *
- *   thrift -r --gen php -out /tmp/gen-php idl/catalog.thrift
+ *   mkdir -p /tmp/gen-php && thrift -r --gen php -out /tmp/gen-php idl/catalog.thrift
  *   php plugins/php/examples/catalog-call.php --gen /tmp/gen-php --etcd 127.0.0.1:2379 --prefix /soa --calls 20
  */
 
 require __DIR__ . '/../src/autoload.php';
 
-$opts = getopt('', ['gen:', 'etcd::', 'prefix::', 'calls::', 'watch']) + ['etcd' => '127.0.0.1:2379', 'prefix' => '/soa', 'calls' => 20];
+$opts = getopt('', ['gen:', 'etcd:', 'prefix:', 'calls:', 'watch']) + ['etcd' => '127.0.0.1:2379', 'prefix' => '/soa', 'calls' => 20];
 Soa\Autoload::addPsr4('Shop\\', $opts['gen'] . '/Shop');
 
 if (isset($opts['watch'])) {

@@ -6,7 +6,8 @@
 //
 // Generate the client code first (gen-go/ is not committed):
 //
-//	thrift -r --gen go:package_prefix=soa-example/catalog-call/gen-go/ -out gen-go ../../../../idl/catalog.thrift
+//	mkdir -p gen-go
+//	thrift -r --gen go:package_prefix=soa-example/catalog-call/gen-go/,skip_remote -out gen-go ../../../../idl/catalog.thrift
 //	go run . -etcd 127.0.0.1:2379 -prefix /soa -calls 20
 package main
 
