@@ -212,10 +212,10 @@ def test_go_live(catalogs, tmp_path):
 
 
 def node_install():
-    """``npm install`` in plugins/node, only when node_modules is missing."""
+    """``npm ci`` in plugins/node (package-lock.json), only when node_modules is missing."""
     node_dir = PLUGINS / "node"
     if not (node_dir / "node_modules" / "thrift").is_dir():
-        run([tool("npm"), "install", "--no-audit", "--no-fund"], node_dir, 150)
+        run([tool("npm"), "ci", "--no-audit", "--no-fund"], node_dir, 150)
     return node_dir
 
 

@@ -87,3 +87,17 @@ func TestCallNoInstance(t *testing.T) {
 		t.Fatalf("empty set: got %v", err)
 	}
 }
+
+func TestCallTimeoutBoundsTheCall(t *testing.T) {
+	alive, l := listening(t)
+	defer l.Close()
+	c := NewClient("s", StaticInstances{alive}, ClientOptions{CallTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	err := c.Call(context.Background(), func(ctx context.Context, _ thrift.TClient) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("got %v after %v", err, time.Since(start))
+	}
+}
