@@ -11,7 +11,7 @@ use Thrift\Transport\TSocket;
  */
 final class DeadlineSocket extends TSocket
 {
-    private float $deadline = INF;
+    private ?float $deadline = null; // null: TSocket's own timeouts only
 
     /** The call must end within $ms milliseconds from now. */
     public function setDeadline(int $ms): void
@@ -21,13 +21,17 @@ final class DeadlineSocket extends TSocket
 
     public function read($len)
     {
-        $this->setRecvTimeout($this->remaining());
+        if ($this->deadline !== null) {
+            $this->setRecvTimeout($this->remaining());
+        }
         return parent::read($len);
     }
 
     public function write($buf)
     {
-        $this->setSendTimeout($this->remaining());
+        if ($this->deadline !== null) {
+            $this->setSendTimeout($this->remaining());
+        }
         parent::write($buf);
     }
 
