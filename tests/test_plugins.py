@@ -1,6 +1,7 @@
 """The Go, PHP and Node.js client plugins (plugins/): each language's own tests over the shared
-registry vectors, then each plugin live against a real etcd and real catalog servers (two
-binary/buffered instances and one compact/framed), before and after a kill -9 of one of them.
+registry vectors, then each plugin live against a real etcd (behind a dead endpoint) and real
+catalog servers (two binary/buffered instances, one compact/framed): calls before and after a
+kill -9 of one of them, and the instance set seen as one leaves and another comes.
 
 Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP's. The
 Thrift code the programs use is generated into each test's tmp_path.
@@ -15,6 +16,7 @@ from pathlib import Path
 import gevent
 import pytest
 
+from soa.etcd_server import free_port
 from soa.testing.processes import ServiceProcess, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +77,8 @@ class Catalogs:
     and every plugin meets a refused connection."""
 
     def __init__(self, tmp_path, etcd_config):
-        self.etcd = ",".join(etcd_config.endpoints)
+        # A dead endpoint first: every plugin must fail over to the live one.
+        self.etcd = ",".join([f"127.0.0.1:{free_port()}", *etcd_config.endpoints])
         self.prefix = etcd_config.prefix
         self.processes = {}
         self.tmp_path = tmp_path
