@@ -56,6 +56,10 @@ func (f *fakeEtcd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 				return
 			case e := <-f.events:
+				if e == "COMPACT" { // the watch's start revision is gone: the reader lists again
+					fmt.Fprint(w, `{"result":{"header":{},"canceled":true,"compact_revision":"5"}}`+"\n")
+					return
+				}
 				fmt.Fprintf(w, `{"result":{"header":{"revision":"2"},"events":[%s]}}`+"\n", e)
 				flusher.Flush()
 			}
@@ -156,6 +160,14 @@ func TestResolveFailsOverAndWatches(t *testing.T) {
 	ch = res.Changed()
 	fake.events <- put(key("10.0.0.5", 5), value("10.0.0.5", 5, ""))
 	waitChange(t, res, ch, "10.0.0.5:5")
+
+	// a change the watch missed is found by the list after a compaction
+	fake.mu.Lock()
+	fake.kvs = map[string]string{key("10.0.0.6", 6): value("10.0.0.6", 6, "")}
+	fake.mu.Unlock()
+	ch = res.Changed()
+	fake.events <- "COMPACT"
+	waitChange(t, res, ch, "10.0.0.6:6")
 }
 
 func TestResolveFailsWhenNoEndpointAnswers(t *testing.T) {

@@ -29,6 +29,9 @@ function fakeEtcd(kvs) {
       }
     });
   });
+  const compact = () => {
+    for (const w of watchers.splice(0)) w.end(`${JSON.stringify({ result: { header: {}, canceled: true, compact_revision: '5' } })}\n`);
+  };
   const send = (events) => {
     const msg = { result: { header: { revision: '2' }, events: events.map(([type, k, v]) => ({
       ...(type === 'DELETE' ? { type } : {}), kv: { key: enc(k), value: v === undefined ? undefined : enc(v), mod_revision: '2' },
@@ -40,7 +43,7 @@ function fakeEtcd(kvs) {
       w.write(text.slice(10));
     }
   };
-  return { server, send, watchers };
+  return { server, send, compact, watchers };
 }
 
 async function deadEndpoint() {
@@ -64,11 +67,12 @@ async function until(resolver, want) {
 }
 
 test('resolve fails over between endpoints, skips invalid values once, and follows the watch', async () => {
-  const fake = fakeEtcd({
+  const kvs = {
     [key('10.0.0.1', 1)]: value('10.0.0.1', 1),
     [key('10.0.0.2', 2)]: value('10.0.0.2', 2, ',"protocol":"compact"'),
     [key('10.0.0.3', 3)]: '{"service":"catalog","host":"10.0.0.3","port":"3"}',
-  });
+  };
+  const fake = fakeEtcd(kvs);
   fake.server.listen(0, '127.0.0.1');
   await once(fake.server, 'listening');
   const warnings = [];
@@ -96,6 +100,12 @@ test('resolve fails over between endpoints, skips invalid values once, and follo
       fake.send([['PUT', key('10.0.0.4', 4), 'not json'], ['PUT', key('10.0.0.5', 5), value('10.0.0.5', 5)]]);
       await until(resolver, '10.0.0.5:5');
       assert.equal(warnings.length, before + 1);
+
+      // a change the watch missed is found by the list after a compaction
+      for (const k of Object.keys(kvs)) delete kvs[k];
+      kvs[key('10.0.0.6', 6)] = value('10.0.0.6', 6);
+      fake.compact();
+      await until(resolver, '10.0.0.6:6');
     } finally {
       await resolver.close();
     }
