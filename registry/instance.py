@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 PROTOCOLS = ("binary", "compact")
 TRANSPORTS = ("buffered", "framed")
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 KNOWN_FIELDS = (
     "service",
     "host",
@@ -104,7 +104,7 @@ def parse_instance(value, key=None, prefix=None):
     if not isinstance(data, dict):
         raise InvalidInstance("not_object", f"expected a JSON object, got {type(data).__name__}")
     service = _required(data, "service", str)
-    if not SERVICE_NAME.match(service):
+    if not SERVICE_NAME.fullmatch(service):
         raise InvalidInstance("bad_value", f"service: not a service name: {service!r}")
     host = _required(data, "host", str)
     if not host or any(c in host for c in "/ \t[]"):

@@ -32,7 +32,8 @@ def test_events_survive_sigkill_of_notify(tmp_path, etcd_config):
 
         def attempted():
             page = notify.deliveries(sub.subscription_id, 0, 1000)
-            return len(page) == EVENTS and all(d.attempts >= 1 for d in page) and page
+            return (len(page) == EVENTS and all(d.attempts >= 1 and d.last_error for d in page)
+                    and page)
 
         pending = wait_until(attempted, timeout=15, message="failed first attempts")
         assert {d.status for d in pending} == {m.DeliveryStatus.PENDING}
