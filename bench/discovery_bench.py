@@ -72,9 +72,11 @@ def run(args):
     import etcd3
     import gevent
 
+    from soa import entry
     from soa.config import EtcdConfig
     from soa.etcd_server import EtcdProcess
 
+    entry.init()  # grpc (the etcd client) must cooperate with gevent, as in every soa process
     rounds = max(3, args.rounds)
     etcd = EtcdProcess(Path(tempfile.mkdtemp(prefix="soa-bench-etcd-")) / "data")
     etcd.start()
@@ -150,15 +152,10 @@ def run(args):
 
 if __name__ == "__main__":
     import argparse
-    import os
 
-    from gevent import monkey
+    from soa import entry
 
-    monkey.patch_all()
-    os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
-    import grpc.experimental.gevent as grpc_gevent
-
-    grpc_gevent.init_gevent()
+    entry.init()
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
