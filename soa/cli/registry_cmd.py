@@ -8,10 +8,15 @@ import click
 from .options import Command, Group, json_option
 
 
-def _connection(ctx):
+def _registry(ctx, operation, *args):
+    """Run ``operation(connection, prefix, *args)`` over a connection that is closed after."""
     from registry.etcd import EtcdConnection
 
-    return EtcdConnection(ctx.obj.config.etcd)
+    connection = EtcdConnection(ctx.obj.config.etcd)
+    try:
+        return operation(connection, ctx.obj.config.etcd.prefix, *args)
+    finally:
+        connection.close()
 
 
 @click.group(
@@ -63,11 +68,7 @@ def ls(ctx, service, as_json):
     """List registered instances, with their lease time left and age."""
     from registry.inspect import list_instances
 
-    connection = _connection(ctx)
-    try:
-        rows = list_instances(connection, ctx.obj.config.etcd.prefix, service)
-    finally:
-        connection.close()
+    rows = _registry(ctx, list_instances, service)
     if as_json:
         out = []
         for row in rows:
@@ -172,11 +173,7 @@ def rm(ctx, service, address):
     """Remove a stale instance from the registry."""
     from registry.inspect import remove
 
-    connection = _connection(ctx)
-    try:
-        removed = remove(connection, ctx.obj.config.etcd.prefix, service, address)
-    finally:
-        connection.close()
+    removed = _registry(ctx, remove, service, address)
     if not removed:
         raise click.ClickException(f"no instance {address} registered for {service}")
     click.echo(f"removed {service} {address}")
@@ -196,11 +193,7 @@ def history(ctx, service, as_json):
     """List joins and leaves from etcd's revision history, with why each instance left."""
     from registry.inspect import history as read_history
 
-    connection = _connection(ctx)
-    try:
-        changes, oldest = read_history(connection, ctx.obj.config.etcd.prefix, service)
-    finally:
-        connection.close()
+    changes, oldest = _registry(ctx, read_history, service)
     if as_json:
         for change in changes:
             click.echo(json.dumps(change.__dict__))
