@@ -6,13 +6,14 @@ deadline (then ``RpcTimeout(sent=False)``). ``release(conn)`` puts it back unles
 the pool is closed. Connections idle longer than ``idle_timeout`` are closed when met and by
 ``sweep()``; one idle for more than ``CHECK_AFTER`` seconds gets a liveness check before reuse
 (the server may have closed it), so hot connections cost no extra syscall. ``close()`` closes
-idle connections at once and busy ones as they come back. Used from any greenlet; no locks beyond
-the gevent semaphore that bounds the size.
+idle connections at once and busy ones as they come back. Used from the greenlets of one thread
+(gevent): a counter bounds the size, and only a full pool parks callers (gevent Waiters).
 """
 
+import collections
 import time
 
-from gevent.lock import BoundedSemaphore
+from gevent.hub import Waiter, get_hub
 
 from soa.errors import RpcTimeout
 
@@ -35,7 +36,8 @@ class Pool:
         self.acquired = 0  # attempts that went through this pool
         self._connect = connect
         self._idle = []
-        self._slots = BoundedSemaphore(size)
+        self._busy = 0
+        self._waiters = collections.deque()  # gevent Waiters of acquires waiting for a slot
 
     @property
     def idle(self):
@@ -43,16 +45,13 @@ class Pool:
 
     @property
     def busy(self):
-        return self.size - self._slots.counter
+        return self._busy
 
     def acquire(self, deadline):
         self.acquired += 1
-        slots = self._slots
-        if not slots.acquire(blocking=False):
-            left = deadline - _monotonic()
-            if left <= 0 or not slots.acquire(timeout=left):
-                raise RpcTimeout(f"all {self.size} pooled connections busy until the deadline",
-                                 address=self.instance.address, sent=False)
+        if self._busy >= self.size:
+            self._wait_for_slot(deadline)
+        self._busy += 1  # a plain counter: greenlets of one thread never interleave here
         idle = self._idle
         if idle:
             now = _monotonic()
@@ -69,7 +68,7 @@ class Pool:
                                  address=self.instance.address, sent=False)
             conn = self._connect(self.instance, min(self.connect_timeout, left))
         except BaseException:
-            slots.release()
+            self._free_slot()
             raise
         self.opened += 1
         return conn
@@ -80,7 +79,30 @@ class Pool:
         else:
             conn.idle_since = _monotonic()
             self._idle.append(conn)
-        self._slots.release()
+        self._free_slot()
+
+    def _free_slot(self):
+        self._busy -= 1
+        if self._waiters:  # wake the longest waiter (from the hub, as gevent Waiters require)
+            get_hub().loop.run_callback(self._waiters.popleft().switch, True)
+
+    def _wait_for_slot(self, deadline):
+        """Block this greenlet until a slot frees up, or raise at the deadline."""
+        while self._busy >= self.size:
+            left = deadline - _monotonic()
+            if left <= 0:
+                raise RpcTimeout(f"all {self.size} pooled connections busy until the deadline",
+                                 address=self.instance.address, sent=False)
+            waiter = Waiter()
+            self._waiters.append(waiter)
+            timer = get_hub().loop.timer(left)
+            timer.start(waiter.switch, False)
+            try:
+                waiter.get()
+            finally:
+                timer.close()
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
     def sweep(self, now=None):
         """Close connections idle longer than ``idle_timeout``; returns how many."""

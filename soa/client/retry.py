@@ -23,25 +23,39 @@ UNSENT_RETRIES = 3
 class RetryBudget:
     """Token bucket: each call deposits ``ratio`` tokens (at most ``cap``), each retry withdraws
     one. A reserve of ``min_per_second`` retries per second lets a quiet client still retry.
-    Like Finagle's RetryBudget and gRPC's retry throttling. Used from greenlets of one thread;
-    ``deposit``/``withdraw`` never yield, so they need no lock."""
+    Like Finagle's RetryBudget and gRPC's retry throttling. Deposits are only counted per call
+    (``calls += 1``) and settled when a retry asks, so the hot path pays one increment. Used from
+    greenlets of one thread; nothing here yields, so no lock is needed."""
 
     def __init__(self, ratio=0.1, min_per_second=10.0, cap=None):
         self.ratio = ratio
         self.cap = cap if cap is not None else max(10.0, ratio * 1000)
-        self.balance = 0.0
+        self.calls = 0
+        self._settled_calls = 0
+        self._balance = 0.0
         self.min_per_second = min_per_second
         self.reserve = min_per_second
         self._refilled = time.monotonic()
 
+    @property
+    def balance(self):
+        self._settle()
+        return self._balance
+
     def deposit(self):
-        balance = self.balance + self.ratio
-        self.balance = min(self.cap, balance)
+        self.calls += 1
+
+    def _settle(self):
+        new = self.calls - self._settled_calls
+        if new:
+            self._settled_calls = self.calls
+            self._balance = min(self.cap, self._balance + new * self.ratio)
 
     def withdraw(self):
         """Take one retry token; False when the budget is spent."""
-        if self.balance >= 0.999999:  # tolerate 10 x 0.1 adding up to 0.9999...
-            self.balance -= 1.0
+        self._settle()
+        if self._balance >= 0.999999:  # tolerate 10 x 0.1 adding up to 0.9999...
+            self._balance -= 1.0
             return True
         now = time.monotonic()
         self.reserve = min(self.min_per_second,
@@ -62,7 +76,7 @@ def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.mo
 
     def factory(next_handler):
         def retry(call):
-            budget.deposit()
+            budget.calls += 1  # budget.deposit(), inlined
             try:
                 return next_handler(call)
             except TransportError as first:
