@@ -32,11 +32,16 @@ def soa_caller(port, method, pool_size):
     client = build("bench", Config(), resolver, idl=IDL, thrift_service="BenchService",
                    timeout_ms=30000, pool_size=pool_size)
     fn, args = getattr(client, method), CALLS[method]
-    made = []
+    open_callers = [0]
+
+    def close():
+        open_callers[0] -= 1
+        if open_callers[0] == 0:  # the last greenlet's caller closes the shared client
+            client.close()
 
     def make():
-        made.append(1)
-        return (lambda: fn(*args)), (lambda: client.close() if len(made) == 1 else made.pop())
+        open_callers[0] += 1
+        return (lambda: fn(*args)), close
 
     return make
 
