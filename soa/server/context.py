@@ -24,6 +24,7 @@ class ServiceContext:
         self.idl = idl
         self._data_dir = Path(data_dir) if data_dir else None
         self._clients = {}
+        self._clients_factory = None
 
     @property
     def name(self):
@@ -37,28 +38,31 @@ class ServiceContext:
         return self._data_dir
 
     def client(self, name, **options):
-        """A client of service ``name`` (``soa.client.client(name, self.config, **options)``).
+        """A client of service ``name``, bound to the same Config.
 
-        Clients are cached per name and options, and closed when the server stops.
+        Clients are cached per name and options and share one resolver (one etcd connection,
+        one watch per service) through a ``soa.client.Clients``; the server closes them all when
+        it stops.
         """
+        key = (name, tuple(sorted(options.items())))
         try:
-            key = (name, tuple(sorted(options.items())))
-            hash(key)
-        except TypeError:
-            key = None
-        if key is not None and key in self._clients:
             return self._clients[key]
-        made = importlib.import_module("soa.client").client(name, self.config, **options)
-        self._clients[key if key is not None else object()] = made
-        return made
+        except TypeError:  # an unhashable option (a function): build a fresh client
+            return self._factory().client(name, **options)
+        except KeyError:
+            made = self._clients[key] = self._factory().client(name, **options)
+            return made
+
+    def _factory(self):
+        if self._clients_factory is None:
+            self._clients_factory = importlib.import_module("soa.client").Clients(self.config)
+        return self._clients_factory
 
     def close(self):
         """Close the clients this context made (the server calls it once stopped)."""
-        clients, self._clients = list(self._clients.values()), {}
-        for made in clients:
-            close = getattr(made, "close", None)
-            if close is not None:
-                close()
+        factory, self._clients_factory, self._clients = self._clients_factory, None, {}
+        if factory is not None:
+            factory.close()
 
     def __repr__(self):
         return f"ServiceContext({self.service.name!r})"
