@@ -69,14 +69,15 @@ def _wait_for(client, addresses, timeout=10.0):
 def run(args):
     from dataclasses import replace
 
+    from soa import entry
+
+    entry.init()  # grpc (the etcd client) must cooperate with gevent, as in every soa process
     import etcd3
     import gevent
 
-    from soa import entry
+    import registry.etcd  # noqa: F401  (selects the protobuf backend etcd3's stubs need)
     from soa.config import EtcdConfig
     from soa.etcd_server import EtcdProcess
-
-    entry.init()  # grpc (the etcd client) must cooperate with gevent, as in every soa process
     rounds = max(3, args.rounds)
     etcd = EtcdProcess(Path(tempfile.mkdtemp(prefix="soa-bench-etcd-")) / "data")
     etcd.start()

@@ -98,8 +98,37 @@ class EtcdConnection:
         except RETRYABLE as e:
             raise DiscoveryError(f"etcd {endpoint}: {describe(e)}") from e
 
-    def watch_stub(self, client):
-        return etcdrpc.WatchStub(client.channel)
+    @staticmethod
+    def range_prefix(client, prefix):
+        """List every key under ``prefix``; the response is decoded by ``registry.wire``."""
+        from . import wire
+
+        request = etcdrpc.RangeRequest(key=prefix.encode(), range_end=range_end(prefix))
+        call = client.channel.unary_unary(
+            "/etcdserverpb.KV/Range",
+            request_serializer=etcdrpc.RangeRequest.SerializeToString,
+            response_deserializer=wire.decode_range_response,
+        )
+        return call(request, client.timeout, credentials=client.call_credentials,
+                    metadata=client.metadata)
+
+    @staticmethod
+    def watch(client, requests):
+        """Open a watch stream; responses are decoded by ``registry.wire``."""
+        from . import wire
+
+        call = client.channel.stream_stream(
+            "/etcdserverpb.Watch/Watch",
+            request_serializer=etcdrpc.WatchRequest.SerializeToString,
+            response_deserializer=wire.decode_watch_response,
+        )
+        return call(requests, credentials=client.call_credentials, metadata=client.metadata)
+
+
+def range_end(prefix):
+    """The end of the key range holding every key that starts with ``prefix``."""
+    raw = prefix.encode()
+    return raw[:-1] + bytes([raw[-1] + 1])
 
 
 def describe(error):

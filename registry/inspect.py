@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from soa.errors import DiscoveryError
 
-from .etcd import RETRYABLE, describe, etcdrpc
+from .etcd import RETRYABLE, describe, etcdrpc, range_end
 from .instance import InvalidInstance, parse_instance, service_prefix
-from .resolver import _range_end
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def history(connection, prefix, service=None, timeout=10.0):
 
 def _replay(client, watch_prefix, start, timeout):
     create = etcdrpc.WatchCreateRequest(
-        key=watch_prefix.encode(), range_end=_range_end(watch_prefix),
+        key=watch_prefix.encode(), range_end=range_end(watch_prefix),
         start_revision=start, prev_kv=True,
     )
     return etcdrpc.WatchStub(client.channel).Watch(

@@ -8,7 +8,7 @@ from types import MappingProxyType
 PROTOCOLS = ("binary", "compact")
 TRANSPORTS = ("buffered", "framed")
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-KNOWN_FIELDS = (
+KNOWN_FIELDS = frozenset((
     "service",
     "host",
     "port",
@@ -20,7 +20,11 @@ KNOWN_FIELDS = (
     "tags",
     "pid",
     "started_at",
-)
+))
+_BAD_HOST_CHARS = frozenset("/ \t[]")
+
+
+_EMPTY = MappingProxyType({})
 
 
 class InvalidInstance(ValueError):
@@ -107,7 +111,7 @@ def parse_instance(value, key=None, prefix=None):
     if not SERVICE_NAME.fullmatch(service):
         raise InvalidInstance("bad_value", f"service: not a service name: {service!r}")
     host = _required(data, "host", str)
-    if not host or any(c in host for c in "/ \t[]"):
+    if not host or not _BAD_HOST_CHARS.isdisjoint(host):
         raise InvalidInstance("bad_value", f"host: not a host: {host!r}")
     port = _required(data, "port", int)
     if not 0 < port < 65536:
@@ -133,10 +137,12 @@ def parse_instance(value, key=None, prefix=None):
         transport=transport,
         version=_optional(data, "version", str, ""),
         idl_hash=_optional(data, "idl_hash", str, ""),
-        tags=MappingProxyType(dict(tags)),
+        tags=MappingProxyType(dict(tags)) if tags else _EMPTY,
         pid=_optional(data, "pid", int, 0),
         started_at=float(_optional(data, "started_at", (int, float), 0.0)),
-        extra=MappingProxyType({k: v for k, v in data.items() if k not in KNOWN_FIELDS}),
+        extra=_EMPTY if data.keys() <= KNOWN_FIELDS else MappingProxyType(
+            {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+        ),
     )
     if key is not None and prefix is not None:
         key = key.decode() if isinstance(key, bytes) else key

@@ -8,15 +8,10 @@ import gevent.event
 
 from soa.backoff import Backoff
 
-from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc
+from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc, range_end
 from .instance import InvalidInstance, parse_instance, service_prefix
 
 log = logging.getLogger("soa.registry")
-
-
-def _range_end(prefix):
-    raw = prefix.encode()
-    return raw[:-1] + bytes([raw[-1] + 1])
 
 
 class EtcdResolver:
@@ -137,7 +132,7 @@ class PrefixWatch:
                     return
 
     def _list(self, client):
-        response = client.get_prefix_response(self.range_prefix)
+        response = self.connection.range_prefix(client, self.range_prefix)
         self._entries = {}
         for kv in response.kvs:
             self._put(kv)
@@ -150,15 +145,13 @@ class PrefixWatch:
         """Watch from revision+1 until the stream ends; returns to have the caller list again."""
         create = etcdrpc.WatchCreateRequest(
             key=self.range_prefix.encode(),
-            range_end=_range_end(self.range_prefix),
+            range_end=range_end(self.range_prefix),
             start_revision=self.revision + 1,
             progress_notify=True,
         )
         done = threading.Event()
         requests = _requests(etcdrpc.WatchRequest(create_request=create), done)
-        stream = self.connection.watch_stub(client).Watch(
-            requests, credentials=client.call_credentials, metadata=client.metadata
-        )
+        stream = self.connection.watch(client, requests)
         self._stream = stream
         try:
             for response in stream:
