@@ -156,6 +156,7 @@ def _service_body(tokens, i, service):
     pending = []
     doc = None  # the doc of the declaration being read, frozen at its first token
     previous = None
+    angle = 0
     while i < len(tokens):
         kind, value = tokens[i]
         if kind == "comment":
@@ -165,7 +166,9 @@ def _service_body(tokens, i, service):
             continue
         if kind == "punct" and value == "}":
             return i + 1
-        if kind == "punct" and value in ",;":
+        if kind == "punct" and value in "<>":
+            angle += 1 if value == "<" else -1  # a comma inside map<K, V> separates nothing
+        elif kind == "punct" and value in ",;" and angle == 0:
             doc, pending, previous = None, [], None
             i += 1
             continue

@@ -70,3 +70,17 @@ def test_marked_idempotent_methods():
     assert marked_idempotent(service, IDL) == {"ping", "echo", "slow", "whoami", "place",
                                                "deadline_ms"}
     assert marked_idempotent(service, None) == set()
+
+
+def test_a_comma_inside_a_map_return_type_keeps_the_doc():
+    from soa.idl_docs import parse
+
+    docs = parse("""
+    service S {
+      /** Prices by SKU. */
+      map<string, i64> prices(1: list<string> skus),
+      /** After it. */
+      void after()
+    }
+    """)
+    assert docs["S"].methods == {"prices": "Prices by SKU.", "after": "After it."}

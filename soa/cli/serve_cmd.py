@@ -22,7 +22,8 @@ from .options import Command
 @click.option("--port", type=click.IntRange(0, 65535), metavar="PORT",
               help="port to bind, 0 for any free one [services.X.port]")
 @click.option("--advertise", metavar="HOST",
-              help="host to publish in the registry (default: the bind host; 127.0.0.1 for 0.0.0.0)")
+              help="host to publish in the registry "
+                   "(default: the bind host; 127.0.0.1 for 0.0.0.0)")
 @click.option("--workers", type=click.IntRange(1, 256), metavar="N",
               help="worker processes sharing the socket [services.X.workers]")
 @click.option("--grace", type=click.FloatRange(0, 600), metavar="S",
