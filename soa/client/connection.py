@@ -55,13 +55,24 @@ class ConnectError(TransportError):
 
 
 class _Wire:
-    """The raw socket as the Cython transports want it: read, write, flush."""
+    """The raw socket as the Cython transports want it: read, write, flush.
+
+    ``write`` tries one plain ``send`` first: a request usually fits the socket buffer, and
+    gevent's ``sendall`` arms a timer on every call even when nothing has to wait.
+    """
 
     __slots__ = ("read", "write")
 
     def __init__(self, sock):
         self.read = sock.recv
-        self.write = sock.sendall
+        send, sendall = sock.send, sock.sendall
+
+        def write(data):
+            sent = send(data)
+            if sent != len(data):
+                sendall(memoryview(data)[sent:])
+
+        self.write = write
 
     def flush(self):
         pass
