@@ -112,9 +112,21 @@ def thrift_caller(module, port, method):
 
 
 def echo_caller(module, port, method):
+    """The floor: the request's bytes to a raw echo, read back in full."""
     request = _request_bytes(module, method)
-    size = len(request)
+    return _bytes_caller(port, request, len(request))
 
+
+def wire_caller(module, port, method):
+    """A Thrift client reduced to its wire: pre-encoded request bytes, the reply read by size.
+
+    It costs the load generator far less per call than a thriftpy2 client, so throughput is
+    bounded by the server under test rather than by the process measuring it.
+    """
+    return _bytes_caller(port, _request_bytes(module, method), len(_reply_bytes(module, method)))
+
+
+def _bytes_caller(port, request, size):
     def make():
         sock = socket.create_connection((harness.HOST, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -126,7 +138,7 @@ def echo_caller(module, port, method):
             while got < size:
                 chunk = recv(65536)
                 if not chunk:
-                    raise ConnectionError("echo server closed")
+                    raise ConnectionError("server closed the connection")
                 got += len(chunk)
 
         return call, sock.close
@@ -135,15 +147,29 @@ def echo_caller(module, port, method):
 
 
 def _request_bytes(module, method):
-    from thriftpy2.protocol import TBinaryProtocol
     from thriftpy2.thrift import TMessageType
+
+    args = getattr(module.BenchService, method + "_args")(*CALLS[method])
+    return _message(method, TMessageType.CALL, args)
+
+
+def _reply_bytes(module, method):
+    from thriftpy2.thrift import TMessageType
+
+    result = getattr(module.BenchService, method + "_result")()
+    if method == "echo":
+        result.success = CALLS[method][0]
+    return _message(method, TMessageType.REPLY, result)
+
+
+def _message(method, message_type, struct):
+    from thriftpy2.protocol import TBinaryProtocol
     from thriftpy2.transport import TMemoryBuffer
 
     buf = TMemoryBuffer()
     proto = TBinaryProtocol(buf)
-    args = getattr(module.BenchService, method + "_args")(*CALLS[method])
-    proto.write_message_begin(method, TMessageType.CALL, 1)
-    proto.write_struct(args)
+    proto.write_message_begin(method, message_type, 1)
+    proto.write_struct(struct)
     proto.write_message_end()
     return buf.getvalue()
 
@@ -159,21 +185,27 @@ def run(args):
         servers["soa"] = harness.start_server("bench.server_bench:soa_server")
         servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
         servers["gevent echo"] = harness.start_server("bench.server_bench:echo_server")
-        cases = [("soa", thrift_caller, False), ("thriftpy2", thrift_caller, True),
-                 ("gevent echo", echo_caller, False)]
+        # (group suffix, case, server, load generator, baseline?)
+        cases = [
+            ("", "soa", "soa", thrift_caller, False),
+            ("", "thriftpy2", "thriftpy2", thrift_caller, True),
+            ("", "gevent echo", "gevent echo", echo_caller, False),
+            (" wire", "soa", "soa", wire_caller, False),
+            (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
+        ]
         rows = []
         for method in CALLS:
             for concurrency in CONCURRENCY:
-                results = {name: [] for name, _, _ in cases}
+                results = {(suffix, name): [] for suffix, name, *_ in cases}
                 for _ in range(args.rounds):
-                    for name, caller, _ in cases:
-                        server = servers[name]
+                    for suffix, name, server_name, caller, _ in cases:
+                        server = servers[server_name]
                         make = caller(module, server.port, method)
-                        results[name].append(harness.measure(
+                        results[suffix, name].append(harness.measure(
                             make, concurrency, args.seconds, server_pid=server.proc.pid))
-                group = f"server {method} c={concurrency}"
-                for name, _, baseline in cases:
-                    rows.append(harness.Row(group, name, results[name], baseline))
+                for suffix, name, _, _, baseline in cases:
+                    group = f"server {method} c={concurrency}{suffix}"
+                    rows.append(harness.Row(group, name, results[suffix, name], baseline))
         return rows
     finally:
         for handle in servers.values():
