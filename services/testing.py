@@ -134,20 +134,3 @@ class RunningShop:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-class PeerRecorder:
-    """A client middleware counting calls per instance address (``call.peer``)."""
-
-    def __init__(self):
-        self.calls = {}
-
-    def __call__(self, handler):
-        def record(call):
-            try:
-                return handler(call)
-            finally:
-                if call.peer:
-                    self.calls[call.peer] = self.calls.get(call.peer, 0) + 1
-
-        return record

@@ -9,13 +9,13 @@ summary dict whose JSON is the demo's last line.
 import json
 import time
 import uuid
-from collections import Counter, defaultdict
 
 import gevent
 import gevent.pool
 
 from . import idl as idl_loader
 from .client import Clients
+from .client.served import ServedBy
 from .errors import SoaError
 
 BUYERS = 1000
@@ -25,31 +25,12 @@ FLASH_SKU = "PHONE14-256-WHITE"
 TOPICS = ("order.created", "order.cancelled")
 
 
-class Served:
-    """A client middleware recording which instance served each call."""
-
-    def __init__(self):
-        self.by_service = defaultdict(Counter)
-        self.last = {}
-
-    def __call__(self, handler):
-        def record(call):
-            try:
-                return handler(call)
-            finally:
-                if call.peer:
-                    self.by_service[call.service][call.peer] += 1
-                    self.last[call.service] = call.peer
-
-        return record
-
-
 class Demo:
     def __init__(self, config, echo, run_id=None):
         self.config = config
         self.echo = echo
         self.run_id = run_id or uuid.uuid4().hex[:8]
-        self.served = Served()
+        self.served = ServedBy()
         self.clients = Clients(config)
         self.failed = []
         names = ("catalog", "inventory", "order", "flashsale", "notify")

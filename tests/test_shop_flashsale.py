@@ -3,7 +3,8 @@ sharing their database never issue more tickets than units, nor two tickets to o
 
 import gevent.pool
 
-from services.testing import PeerRecorder, RunningShop
+from services.testing import RunningShop
+from soa.client.served import ServedBy
 
 UNITS = 150
 USERS = 800
@@ -13,7 +14,7 @@ APPLICATIONS = 2000
 def test_burst_of_applications_never_oversells(tmp_path, etcd_config):
     with RunningShop(tmp_path, etcd_config,
                      {"catalog": 1, "inventory": 1, "flashsale": 2}) as shop:
-        peers = PeerRecorder()
+        peers = ServedBy()
         sales = shop.client("flashsale", middleware=[peers])
         inv = shop.client("inventory")
         m = shop.idl("flashsale")
@@ -42,7 +43,7 @@ def test_burst_of_applications_never_oversells(tmp_path, etcd_config):
 
         gevent.pool.Pool(200).map(apply, range(APPLICATIONS))
         assert other == []
-        assert len(peers.calls) == 2, peers.calls
+        assert len(peers.calls("flashsale")) == 2, peers.calls("flashsale")
         assert all(len(held) == 1 for held in tokens.values())  # one ticket per user
         issued = {t for held in tokens.values() for t in held}
         assert len(issued) == UNITS  # no more tickets than units, and none wasted

@@ -5,12 +5,13 @@ import random
 
 import gevent.pool
 
-from services.testing import PeerRecorder, RunningShop
+from services.testing import RunningShop
+from soa.client.served import ServedBy
 
 
 def test_concurrent_reserves_over_two_instances_never_oversell(tmp_path, etcd_config):
     with RunningShop(tmp_path, etcd_config, {"inventory": 2}) as shop:
-        peers = PeerRecorder()
+        peers = ServedBy()
         inv = shop.client("inventory", middleware=[peers])
         m = shop.idl("inventory")
         ch, shared = m.Channel, m.shared
@@ -41,7 +42,8 @@ def test_concurrent_reserves_over_two_instances_never_oversell(tmp_path, etcd_co
         gevent.pool.Pool(40).map(one, range(300))
         assert outcomes["other"] == []
         assert outcomes["refused"] > 0  # demand exceeded supply: some were refused
-        assert len(peers.calls) == 2, peers.calls  # both processes took calls
+        # both processes took calls
+        assert len(peers.calls("inventory")) == 2, peers.calls("inventory")
         level = inv.get_stock(sku)
         assert level.total == 100 and level.unallocated == 15
         by_channel = {c.channel: c for c in level.channels}

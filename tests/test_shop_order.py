@@ -4,7 +4,8 @@ errors over the wire; compensation when inventory refuses or a later step fails.
 
 import sqlite3
 
-from services.testing import PeerRecorder, RunningShop
+from services.testing import RunningShop
+from soa.client.served import ServedBy
 from soa.testing.poll import wait_until
 
 SHOP = {"catalog": 1, "inventory": 1, "order": 2, "notify": 1, "mailer": 1, "flashsale": 1}
@@ -34,7 +35,7 @@ def _expect(code_or_cls, call, shared):
 
 def test_order_flow_across_services(tmp_path, etcd_config):
     with RunningShop(tmp_path, etcd_config, SHOP) as shop:
-        peers = PeerRecorder()
+        peers = ServedBy()
         orders = shop.client("order", middleware=[peers])
         inv = shop.client("inventory")
         notify = shop.client("notify")
@@ -63,7 +64,7 @@ def test_order_flow_across_services(tmp_path, etcd_config):
         assert order.status == m.OrderStatus.CONFIRMED and order.total.cents == 2 * 229900
         assert _web(inv, "TV55").reserved == before + 2
         assert orders.create_order("k1", request("alice")) == order  # the other instance too
-        assert len(peers.calls) == 2
+        assert len(peers.calls("order")) == 2
         _expect(codes.CONFLICT, lambda: orders.create_order("k1", request("alice", quantity=3)),
                 shared)
         wait_until(lambda: _mails(shop).get("order.created") == 1, message="order.created mail")

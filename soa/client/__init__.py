@@ -3,7 +3,7 @@
 A client follows the registry through a Resolver (watch-driven, no etcd round trip per call),
 balances over the instances with a Balancer's immutable Picker, keeps a connection pool per
 instance, and runs every call under middleware: metrics, deadline, retry (with a budget),
-outlier ejection. See ``docs/client.md``.
+outlier ejection.
 
 This package imports its parts (gevent, thriftpy2) on first use, so ``import soa`` stays light
 and process entry points can monkey-patch before anything heavy is loaded.
@@ -15,6 +15,7 @@ _LAZY = {
     "Discovery": "discovery",
     "StaticResolver": "discovery",
     "RetryBudget": "retry",
+    "ServedBy": "served",
 }
 
 
@@ -34,4 +35,6 @@ def __getattr__(name):
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = ["Client", "Clients", "Discovery", "RetryBudget", "StaticResolver", "client"]
+__all__ = [
+    "Client", "Clients", "Discovery", "RetryBudget", "ServedBy", "StaticResolver", "client",
+]

@@ -1,7 +1,7 @@
 """The soa server runtime: serve one service from soa.yaml on gevent, registered in etcd.
 
 ``serve(...)`` is the entry point (``soa serve`` calls it); ``Server`` is one process's serving
-state; ``ServiceContext`` is what a handler is built with. See docs/server.md.
+state; ``ServiceContext`` is what a handler is built with.
 """
 
 from dataclasses import replace
