@@ -92,73 +92,65 @@ def _signed(value):
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _header(data):
-    header = Header()
+def _text(value):
+    return bytes(value).decode("utf-8", "replace")
+
+
+def _decode(message, layout, data):
+    """Fill ``message`` from ``data`` by ``layout``: field number -> (attribute, convert, repeated)."""
     for number, value in _fields(data):
-        if number == 3:
-            header.revision = _signed(value)
-    return header
+        spec = layout.get(number)
+        if spec is None:
+            continue
+        name, convert, repeated = spec
+        if repeated:
+            getattr(message, name).append(convert(value))
+        else:
+            setattr(message, name, convert(value))
+    return message
+
+
+_HEADER = {3: ("revision", _signed, False)}
+_KEY_VALUE = {
+    1: ("key", bytes, False),
+    2: ("create_revision", _signed, False),
+    3: ("mod_revision", _signed, False),
+    4: ("version", _signed, False),
+    5: ("value", bytes, False),
+    6: ("lease", _signed, False),
+}
+
+
+def _header(data):
+    return _decode(Header(), _HEADER, data)
 
 
 def _key_value(data):
-    kv = KeyValue()
-    for number, value in _fields(data):
-        if number == 1:
-            kv.key = bytes(value)
-        elif number == 2:
-            kv.create_revision = _signed(value)
-        elif number == 3:
-            kv.mod_revision = _signed(value)
-        elif number == 4:
-            kv.version = _signed(value)
-        elif number == 5:
-            kv.value = bytes(value)
-        elif number == 6:
-            kv.lease = _signed(value)
-    return kv
+    return _decode(KeyValue(), _KEY_VALUE, data)
+
+
+def _event(data):
+    return _decode(Event(), _EVENT, data)
+
+
+_EVENT = {1: ("type", int, False), 2: ("kv", _key_value, False), 3: ("prev_kv", _key_value, False)}
+_RANGE_RESPONSE = {1: ("header", _header, False), 2: ("kvs", _key_value, True)}
+_WATCH_RESPONSE = {
+    1: ("header", _header, False),
+    2: ("watch_id", _signed, False),
+    3: ("created", bool, False),
+    4: ("canceled", bool, False),
+    5: ("compact_revision", _signed, False),
+    6: ("cancel_reason", _text, False),
+    11: ("events", _event, True),
+}
 
 
 def decode_range_response(raw):
     """``etcdserverpb.RangeResponse``: header.revision and kvs."""
-    data = memoryview(raw)
-    response = RangeResponse()
-    for number, value in _fields(data):
-        if number == 1:
-            response.header = _header(value)
-        elif number == 2:
-            response.kvs.append(_key_value(value))
-    return response
-
-
-def _event(data):
-    event = Event()
-    for number, value in _fields(data):
-        if number == 1:
-            event.type = value
-        elif number == 2:
-            event.kv = _key_value(value)
-        elif number == 3:
-            event.prev_kv = _key_value(value)
-    return event
+    return _decode(RangeResponse(), _RANGE_RESPONSE, memoryview(raw))
 
 
 def decode_watch_response(raw):
     """``etcdserverpb.WatchResponse``: header, ids, created/canceled, compaction, events."""
-    data = memoryview(raw)
-    response = WatchResponse()
-    for number, value in _fields(data):
-        if number == 1:
-            response.header = _header(value)
-        elif number == 2:
-            response.watch_id = _signed(value)
-        elif number == 3:
-            response.created = bool(value)
-        elif number == 4:
-            response.canceled = bool(value)
-        elif number == 5:
-            response.compact_revision = _signed(value)
-        elif number == 6:
-            response.cancel_reason = bytes(value).decode("utf-8", "replace")
-        elif number == 11:
-            response.events.append(_event(value))
-    return response
+    return _decode(WatchResponse(), _WATCH_RESPONSE, memoryview(raw))

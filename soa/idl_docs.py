@@ -118,34 +118,27 @@ def _join(comments):
     return "\n".join(c for c in comments if c)
 
 
-def _skip_block(tokens, i):
-    """From a ``{``, the index after its matching ``}``."""
+def _skip_pair(tokens, i, opening, closing):
+    """From an ``opening`` punctuation token, the index after its matching ``closing`` one."""
     depth = 0
     while i < len(tokens):
         kind, value = tokens[i]
-        if kind == "punct" and value == "{":
+        if kind == "punct" and value == opening:
             depth += 1
-        elif kind == "punct" and value == "}":
+        elif kind == "punct" and value == closing:
             depth -= 1
             if depth == 0:
                 return i + 1
         i += 1
     return i
+
+
+def _skip_block(tokens, i):
+    return _skip_pair(tokens, i, "{", "}")
 
 
 def _skip_parens(tokens, i):
-    """From a ``(``, the index after its matching ``)``."""
-    depth = 0
-    while i < len(tokens):
-        kind, value = tokens[i]
-        if kind == "punct" and value == "(":
-            depth += 1
-        elif kind == "punct" and value == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return i
+    return _skip_pair(tokens, i, "(", ")")
 
 
 def _service_body(tokens, i, service):
