@@ -97,7 +97,7 @@ def _text(value):
 
 
 def _decode(message, layout, data):
-    """Fill ``message`` from ``data`` by ``layout``: field number -> (attribute, convert, repeated)."""
+    """Fill ``message`` from ``data``: field number -> (attribute, convert, repeated)."""
     for number, value in _fields(data):
         spec = layout.get(number)
         if spec is None:
