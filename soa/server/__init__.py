@@ -48,13 +48,22 @@ def serve(service_name, config=None, *, handler=None, host=None, port=None, adve
         from .prefork import Master
 
         return Master(config, service, handler).run()
-    server = Server(config, service, handler).start()
-    if block:
-        from .signals import on_stop_signals
+    if not block:
+        return Server(config, service, handler).start()
+    import gevent
+    import gevent.event
 
-        uninstall = on_stop_signals(lambda signum: server.stop())
-        try:
-            server.wait()
-        finally:
-            uninstall()
+    from .signals import on_stop_signals
+
+    # Handlers go in before the server starts, so a signal that arrives while it is starting
+    # or registering still gets the graceful stop, once the start has finished.
+    requested = gevent.event.Event()
+    uninstall = on_stop_signals(lambda signum: requested.set())
+    try:
+        server = Server(config, service, handler).start()
+        stopper = gevent.spawn(lambda: requested.wait() and server.stop())
+        server.wait()
+        stopper.kill()
+    finally:
+        uninstall()
     return server

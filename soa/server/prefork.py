@@ -83,9 +83,11 @@ class Master:
         os.close(ready_w)
         try:
             self._await_workers(ready_r)
+            # Handlers first: a signal that lands while registering must stop us gracefully
+            # (the ``finally`` below deregisters whatever registration completed).
+            uninstall = on_stop_signals(self._stop, self._forced)
             self._registrar = register(self.config.etcd, self.instance)
             log.info("%s: %d workers on %s:%s", service.name, service.workers, *self.address)
-            uninstall = on_stop_signals(self._stop, self._forced)
             try:
                 self.exit_code = self._wait_supervisor()
             finally:
