@@ -8,7 +8,6 @@ mapping says. Missing toolchains fail these tests; they come from ``bash .ci/ens
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scaffolding.gen import compiler_version
+from soa.testing.tools import require_tool as tool
 
 SOA = str(Path(sys.executable).parent / "soa")
 
@@ -62,13 +62,6 @@ service ShopService {
   oneway void touch(1: string sku),
 }
 """
-
-
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (run `bash .ci/ensure-tools`)")
-    return path
 
 
 def run(args, cwd, timeout=120, env=None):

@@ -5,7 +5,6 @@ for every language soa generates clients for, follows the IDL conventions, and h
 import json
 import keyword
 import re
-import shutil
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -19,6 +18,7 @@ from thriftpy2.thrift import TMessageType, TType
 from thriftpy2.transport import TMemoryBuffer
 
 from soa import idl
+from soa.testing.tools import require_tool
 
 IDL_DIR = Path(__file__).resolve().parent.parent / "idl"
 IDL_FILES = sorted(IDL_DIR.glob("*.thrift"))
@@ -70,14 +70,7 @@ GENERATORS = ["py", "go", "php", "js:node"]
 
 @pytest.fixture(scope="module")
 def thrift_bin():
-    path = shutil.which("thrift")
-    if path is None:
-        pytest.fail(
-            "the Apache Thrift compiler `thrift` is not on PATH: run `bash .ci/ensure-tools` "
-            "(it installs the thrift-compiler package)",
-            pytrace=False,
-        )
-    return path
+    return require_tool("thrift")
 
 
 def _compile(thrift_bin, gen, source, out):

@@ -2,7 +2,6 @@
 ``soa idl diff`` (wire-breaking versus safe changes between two versions of an IDL)."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scaffolding.idl_diff import BREAKING, SAFE, diff_files
+from soa.testing.tools import require_tool
 
 SOA = str(Path(sys.executable).parent / "soa")
 
@@ -47,8 +47,7 @@ def soa(*args, cwd=None):
 
 @pytest.fixture(autouse=True)
 def thrift_compiler():
-    if shutil.which("thrift") is None:
-        pytest.fail("the thrift compiler is not installed (run `bash .ci/ensure-tools`)")
+    require_tool("thrift")
 
 
 def line_of(text, needle):

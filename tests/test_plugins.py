@@ -18,19 +18,12 @@ import pytest
 
 from soa.etcd_server import free_port
 from soa.testing.processes import ServiceProcess, write_config
+from soa.testing.tools import require_tool as tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "plugins"
 CATALOG_IDL = ROOT / "idl" / "catalog.thrift"
 CALLS = 24  # per run: every instance is picked 8 times by round robin over three
-
-
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not installed: run `bash .ci/ensure-tools` (Go and Node.js ship"
-                    " with the machine)")
-    return path
 
 
 def run(cmd, cwd, timeout, env=None):
