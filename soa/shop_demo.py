@@ -195,13 +195,9 @@ class Demo:
         return counts
 
     def subscribers(self, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            subs = {t: self.call("notify", "subscriptions", t) or [] for t in TOPICS}
-            if all(subs.values()):
-                return subs
-            gevent.sleep(0.2)
-        return {t: [] for t in TOPICS}
+        subs = _poll(lambda: {t: self.call("notify", "subscriptions", t) or [] for t in TOPICS},
+                     lambda subs: all(subs.values()), timeout)
+        return subs if all(subs.values()) else {t: [] for t in TOPICS}
 
     def run(self):
         started = time.monotonic()
@@ -221,13 +217,8 @@ class Demo:
         orders = sum(1 for o in (alice, bob) if o is not None) + sale["sold"]
         expected = orders * groups["order.created"] + int(cancelled) * groups["order.cancelled"]
         self.echo(f"5. Notifications (expecting {expected})")
-        deadline = time.monotonic() + 20
-        got = 0
-        while time.monotonic() < deadline:
-            got = sum(self.delivered().values()) - before
-            if got >= expected:
-                break
-            gevent.sleep(0.2)
+        got = _poll(lambda: sum(self.delivered().values()) - before,
+                    lambda got: got >= expected, timeout=20)
         if got < expected:
             self.failed.append(f"only {got} of {expected} notifications delivered")
         self.step("notify", f"{got} notifications delivered to subscribers")
@@ -258,3 +249,13 @@ def run_demo(config, echo=print):
 
 def summary_line(summary):
     return json.dumps(summary, sort_keys=False, separators=(", ", ": "))
+
+
+def _poll(fetch, done, timeout, interval=0.2):
+    """``fetch()`` until ``done(value)`` or ``timeout`` seconds pass; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() >= deadline:
+            return value
+        gevent.sleep(interval)
