@@ -3,8 +3,15 @@
 import random
 
 
+def jittered(attempt, base, cap):
+    """The delay before retry number ``attempt`` (0 for the first): a random value between
+    half and all of ``min(cap, base * 2**attempt)``."""
+    ceiling = min(cap, base * 2 ** min(attempt, 60))
+    return random.uniform(ceiling / 2, ceiling)
+
+
 class Backoff:
-    """``next()`` returns the next delay in seconds: full jitter over an exponential ceiling."""
+    """``next()`` returns the next delay in seconds; ``reset()`` after a success."""
 
     def __init__(self, base=0.1, cap=5.0):
         self.base = base
@@ -12,9 +19,9 @@ class Backoff:
         self.attempt = 0
 
     def next(self):
-        ceiling = min(self.cap, self.base * (2**self.attempt))
+        delay = jittered(self.attempt, self.base, self.cap)
         self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
+        return delay
 
     def reset(self):
         self.attempt = 0

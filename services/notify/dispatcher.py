@@ -1,7 +1,6 @@
 """The delivery loop: lease due deliveries, call the subscribers, settle each outcome."""
 
 import logging
-import random
 from dataclasses import dataclass
 
 import gevent
@@ -9,6 +8,7 @@ import gevent.event
 import gevent.pool
 
 from services.idempotency import now_ms
+from soa.backoff import jittered
 
 from . import outbox
 
@@ -27,8 +27,7 @@ class DeliverySettings:
     max_attempts: int = 200
 
     def retry_delay_ms(self, attempts):
-        ceiling = min(self.retry_cap_ms, self.retry_base_ms * 2 ** min(attempts - 1, 20))
-        return int(random.uniform(ceiling / 2, ceiling))
+        return int(jittered(attempts - 1, self.retry_base_ms, self.retry_cap_ms))
 
 
 class Counters:
