@@ -113,8 +113,9 @@ class EtcdConnection:
                     metadata=client.metadata)
 
     @staticmethod
-    def watch(client, requests):
-        """Open a watch stream; responses are decoded by ``registry.wire``."""
+    def watch(client, requests, timeout=None):
+        """Open a watch stream (ended after ``timeout`` seconds, if given); responses are
+        decoded by ``registry.wire``."""
         from . import wire
 
         call = client.channel.stream_stream(
@@ -122,7 +123,8 @@ class EtcdConnection:
             request_serializer=etcdrpc.WatchRequest.SerializeToString,
             response_deserializer=wire.decode_watch_response,
         )
-        return call(requests, credentials=client.call_credentials, metadata=client.metadata)
+        return call(requests, timeout, credentials=client.call_credentials,
+                    metadata=client.metadata)
 
 
 def range_end(prefix):

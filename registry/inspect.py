@@ -5,6 +5,7 @@ These are plain functions over an ``EtcdConnection``; the ``soa registry`` comma
 
 import json
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from soa.errors import DiscoveryError
@@ -24,20 +25,27 @@ class Listed:
     error: str | None = None
 
 
-def _client(connection):
-    return connection.client()
-
-
-def list_instances(connection, prefix, service=None):
-    """Every key under the prefix (or the service's range), parsed, with lease time left."""
-    client = _client(connection)
+@contextmanager
+def _etcd(connection):
+    """The connection's client; an etcd failure moves the connection on and becomes one
+    ``DiscoveryError`` naming the endpoint that failed."""
+    endpoint, client = connection.endpoint, connection.client()
     try:
-        response = client.get_prefix_response(service_prefix(prefix, service))
+        yield client
+    except RETRYABLE as e:
+        connection.failed(client)
+        raise DiscoveryError(f"etcd {endpoint}: {describe(e)}") from e
+
+
+def list_instances(connection, prefix, service=None, with_leases=True):
+    """Every key under the prefix (or the service's range), parsed. ``with_leases`` adds the
+    lease time left, at one more etcd round trip per key."""
+    with _etcd(connection) as client:
         rows = []
-        for kv in response.kvs:
+        for kv in connection.range_prefix(client, service_prefix(prefix, service)).kvs:
             key = kv.key.decode("utf-8", "replace")
             ttl = -1
-            if kv.lease:
+            if kv.lease and with_leases:
                 ttl = client.get_lease_info(kv.lease).TTL
             try:
                 rows.append(Listed(parse_instance(kv.value, key=key, prefix=prefix), key,
@@ -45,20 +53,18 @@ def list_instances(connection, prefix, service=None):
             except InvalidInstance as e:
                 rows.append(Listed(None, key, kv.lease, ttl, str(e)))
         return rows
-    except RETRYABLE as e:
-        connection.failed(client)
-        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+
+
+def registered(connection, prefix, service=None):
+    """The instances whose values parse (no lease lookups): for waiting on registrations."""
+    rows = list_instances(connection, prefix, service, with_leases=False)
+    return [row.instance for row in rows if row.instance is not None]
 
 
 def remove(connection, prefix, service, address):
     """Delete one instance's key. Returns False when there was no such key."""
-    key = f"{service_prefix(prefix, service)}{address}"
-    client = _client(connection)
-    try:
-        return bool(client.delete(key))
-    except RETRYABLE as e:
-        connection.failed(client)
-        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+    with _etcd(connection) as client:
+        return bool(client.delete(f"{service_prefix(prefix, service)}{address}"))
 
 
 @dataclass(frozen=True)
@@ -80,14 +86,13 @@ def history(connection, prefix, service=None, timeout=10.0):
     deregistration; one whose key had a lease that no longer exists went with its lease;
     anything else was deleted by hand. Returns ``(changes, oldest_revision)``.
     """
-    client = _client(connection)
     watch_prefix = prefix.rstrip("/") + "/"
     services = service_prefix(prefix, service)
     sentinel = f"{watch_prefix}.history/{uuid.uuid4().hex}"
     start = 1
-    try:
+    with _etcd(connection) as client:
         for _ in range(3):
-            stream = _replay(client, watch_prefix, start, timeout)
+            stream = _replay(connection, client, watch_prefix, start, timeout)
             client.put(sentinel, "")
             client.delete(sentinel)
             changes, leases = [], {}
@@ -103,21 +108,16 @@ def history(connection, prefix, service=None, timeout=10.0):
                     if key.startswith(services):
                         changes.append(_change(client, event, key, prefix, leases))
             stream.cancel()
-        raise DiscoveryError("could not replay the registry history")
-    except RETRYABLE as e:
-        connection.failed(client)
-        raise DiscoveryError(f"etcd {connection.endpoint}: {describe(e)}") from e
+    raise DiscoveryError("could not replay the registry history")
 
 
-def _replay(client, watch_prefix, start, timeout):
+def _replay(connection, client, watch_prefix, start, timeout):
     create = etcdrpc.WatchCreateRequest(
         key=watch_prefix.encode(), range_end=range_end(watch_prefix),
         start_revision=start, prev_kv=True,
     )
-    return etcdrpc.WatchStub(client.channel).Watch(
-        iter([etcdrpc.WatchRequest(create_request=create)]), timeout,
-        credentials=client.call_credentials, metadata=client.metadata,
-    )
+    return connection.watch(client, iter([etcdrpc.WatchRequest(create_request=create)]),
+                            timeout)
 
 
 def _change(client, event, key, prefix, leases):

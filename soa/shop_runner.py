@@ -140,13 +140,12 @@ class Shop:
 
     def registered(self):
         """Every parsable instance under the prefix (an empty list when etcd is unreachable)."""
-        from registry.inspect import list_instances
+        from registry.inspect import registered
 
         try:
-            rows = list_instances(self._etcd(), self.config.etcd.prefix)
+            return registered(self._etcd(), self.config.etcd.prefix)
         except SoaError:
             return []
-        return [row.instance for row in rows if row.instance is not None]
 
     def status(self):
         """Rows (service, address, pid, state) from the registry and the child processes."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from soa.config import load_config
+from soa.errors import SoaError
 
 
 class ServiceProcess:
@@ -71,11 +72,10 @@ class ServiceProcess:
 
     def _await_registration(self, timeout):
         from registry.etcd import EtcdConnection
-        from registry.instance import InvalidInstance, parse_instance, service_prefix
+        from registry.inspect import registered
 
         config = load_config(str(self.config_path), self.etcd_endpoints, check_idl=False)
         connection = EtcdConnection(config.etcd)
-        prefix = service_prefix(config.etcd.prefix, self.service)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -83,14 +83,10 @@ class ServiceProcess:
                     raise RuntimeError(f"{self.service} exited with {self.proc.returncode} before"
                                        f" registering:\n{self.output()}")
                 try:
-                    for value, _meta in connection.client().get_prefix(prefix):
-                        try:
-                            instance = parse_instance(value)
-                        except InvalidInstance:
-                            continue
+                    for instance in registered(connection, config.etcd.prefix, self.service):
                         if instance.pid == self.proc.pid:
                             return instance
-                except Exception as e:  # noqa: BLE001 -- etcd may be briefly unreachable
+                except SoaError as e:  # etcd may be briefly unreachable
                     last = e
                 else:
                     last = None
