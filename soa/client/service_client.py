@@ -80,9 +80,11 @@ class Client:
                              self.transport.has_untried),
             self.ejector.middleware,
         )(self.transport)
-        for name, plan in self.plans.items():
+        self._methods = {name: _bound(service, plan, self.handler)
+                         for name, plan in self.plans.items()}
+        for name, method in self._methods.items():
             if not hasattr(Client, name):
-                setattr(self, name, _bound(service, plan, self.handler))
+                setattr(self, name, method)
         self.discovery.start()
         self._sweeper = gevent.spawn(self._sweep, max(0.5, settings.pool_idle_timeout / 2))
 
@@ -91,12 +93,10 @@ class Client:
         return self.discovery.instances
 
     def call(self, method, *args, **kwargs):
-        plan = self.plans.get(method)
-        if plan is None:
+        bound = self._methods.get(method)
+        if bound is None:
             raise AttributeError(f"{self.service} has no method {method!r}")
-        if kwargs or len(args) != len(plan.arg_names):
-            args = plan.bind(args, kwargs)
-        return self.handler(Call(self.service, method, args))
+        return bound(*args, **kwargs)
 
     def _sweep(self, interval):
         while True:
