@@ -23,9 +23,9 @@ CONCURRENCY = (1, 64)
 
 def soa_caller(port, method, pool_size):
     """One soa client shared by every greenlet of the measurement."""
-    from registry.instance import Instance
-    from soa.client import StaticResolver
-    from soa.client.service_client import build
+    from soa.registry.instance import Instance
+    from soa.clients import StaticResolver
+    from soa.clients.service_client import build
     from soa.config import Config
 
     resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port)])

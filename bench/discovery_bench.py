@@ -24,7 +24,7 @@ N = 1000
 
 
 def _keys(start, count):
-    from registry.instance import Instance, instance_key
+    from soa.registry.instance import Instance, instance_key
 
     out = []
     for i in range(start, start + count):
@@ -42,8 +42,8 @@ def _result(samples_s, total_s=None):
 
 
 def _client(etcd_config):
-    from registry.resolver import EtcdResolver
-    from soa.client.service_client import build
+    from soa.registry.resolver import EtcdResolver
+    from soa.clients.service_client import build
     from soa.config import Config
 
     resolver = EtcdResolver(etcd_config)
@@ -75,7 +75,7 @@ def run(args):
     import etcd3
     import gevent
 
-    import registry.etcd  # noqa: F401  (selects the protobuf backend etcd3's stubs need)
+    import soa.registry.etcd  # noqa: F401  (selects the protobuf backend etcd3's stubs need)
     from soa.config import EtcdConfig
     from soa.etcd_server import EtcdProcess
     rounds = max(3, args.rounds)

@@ -20,7 +20,12 @@ KNOWN_FIELDS = frozenset((
     "tags",
     "pid",
     "started_at",
+    "id",
+    "theader",
+    "tls",
+    "metrics_port",
 ))
+INSTANCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BAD_HOST_CHARS = frozenset("/ \t[]")
 
 
@@ -48,6 +53,10 @@ class Instance:
     tags: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     pid: int = 0
     started_at: float = 0.0
+    id: str = ""
+    theader: bool = False
+    tls: bool = False
+    metrics_port: int = 0
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def __hash__(self):
@@ -74,6 +83,10 @@ class Instance:
             tags=dict(self.tags),
             pid=self.pid,
             started_at=self.started_at,
+            id=self.id,
+            theader=self.theader,
+            tls=self.tls,
+            metrics_port=self.metrics_port,
         )
         return out
 
@@ -120,6 +133,10 @@ _FIELDS = (
     ("tags", (dict,), _EMPTY, _string_values, "bad_type"),
     ("pid", (int,), 0, None, None),
     ("started_at", (int, float), 0.0, None, None),
+    ("id", (str,), "", lambda v: v == "" or INSTANCE_ID.fullmatch(v) is not None, "bad_value"),
+    ("theader", (bool,), False, None, None),
+    ("tls", (bool,), False, None, None),
+    ("metrics_port", (int,), 0, lambda v: 0 <= v < 65536, "bad_value"),
 )
 
 

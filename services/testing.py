@@ -96,7 +96,7 @@ class RunningShop:
         self.clients = None
 
     def start(self, timeout=60):
-        from soa.client import Clients
+        from soa.clients import Clients
         from soa.shop_runner import Shop
 
         self.shop = Shop(self.path, self.config.etcd.endpoints[0],

@@ -4,7 +4,7 @@
 monkey-patches: process entry points (the CLI, the pytest plugin) call ``soa.entry.init()``.
 """
 
-from .client import client
+from .clients import client
 from .config import Config, load_config
 from .errors import (
     ConfigError,

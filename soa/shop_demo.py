@@ -14,8 +14,8 @@ import gevent
 import gevent.pool
 
 from . import idl as idl_loader
-from .client import Clients
-from .client.served import ServedBy
+from .clients import Clients
+from .clients.served import ServedBy
 from .errors import SoaError
 
 BUYERS = 1000

@@ -133,14 +133,14 @@ class Shop:
 
     def _etcd(self):
         if self._connection is None:
-            from registry.etcd import EtcdConnection
+            from soa.registry.etcd import EtcdConnection
 
             self._connection = EtcdConnection(self.config.etcd)
         return self._connection
 
     def registered(self):
         """Every parsable instance under the prefix (an empty list when etcd is unreachable)."""
-        from registry.inspect import registered
+        from soa.registry.inspect import registered
 
         try:
             return registered(self._etcd(), self.config.etcd.prefix)
@@ -186,7 +186,7 @@ class Shop:
         return removed, left
 
     def _remove_leftovers(self):
-        from registry.inspect import remove
+        from soa.registry.inspect import remove
 
         pids = {child.pid for child in self.children}
         left = 0

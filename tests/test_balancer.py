@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from registry.instance import Instance
+from soa.registry.instance import Instance
 from soa.balancer import BALANCERS, ConsistentHash, EndpointLoad, by_name
 from soa.balancer.weighted_round_robin import smooth_sequence
 from soa.config import BALANCERS as CONFIG_BALANCERS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fixtures.client_servers import RawServer
 
-from registry.registrar import EtcdRegistrar
+from soa.registry.registrar import EtcdRegistrar
 from soa.cli.main import main
 from soa.testing.processes import write_config
 

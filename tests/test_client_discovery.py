@@ -9,9 +9,9 @@ from fixtures.client_handler import IDL
 from fixtures.client_load import Load
 from fixtures.client_servers import RawServer
 
-from registry.registrar import EtcdRegistrar
-from registry.resolver import EtcdResolver
-from soa.client.service_client import build
+from soa.registry.registrar import EtcdRegistrar
+from soa.registry.resolver import EtcdResolver
+from soa.clients.service_client import build
 from soa.config import Config
 from soa.errors import NoInstanceAvailable
 from soa.etcd_server import EtcdProcess

@@ -10,7 +10,7 @@ import gevent
 import pytest
 from fixtures.client_load import Load
 
-from soa.client import client as make_client
+from soa.clients import client as make_client
 from soa.config import load_config
 from soa.etcd_server import free_port
 from soa.testing.poll import wait_until

@@ -3,7 +3,7 @@
 from fixtures.client_handler import IDL
 
 from soa import idl as idl_module
-from soa.client.plan import marked_idempotent
+from soa.clients.plan import marked_idempotent
 from soa.idl_docs import has_marker, method_docs, parse, service_docs
 
 TEXT = '''

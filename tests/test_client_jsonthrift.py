@@ -6,7 +6,7 @@ from thriftpy2.thrift import TType
 
 from soa import idl as idl_module
 from soa import jsonthrift
-from soa.client.plan import plans
+from soa.clients.plan import plans
 from soa.jsonthrift import JsonThriftError, from_json, to_json
 
 M = idl_module.load(IDL)

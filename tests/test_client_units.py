@@ -13,9 +13,9 @@ from thriftpy2.thrift import TApplicationException
 
 from soa import deadline
 from soa import idl as idl_module
-from soa.client import RetryBudget, StaticResolver
-from soa.client.pool import Pool
-from soa.client.service_client import build
+from soa.clients import RetryBudget, StaticResolver
+from soa.clients.pool import Pool
+from soa.clients.service_client import build
 from soa.config import Config
 from soa.errors import ConfigError, NoInstanceAvailable, RetryError, RpcTimeout, TransportError
 from soa.testing.poll import wait_until

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffolding.gen import compiler_version
+from soa.scaffolding.gen import compiler_version
 from soa.testing.tools import require_tool as tool
 
 SOA = str(Path(sys.executable).parent / "soa")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffolding.idl_diff import BREAKING, SAFE, diff_files
+from soa.scaffolding.idl_diff import BREAKING, SAFE, diff_files
 from soa.testing.tools import require_tool
 
 SOA = str(Path(sys.executable).parent / "soa")

@@ -13,7 +13,7 @@ def run(code):
 
 def test_import_soa_and_registry_in_a_fresh_process_without_patching():
     result = run(
-        "import soa, registry.etcd, gevent.monkey\n"
+        "import soa, soa.registry.etcd, gevent.monkey\n"
         "from google.protobuf.internal import api_implementation\n"
         "print(api_implementation.Type(), gevent.monkey.is_module_patched('socket'))"
     )

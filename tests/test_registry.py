@@ -11,10 +11,10 @@ from dataclasses import replace
 import gevent
 import pytest
 
-from registry import Instance, instance_key
-from registry.etcd import EtcdConnection
-from registry.registrar import EtcdRegistrar
-from registry.resolver import EtcdResolver
+from soa.registry import Instance, instance_key
+from soa.registry.etcd import EtcdConnection
+from soa.registry.registrar import EtcdRegistrar
+from soa.registry.resolver import EtcdResolver
 from soa.etcd_server import EtcdProcess
 from soa.testing import wait_until
 
@@ -81,8 +81,8 @@ def test_sigkill_of_a_registered_process_expires_its_key(etcd_config, etcd):
         from soa import entry; entry.init()
         import sys, gevent
         from soa.config import EtcdConfig
-        from registry import Instance
-        from registry.registrar import EtcdRegistrar
+        from soa.registry import Instance
+        from soa.registry.registrar import EtcdRegistrar
         config = EtcdConfig(endpoints={etcd_config.endpoints!r}, prefix={etcd_config.prefix!r},
                             lease_ttl=2)
         EtcdRegistrar(config).register(Instance("order", "127.0.0.1", 9100))
@@ -120,7 +120,7 @@ def test_garbage_values_are_skipped_and_never_stop_the_watch(etcd_config, etcd, 
 
 
 def test_compaction_makes_the_watcher_list_again_and_miss_nothing(etcd_config, etcd, resolver):
-    from registry.resolver import PrefixWatch
+    from soa.registry.resolver import PrefixWatch
 
     connection = EtcdConnection(etcd_config)
     watch = PrefixWatch(connection, etcd_config.prefix, f"{etcd_config.prefix}/services/order/")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from registry import Instance
-from registry.registrar import EtcdRegistrar
+from soa.registry import Instance
+from soa.registry.registrar import EtcdRegistrar
 from soa.etcd_server import free_port
 from soa.testing import wait_until
 

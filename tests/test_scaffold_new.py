@@ -231,7 +231,7 @@ def test_creates_soa_yaml_when_missing(tmp_path):
 
 def test_every_shop_service_scaffolds_cleanly(tmp_path):
     """The shop's own IDL (includes, maps of structs, several services per file) as input."""
-    from scaffolding.new import plan
+    from soa.scaffolding.new import plan
     from soa import idl as soa_idl
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "idl", tmp_path / "idl")

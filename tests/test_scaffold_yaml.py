@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from scaffolding.yaml_append import add_service, append_service, plan_append, yaml_scalar
+from soa.scaffolding.yaml_append import add_service, append_service, plan_append, yaml_scalar
 from soa.config import parse_config
 from soa.errors import ConfigError
 

@@ -13,8 +13,8 @@ from thriftpy2.transport import TMemoryBuffer
 
 import soa
 from fixtures.server_support import client, echo_config, echo_idl
-from registry.etcd import EtcdConnection
-from registry.instance import instance_key, parse_instance
+from soa.registry.etcd import EtcdConnection
+from soa.registry.instance import instance_key, parse_instance
 from soa.config import load_config
 from soa.deadline import MARK, encode_seqid
 from soa.errors import ConfigError

@@ -12,7 +12,7 @@ import pytest
 from thriftpy2.transport import TTransportException
 
 from fixtures.server_support import client, echo_config, echo_idl
-from registry.instance import instance_key, service_prefix
+from soa.registry.instance import instance_key, service_prefix
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess
 

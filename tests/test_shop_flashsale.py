@@ -4,7 +4,7 @@ sharing their database never issue more tickets than units, nor two tickets to o
 import gevent.pool
 
 from services.testing import RunningShop
-from soa.client.served import ServedBy
+from soa.clients.served import ServedBy
 
 UNITS = 150
 USERS = 800

@@ -6,7 +6,7 @@ import random
 import gevent.pool
 
 from services.testing import RunningShop
-from soa.client.served import ServedBy
+from soa.clients.served import ServedBy
 
 
 def test_concurrent_reserves_over_two_instances_never_oversell(tmp_path, etcd_config):

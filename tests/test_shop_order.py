@@ -5,7 +5,7 @@ errors over the wire; compensation when inventory refuses or a later step fails.
 import sqlite3
 
 from services.testing import RunningShop
-from soa.client.served import ServedBy
+from soa.clients.served import ServedBy
 from soa.testing.poll import wait_until
 
 SHOP = {"catalog": 1, "inventory": 1, "order": 2, "notify": 1, "mailer": 1, "flashsale": 1}

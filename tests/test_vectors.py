@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import InvalidInstance, parse_instance
+from soa.registry import InvalidInstance, parse_instance
 
 VECTORS = sorted((Path(__file__).resolve().parent.parent / "registry" / "vectors").glob("*.json"))
 
@@ -35,7 +35,7 @@ def test_vector(path):
 
 
 def test_encode_round_trips_and_keeps_unknown_fields():
-    raw = b'{"service":"order","host":"10.0.0.1","port":80,"metrics_port":9100}'
+    raw = b'{"service":"order","host":"10.0.0.1","port":80,"metrics_port":9100,"future":[1]}'
     instance = parse_instance(raw)
     again = parse_instance(instance.encode())
-    assert again == instance and again.extra["metrics_port"] == 9100
+    assert again == instance and again.metrics_port == 9100 and again.extra["future"] == [1]

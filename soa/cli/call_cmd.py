@@ -41,9 +41,9 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
     from thriftpy2.thrift import TApplicationException
 
     from soa import jsonthrift
-    from soa.client.discovery import StaticResolver
-    from soa.client.plan import plans as make_plans
-    from soa.client.service_client import build, resolve_service
+    from soa.clients.discovery import StaticResolver
+    from soa.clients.plan import plans as make_plans
+    from soa.clients.service_client import build, resolve_service
     from soa.errors import SoaError
 
     config = obj.config if idl_path is None else _lenient_config(obj)
@@ -63,7 +63,7 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
         resolver = StaticResolver.of(service, _address(address), **_wire(known))
         owns = False
     else:
-        from registry.resolver import EtcdResolver
+        from soa.registry.resolver import EtcdResolver
 
         resolver = EtcdResolver(config.etcd)
         owns = True

@@ -23,7 +23,7 @@ def gen(language, idl_path, out_dir, module, package):
 
     Generated code replaces the previous generation; an existing manifest is kept.
     """
-    from scaffolding.gen import generate
+    from soa.scaffolding.gen import generate
 
     if language == "go" and not module:
         raise click.UsageError("go needs --module, the Go module path (e.g. example.com/shop)")

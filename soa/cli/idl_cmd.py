@@ -34,7 +34,7 @@ def idl():
 def check(paths, strict, include_dirs, as_json):
     """Load each file with thriftpy2 and with the Apache Thrift compiler, and report services
     and methods that have no doc comment. Exit 2 if a file does not load."""
-    from scaffolding.idl_check import check as check_file
+    from soa.scaffolding.idl_check import check as check_file
 
     warnings = []
     for path in paths:
@@ -65,7 +65,7 @@ def diff(old, new, include_dirs, as_json):
 
     Exit 1 when any change breaks existing clients or servers, else 0.
     """
-    from scaffolding.idl_diff import BREAKING, diff_files
+    from soa.scaffolding.idl_diff import BREAKING, diff_files
 
     changes = diff_files(old, new, include_dirs or None)
     for change in changes:

@@ -24,7 +24,7 @@ def new(ctx, name, idl_path, thrift_service, force):
     The project root is the folder of soa.yaml (--config, or the nearest one upwards), else the
     current folder, where soa.yaml is then created.
     """
-    from scaffolding.new import find_root, plan
+    from soa.scaffolding.new import find_root, plan
 
     root, yaml_path = find_root(ctx.obj.config_path if ctx.obj else None)
     scaffold = plan(name, idl_path, root, yaml_path, thrift_service)

@@ -10,7 +10,7 @@ from .options import Command, Group, json_option
 
 def _registry(ctx, operation, *args):
     """Run ``operation(connection, prefix, *args)`` over a connection that is closed after."""
-    from registry.etcd import EtcdConnection
+    from soa.registry.etcd import EtcdConnection
 
     connection = EtcdConnection(ctx.obj.config.etcd)
     try:
@@ -66,7 +66,7 @@ def table(headers, rows):
 @click.pass_context
 def ls(ctx, service, as_json):
     """List registered instances, with their lease time left and age."""
-    from registry.inspect import list_instances
+    from soa.registry.inspect import list_instances
 
     rows = _registry(ctx, list_instances, service)
     if as_json:
@@ -118,9 +118,9 @@ def watch(ctx, service, as_json):
     """Print every change to the registered set until interrupted."""
     import gevent
 
-    from registry.etcd import EtcdConnection
-    from registry.instance import service_prefix
-    from registry.resolver import PrefixWatch
+    from soa.registry.etcd import EtcdConnection
+    from soa.registry.instance import service_prefix
+    from soa.registry.resolver import PrefixWatch
 
     config = ctx.obj.config.etcd
     connection = EtcdConnection(config)
@@ -171,7 +171,7 @@ def _emit(kind, instance, as_json):
 @click.pass_context
 def rm(ctx, service, address):
     """Remove a stale instance from the registry."""
-    from registry.inspect import remove
+    from soa.registry.inspect import remove
 
     removed = _registry(ctx, remove, service, address)
     if not removed:
@@ -191,7 +191,7 @@ def rm(ctx, service, address):
 @click.pass_context
 def history(ctx, service, as_json):
     """List joins and leaves from etcd's revision history, with why each instance left."""
-    from registry.inspect import history as read_history
+    from soa.registry.inspect import history as read_history
 
     changes, oldest = _registry(ctx, read_history, service)
     if as_json:

@@ -41,7 +41,7 @@ class ServiceContext:
         """A client of service ``name``, bound to the same Config.
 
         Clients are cached per name and options and share one resolver (one etcd connection,
-        one watch per service) through a ``soa.client.Clients``; the server closes them all when
+        one watch per service) through a ``soa.clients.Clients``; the server closes them all when
         it stops.
         """
         key = (name, tuple(sorted(options.items())))
@@ -55,7 +55,7 @@ class ServiceContext:
 
     def _factory(self):
         if self._clients_factory is None:
-            self._clients_factory = importlib.import_module("soa.client").Clients(self.config)
+            self._clients_factory = importlib.import_module("soa.clients").Clients(self.config)
         return self._clients_factory
 
     def close(self):

@@ -14,7 +14,7 @@ import gevent
 import gevent.event
 from gevent import socket as gsocket
 
-from registry.instance import Instance
+from soa.registry.instance import Instance
 from soa.errors import ConfigError, DiscoveryError
 from soa.idl import idl_hash
 
@@ -245,7 +245,7 @@ class Server:
 
 def register(etcd_config, instance):
     """Register ``instance``; when etcd is unreachable, log and keep trying in the background."""
-    from registry.registrar import EtcdRegistrar
+    from soa.registry.registrar import EtcdRegistrar
 
     registrar = EtcdRegistrar(etcd_config)
     try:

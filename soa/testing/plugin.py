@@ -39,7 +39,7 @@ def etcd_config(etcd_server, etcd_prefix):
 
 @pytest.fixture
 def etcd(etcd_server):
-    from registry.etcd import EtcdConnection
+    from soa.registry.etcd import EtcdConnection
 
     connection = EtcdConnection(EtcdConfig(endpoints=(etcd_server.endpoint,)))
     yield connection.client()

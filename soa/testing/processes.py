@@ -71,8 +71,8 @@ class ServiceProcess:
         return self
 
     def _await_registration(self, timeout):
-        from registry.etcd import EtcdConnection
-        from registry.inspect import registered
+        from soa.registry.etcd import EtcdConnection
+        from soa.registry.inspect import registered
 
         config = load_config(str(self.config_path), self.etcd_endpoints, check_idl=False)
         connection = EtcdConnection(config.etcd)

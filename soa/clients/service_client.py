@@ -222,7 +222,7 @@ class Clients:
         self._clients = []
 
     def resolver(self, etcd_config=None):
-        from registry.resolver import EtcdResolver
+        from soa.registry.resolver import EtcdResolver
 
         etcd_config = etcd_config or self.config.etcd
         resolver = self._resolvers.get(etcd_config)
@@ -266,7 +266,7 @@ def client(service, config=None, *, resolver=None, **options):
     config = config if config is not None else load_config()
     if resolver is not None:
         return build(service, config, resolver, **options)
-    from registry.resolver import EtcdResolver
+    from soa.registry.resolver import EtcdResolver
 
     own = EtcdResolver(config.etcd)
     try:

@@ -1,5 +1,8 @@
 """The soa client runtime: ``client(service, config=None, **options)`` and ``Clients``.
 
+``soa.client`` is the function; this package is ``soa.clients``, so its modules import by a name
+of their own (``import soa.clients.discovery``).
+
 A client follows the registry through a Resolver (watch-driven, no etcd round trip per call),
 balances over the instances with a Balancer's immutable Picker, keeps a connection pool per
 instance, and runs every call under middleware: metrics, deadline, retry (with a budget),
@@ -20,7 +23,7 @@ _LAZY = {
 
 
 def client(service, config=None, **options):
-    """A client of ``service``; see ``soa.client.service_client.client`` for the options."""
+    """A client of ``service``; see ``soa.clients.service_client.client`` for the options."""
     from .service_client import client as make
 
     return make(service, config, **options)

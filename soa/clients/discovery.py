@@ -19,7 +19,7 @@ import logging
 
 import gevent
 
-from registry.instance import Instance
+from soa.registry.instance import Instance
 from soa.balancer.base import EmptyPicker, Picker
 from soa.errors import NoInstanceAvailable
 
