@@ -13,8 +13,9 @@ from types import MappingProxyType
 
 import yaml
 
-from ._check import Fields, show
+from ._check import _MISSING, Fields, show
 from .errors import ConfigError
+from .tls import ClientTls, ServerTls
 
 DEFAULT_FILE = "soa.yaml"
 PROTOCOLS = ("binary", "compact")
@@ -72,6 +73,7 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
+    tls: ServerTls | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class ClientConfig:
     mass_removal_share: float = 0.5
     eject_after: int = 3
     hash_key: str | None = None
+    tls: ClientTls | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         raise ConfigError(f"{where}invalid YAML: {problem}", source=source) from e
     top = Fields(data, source)
     etcd = _etcd(top.sub("etcd"))
-    client = _client(top.sub("client"))
+    client = _client(top.sub("client"), root)
     services_raw = top.sub("services")
     services = {}
     for name in services_raw.data:
@@ -204,7 +207,41 @@ def _etcd(f):
     return config
 
 
-def _client(f):
+def _file(f, name, root, required=False):
+    """A file path relative to soa.yaml's folder, which must exist."""
+    text = f.str(name, _MISSING if required else None)
+    if text is None:
+        return None
+    path = (root / text).resolve()
+    if not path.is_file():
+        raise f.fail(f.key(name), f"no such file: {text}")
+    return str(path)
+
+
+def _server_tls(f, root):
+    if not f.data:
+        return None
+    tls = ServerTls(cert=_file(f, "cert", root, True), key=_file(f, "key", root, True),
+                    ca=_file(f, "ca", root), require_client_cert=f.bool("require_client_cert",
+                                                                        False))
+    if tls.require_client_cert and not tls.ca:
+        raise f.fail(f.key("require_client_cert"), "needs tls.ca: the CA whose clients to accept")
+    f.done()
+    return tls
+
+
+def _client_tls(f, root):
+    if not f.data:
+        return None
+    tls = ClientTls(ca=_file(f, "ca", root), cert=_file(f, "cert", root),
+                    key=_file(f, "key", root), server_name=f.str("server_name", None))
+    if bool(tls.cert) != bool(tls.key):
+        raise f.fail(f.key("cert" if tls.key else "key"), "cert and key go together")
+    f.done()
+    return tls
+
+
+def _client(f, root=Path(".")):
     d = ClientConfig
     config = ClientConfig(
         balancer=f.choice("balancer", BALANCERS, d.balancer),
@@ -218,6 +255,7 @@ def _client(f):
         mass_removal_share=f.number("mass_removal_share", d.mass_removal_share, lo=0, hi=1),
         eject_after=f.int("eject_after", d.eject_after, lo=1, hi=1000),
         hash_key=f.str("hash_key", None),
+        tls=_client_tls(f.sub("tls"), root),
     )
     f.done()
     return config
@@ -255,6 +293,7 @@ def _service(name, f, root, check_idl):
         idle_timeout=f.number("idle_timeout", d.idle_timeout, lo=0.1),
         max_frame_bytes=f.int("max_frame_bytes", d.max_frame_bytes, lo=1024, hi=1 << 31),
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        tls=_server_tls(f.sub("tls"), root),
     )
     f.done()
     if check_idl:

@@ -18,6 +18,7 @@ from gevent import socket as gsocket
 from soa.registry.instance import Instance
 from soa.errors import ConfigError, DiscoveryError
 from soa.idl import idl_hash
+from soa.tls import server_context
 
 from . import loading
 from .access_log import access_log
@@ -75,6 +76,7 @@ def make_instance(service, service_cls, port, pid=None, instance_id=""):
         started_at=round(time.time(), 3),
         id=instance_id,
         theader=True,
+        tls=service.tls is not None,
     )
 
 
@@ -88,7 +90,8 @@ class Server:
     idempotent; ``wait()`` blocks until stopped. Everything runs in this process's gevent hub.
     """
 
-    def __init__(self, config, service, handler=None, *, listener=None, register=True):
+    def __init__(self, config, service, handler=None, *, listener=None, register=True,
+                 instance_id=None):
         self.config = config
         self.service = service
         self.metrics = Metrics(service.name)
@@ -99,6 +102,7 @@ class Server:
         self.handler = None
         self.context = None
         self._handler_spec = handler
+        self.instance_id = instance_id or new_instance_id()  # pre-fork workers share one
         self._listener = listener
         self._register = register
         self._registrar = None
@@ -117,7 +121,7 @@ class Server:
         self.handler = loading.build_handler(self._handler_spec, context)
         middlewares = [access_log, self.metrics.middleware]
         middlewares += loading.user_middleware(service, self.config.import_paths)
-        self.instance_id = new_instance_id()
+        self.tls = server_context(service.tls) if service.tls is not None else None
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
                                    self.metrics, self.instance_id)
         if self._listener is None:
@@ -171,7 +175,7 @@ class Server:
 
     def _serve(self, conn):
         try:
-            serve_connection(conn, self.processor, self.service)
+            serve_connection(conn, self.processor, self.service, self.tls)
         finally:
             self.connections.discard(conn)
 
