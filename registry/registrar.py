@@ -6,14 +6,20 @@ import time
 
 import gevent
 import gevent.event
+import grpc
 
 from soa.backoff import Backoff
 from soa.errors import DiscoveryError
 
-from .etcd import RETRYABLE, EtcdConnection, describe
+from . import operator
+from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc
 from .instance import instance_key
 
 log = logging.getLogger("soa.registry")
+
+# While etcd does not answer, retry this often at most (jittered from half of it): the key is
+# back within about this long of etcd answering again (the goal is 2 s).
+RETRY_CAP = 0.5
 
 
 class EtcdRegistrar:
@@ -22,7 +28,10 @@ class EtcdRegistrar:
     ``register`` writes the key under a fresh lease and returns once it is written, or raises
     ``DiscoveryError`` after ``timeout`` seconds (the background greenlet keeps trying even then).
     A keeper greenlet renews the lease every TTL/3; when the lease is lost it grants a new one and
-    writes the key again, with jittered backoff, until ``deregister``. ``deregister`` deletes the
+    writes the key again, retrying every 0.05-0.5 s while etcd does not answer, until
+    ``deregister``. A watch on the key makes it write the key again within a second when anyone
+    deletes it, and keeps an operator's drain or weight (``registry.operator``) in every later
+    write. ``deregister`` deletes the
     key and revokes the lease; etcd errors there are logged, not raised (the lease expires anyway).
     All methods are called from any greenlet of the process that owns the registration.
     """
@@ -63,6 +72,12 @@ class EtcdRegistrar:
         keeper = self._keepers.get(instance_key(self.config.prefix, instance))
         return keeper.lease_id if keeper else None
 
+    def value(self, instance):
+        """The value the registrar writes for ``instance`` now (bytes), operator changes included;
+        None when it is not registered here."""
+        keeper = self._keepers.get(instance_key(self.config.prefix, instance))
+        return keeper.value if keeper else None
+
     def close(self):
         for key in list(self._keepers):
             self._keepers.pop(key).stop(self.connection, revoke=True)
@@ -71,7 +86,16 @@ class EtcdRegistrar:
 
 
 class _Keeper:
-    """One key under one lease, kept alive by one greenlet."""
+    """One key under one lease, kept alive by one greenlet and guarded by a watch on the key.
+
+    The keeper greenlet grants the lease, writes the key and renews the lease every TTL/3.
+    While etcd does not answer it retries every 0.05-0.5 s (jittered), so the key is back within
+    about half a second of etcd answering again. The guard greenlet watches the key itself: when
+    the key is deleted while the instance is registered (``soa registry rm``, a stray delete), it
+    wakes the keeper, which writes the key again at once; when an operator rewrites the value
+    (``soa registry drain``/``undrain``/``weight``), the keeper adopts the operator fields, so
+    later writes (after a lease loss or a deletion) keep them.
+    """
 
     def __init__(self, key, value, ttl):
         self.key = key
@@ -80,16 +104,24 @@ class _Keeper:
         self.lease_id = None
         self.registered = gevent.event.Event()
         self.last_error = None
+        self._dirty = False  # the key must be written again under the current lease
+        self._wake = gevent.event.Event()
         self._stopped = gevent.event.Event()
-        self._greenlet = None
+        self._greenlets = []
+        self._stream = None
+        self._warned_other = False
 
     def start(self, connection):
-        self._greenlet = gevent.spawn(self._run, connection)
+        self._greenlets = [gevent.spawn(self._run, connection),
+                           gevent.spawn(self._guard, connection)]
 
     def stop(self, connection, revoke):
         self._stopped.set()
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=2)
+        self._wake.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+        gevent.killall(self._greenlets, block=True, timeout=2)
         if not revoke or self.lease_id is None:
             return
         try:
@@ -107,19 +139,31 @@ class _Keeper:
             )
         self.lease_id = None
 
+    # -- the keeper: lease and key ------------------------------------------------------------
+
     def _run(self, connection):
-        backoff = Backoff(base=0.1, cap=min(5.0, self.ttl / 2))
+        backoff = Backoff(base=0.05, cap=RETRY_CAP)
         renewed_at = 0.0
         while not self._stopped.is_set():
             client = None
             try:
                 client = connection.client()
+                self._wake.clear()
                 if self.lease_id is None:
                     self._grant_and_put(client)
                     renewed_at = time.monotonic()
                     backoff.reset()
-                if self._stopped.wait(self.ttl / 3):
-                    return
+                elif self._dirty:
+                    self._dirty = False
+                    if not self._rewrite(client):
+                        log.warning("lease for %s was lost; registering again", self.key)
+                        self.lease_id = None
+                        continue
+                due = renewed_at + self.ttl / 3
+                now = time.monotonic()
+                if now < due:
+                    self._wake.wait(due - now)  # the guard wakes it to write the key again
+                    continue
                 if not self._refresh(client):
                     log.warning("lease for %s was lost; registering again", self.key)
                     self.lease_id = None
@@ -127,6 +171,8 @@ class _Keeper:
                 renewed_at = time.monotonic()
                 backoff.reset()
             except RETRYABLE as e:
+                if self._stopped.is_set():
+                    return
                 self.last_error = describe(e)
                 if client is not None:
                     connection.failed(client)
@@ -144,8 +190,115 @@ class _Keeper:
         self.registered.set()
         log.info("registered %s (lease %x, ttl %ss)", self.key, lease.id, self.ttl)
 
+    def _rewrite(self, client):
+        """Write the key again under the current lease. False when etcd no longer knows it."""
+        try:
+            client.put(self.key, self.value, lease=self.lease_id)
+        except grpc.RpcError as e:
+            if getattr(e, "code", None) and e.code() == grpc.StatusCode.NOT_FOUND:
+                return False  # "requested lease not found"
+            self._dirty = True
+            raise
+        log.warning("%s was removed from the registry while this instance is registered;"
+                    " wrote it again", self.key)
+        return True
+
     def _refresh(self, client):
         """Renew the lease once. False when etcd no longer knows it."""
         for response in client.refresh_lease(self.lease_id):
             return response.TTL > 0
         return False
+
+    # -- the guard: a watch on the key itself -------------------------------------------------
+
+    def _guard(self, connection):
+        backoff = Backoff(base=0.05, cap=RETRY_CAP)
+        self.registered.wait()
+        while not self._stopped.is_set():
+            client = None
+            try:
+                client = connection.client()
+                self._follow(client, connection)
+                backoff.reset()
+            except RETRYABLE as e:
+                if self._stopped.is_set():
+                    return
+                if client is not None:
+                    connection.failed(client)
+                log.debug("watch of %s: %s", self.key, describe(e))
+                if self._stopped.wait(backoff.next()):
+                    return
+
+    def _follow(self, client, connection):
+        """Watch the key until the stream ends. Once the watch exists, read the key, so a change
+        made before the watch began is not missed either."""
+        create = etcdrpc.WatchCreateRequest(key=self.key.encode())
+        done = gevent.event.Event()
+        stream = connection.watch(client, _hold_open(etcdrpc.WatchRequest(create_request=create),
+                                                     done))
+        self._stream = stream
+        try:
+            for response in stream:
+                if self._stopped.is_set():
+                    return
+                if response.canceled or response.compact_revision:
+                    return
+                if response.created:
+                    value, meta = client.get(self.key)
+                    self._seen(value, meta.lease_id if meta is not None else 0)
+                for event in response.events:
+                    if event.type == event.DELETE:
+                        self._seen(None, 0)
+                    else:
+                        self._seen(event.kv.value, event.kv.lease)
+        finally:
+            self._stream = None
+            done.set()
+            stream.cancel()
+
+    def _seen(self, value, lease):
+        """The key now holds ``value`` (None: deleted) under ``lease``."""
+        if self._stopped.is_set() or self.lease_id is None:
+            return  # not registered right now: the keeper writes the key when it is again
+        if value is None:
+            self._dirty = True
+            self._wake.set()
+            return
+        if value == self.value and lease == self.lease_id:
+            return
+        try:
+            written = json.loads(value)
+            own = json.loads(self.value)
+        except ValueError:
+            written = None
+        if not isinstance(written, dict) or not _same_instance(own, written):
+            if not self._warned_other:
+                self._warned_other = True
+                log.warning("%s now holds another instance's value; leaving it alone", self.key)
+            return
+        adopted = _encode(operator.adopt(own, written))
+        if adopted != self.value:
+            self.value = adopted
+            log.info("%s: keeping the operator's change (weight %s%s)", self.key,
+                     written.get("weight"), ", drained" if operator.is_drained(written) else "")
+        if lease != self.lease_id:  # written without our lease: it would never expire
+            self._dirty = True
+            self._wake.set()
+
+
+def _same_instance(own, written):
+    """Whether ``written`` is this registration's value (edited), not another process's."""
+    if own.get("id"):
+        return written.get("id") == own.get("id")
+    return (written.get("pid"), written.get("started_at")) == (own.get("pid"),
+                                                              own.get("started_at"))
+
+
+def _encode(data):
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _hold_open(first, done):
+    """A watch's request stream: one create request, then held open until ``done``."""
+    yield first
+    done.wait()
