@@ -8,6 +8,7 @@ import gevent
 import gevent.event
 import grpc
 
+from soa import entry
 from soa.backoff import Backoff
 from soa.errors import DiscoveryError
 
@@ -43,6 +44,7 @@ class EtcdRegistrar:
         self._keepers = {}
 
     def register(self, instance, timeout=None):
+        entry.cooperative_grpc()  # a process that cannot use grpc hears it here, at once
         key = instance_key(self.config.prefix, instance)
         if key in self._keepers:
             self._keepers.pop(key).stop(self.connection, revoke=False)
