@@ -3,6 +3,7 @@
 import json
 import logging
 import time
+from collections import deque
 
 import gevent
 import gevent.event
@@ -112,6 +113,7 @@ class _Keeper:
         self._greenlets = []
         self._stream = None
         self._warned_other = False
+        self._written = deque(maxlen=16)  # etcd revisions of this keeper's own writes
 
     def start(self, connection):
         self._greenlets = [gevent.spawn(self._run, connection),
@@ -187,7 +189,7 @@ class _Keeper:
 
     def _grant_and_put(self, client):
         lease = client.lease(self.ttl)
-        client.put(self.key, self.value, lease=lease)
+        self._written.append(client.put(self.key, self.value, lease=lease).header.revision)
         self.lease_id = lease.id
         self.registered.set()
         log.info("registered %s (lease %x, ttl %ss)", self.key, lease.id, self.ttl)
@@ -195,12 +197,13 @@ class _Keeper:
     def _rewrite(self, client):
         """Write the key again under the current lease. False when etcd no longer knows it."""
         try:
-            client.put(self.key, self.value, lease=self.lease_id)
+            written = client.put(self.key, self.value, lease=self.lease_id)
         except grpc.RpcError as e:
             if getattr(e, "code", None) and e.code() == grpc.StatusCode.NOT_FOUND:
                 return False  # "requested lease not found"
             self._dirty = True
             raise
+        self._written.append(written.header.revision)
         log.warning("%s was removed from the registry while this instance is registered;"
                     " wrote it again", self.key)
         return True
@@ -247,19 +250,22 @@ class _Keeper:
                     return
                 if response.created:
                     value, meta = client.get(self.key)
-                    self._seen(value, meta.lease_id if meta is not None else 0)
+                    if meta is None:
+                        self._seen(None, 0, 0)
+                    else:
+                        self._seen(value, meta.lease_id, meta.mod_revision)
                 for event in response.events:
                     if event.type == event.DELETE:
-                        self._seen(None, 0)
+                        self._seen(None, 0, event.kv.mod_revision)
                     else:
-                        self._seen(event.kv.value, event.kv.lease)
+                        self._seen(event.kv.value, event.kv.lease, event.kv.mod_revision)
         finally:
             self._stream = None
             done.set()
             stream.cancel()
 
-    def _seen(self, value, lease):
-        """The key now holds ``value`` (None: deleted) under ``lease``."""
+    def _seen(self, value, lease, revision):
+        """The key now holds ``value`` (None: deleted) under ``lease``, since ``revision``."""
         if self._stopped.is_set() or self.lease_id is None:
             return  # not registered right now: the keeper writes the key when it is again
         if value is None:
@@ -267,6 +273,13 @@ class _Keeper:
             self._wake.set()
             return
         if value == self.value and lease == self.lease_id:
+            return
+        if revision in self._written:
+            # One of our own writes, made before an operator change we adopted since (or under
+            # a lease we have replaced since): write the key again as it should be now.
+            if lease == self.lease_id:
+                self._dirty = True
+                self._wake.set()
             return
         try:
             written = json.loads(value)
