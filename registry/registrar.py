@@ -183,7 +183,11 @@ class _Keeper:
                 if self.lease_id is not None and time.monotonic() - renewed_at > self.ttl:
                     self.lease_id = None  # it has certainly expired by now
                 delay = backoff.next()
-                log.warning("registry %s: %s; retrying in %.2fs", self.key, self.last_error, delay)
+                # Retries come every 0.5 s at most while etcd is down: warn on the first and
+                # then every 20th (about every 5-10 s), so an outage is seen without a flood.
+                level = logging.WARNING if backoff.attempt % 20 == 1 else logging.DEBUG
+                log.log(level, "registry %s: %s; retrying in %.2fs", self.key, self.last_error,
+                        delay)
                 if self._stopped.wait(delay):
                     return
 
@@ -198,14 +202,15 @@ class _Keeper:
         """Write the key again under the current lease. False when etcd no longer knows it."""
         try:
             written = client.put(self.key, self.value, lease=self.lease_id)
-        except grpc.RpcError as e:
-            if getattr(e, "code", None) and e.code() == grpc.StatusCode.NOT_FOUND:
+        except RETRYABLE as e:
+            if isinstance(e, grpc.RpcError) and callable(getattr(e, "code", None)) \
+                    and e.code() == grpc.StatusCode.NOT_FOUND:
                 return False  # "requested lease not found"
-            self._dirty = True
+            self._dirty = True  # still to do, once etcd answers
             raise
         self._written.append(written.header.revision)
-        log.warning("%s was removed from the registry while this instance is registered;"
-                    " wrote it again", self.key)
+        log.warning("wrote %s again: it was deleted or changed while this instance is"
+                    " registered", self.key)
         return True
 
     def _refresh(self, client):

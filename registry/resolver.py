@@ -125,7 +125,8 @@ class PrefixWatch:
                 if client is not None:
                     self.connection.failed(client)
                 delay = backoff.next()
-                log.warning(
+                log.log(  # the first failure and every 10th after it (retries come often)
+                    logging.WARNING if backoff.attempt % 10 == 1 else logging.DEBUG,
                     "watch %s: %s; keeping %d known instance(s), retrying in %.2fs",
                     self.range_prefix,
                     describe(e),
