@@ -140,7 +140,7 @@ def _edit(connection, prefix, service, address, change, attempts=5):
             after = parse_instance(json.dumps(edited), key=key, prefix=prefix)
             if edited == data:
                 return Edited(before, after, False)
-            encoded = json.dumps(edited, sort_keys=True, separators=(",", ":"))
+            encoded = operator.encode(edited)
             done, _ = client.transaction(
                 compare=[client.transactions.mod(key) == meta.mod_revision],
                 success=[client.transactions.put(key, encoded, lease=meta.lease_id or None)],

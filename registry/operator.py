@@ -3,9 +3,11 @@
 An operator takes an instance out of traffic by writing ``weight: 0`` with ``"drained": true``
 and the weight it had in ``"drained_weight"``; every reader already gives weight 0 no traffic.
 These functions work on the value as a plain dict (a parsed JSON object) and return a new dict;
-they never do I/O. ``adopt`` is what the instance's own registrar uses to keep an operator's
+they never do I/O. ``adopt`` (with ``same_instance``) is what the instance's own registrar uses to keep an operator's
 change when it writes its key again.
 """
+
+import json
 
 DRAINED = "drained"
 DRAINED_WEIGHT = "drained_weight"
@@ -61,3 +63,17 @@ def adopt(own, written):
         if name in written:
             out[name] = written[name]
     return out
+
+
+def same_instance(own, written):
+    """Whether ``written`` is the registration ``own`` (edited), not another process's value
+    at the same address: the same ``id``, or without ids the same ``pid`` and ``started_at``."""
+    if own.get("id"):
+        return written.get("id") == own.get("id")
+    return (written.get("pid"), written.get("started_at")) == (own.get("pid"),
+                                                              own.get("started_at"))
+
+
+def encode(data):
+    """A value as the registrar writes it: compact JSON with sorted keys, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

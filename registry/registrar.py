@@ -291,12 +291,12 @@ class _Keeper:
             own = json.loads(self.value)
         except ValueError:
             written = None
-        if not isinstance(written, dict) or not _same_instance(own, written):
+        if not isinstance(written, dict) or not operator.same_instance(own, written):
             if not self._warned_other:
                 self._warned_other = True
                 log.warning("%s now holds another instance's value; leaving it alone", self.key)
             return
-        adopted = _encode(operator.adopt(own, written))
+        adopted = operator.encode(operator.adopt(own, written))
         if adopted != self.value:
             self.value = adopted
             log.info("%s: keeping the operator's change (weight %s%s)", self.key,
@@ -304,18 +304,6 @@ class _Keeper:
         if lease != self.lease_id:  # written without our lease: it would never expire
             self._dirty = True
             self._wake.set()
-
-
-def _same_instance(own, written):
-    """Whether ``written`` is this registration's value (edited), not another process's."""
-    if own.get("id"):
-        return written.get("id") == own.get("id")
-    return (written.get("pid"), written.get("started_at")) == (own.get("pid"),
-                                                              own.get("started_at"))
-
-
-def _encode(data):
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _hold_open(first, done):
