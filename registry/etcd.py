@@ -9,6 +9,7 @@ traffic uses protobuf; Thrift calls never touch it, so the slower backend stays 
 import os
 import threading
 
+from soa import entry
 from soa.errors import DiscoveryError
 
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
@@ -60,6 +61,7 @@ class EtcdConnection:
     def client(self):
         with self._lock:
             if self._client is None:
+                entry.cooperative_grpc()  # gevent without soa.entry.init() (issue 10 section 4)
                 self._client = self._dial(self.endpoint)
             return self._client
 

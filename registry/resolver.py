@@ -6,6 +6,7 @@ import threading
 import gevent
 import gevent.event
 
+from soa import entry
 from soa.backoff import Backoff
 
 from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc, range_end
@@ -23,6 +24,8 @@ class EtcdResolver:
     ``subscribe`` calls ``callback(instances)`` at once with the current set when there is one,
     then after every change, always with the complete set, from the watch greenlet; a callback
     must not block. On etcd errors the last good set is kept and nothing is published.
+    ``instances`` and ``subscribe`` raise ``SoaError`` in a process that has not patched the
+    socket module for gevent (``soa.entry.cooperative_grpc``): the watch would hang it.
     """
 
     def __init__(self, etcd_config, connection=None):
@@ -33,6 +36,7 @@ class EtcdResolver:
         self._lock = threading.Lock()
 
     def _watch(self, service):
+        entry.cooperative_grpc()  # here, so a process that cannot use grpc hears it at once
         with self._lock:
             watch = self._watches.get(service)
             if watch is None:
@@ -107,7 +111,7 @@ class PrefixWatch:
             self._subscribers.remove(callback)
 
     def _run(self):
-        backoff = Backoff(base=0.05, cap=2.0)
+        backoff = Backoff(base=0.05, cap=1.0)
         while not self._stopped.is_set():
             client = None
             try:
@@ -121,7 +125,8 @@ class PrefixWatch:
                 if client is not None:
                     self.connection.failed(client)
                 delay = backoff.next()
-                log.warning(
+                log.log(  # the first failure and every 10th after it (retries come often)
+                    logging.WARNING if backoff.attempt % 10 == 1 else logging.DEBUG,
                     "watch %s: %s; keeping %d known instance(s), retrying in %.2fs",
                     self.range_prefix,
                     describe(e),
