@@ -14,6 +14,7 @@ from types import MappingProxyType
 import yaml
 
 from ._check import Fields, show
+from .config_env import expand_env
 from .errors import ConfigError
 
 DEFAULT_FILE = "soa.yaml"
@@ -31,6 +32,9 @@ _ENDPOINT = re.compile(r"^(?:https?://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{
 
 @dataclass(frozen=True)
 class TlsFiles:
+    """PEM files (absolute paths): the CA to verify the server with, and this side's
+    certificate and key (both or neither)."""
+
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
@@ -38,6 +42,8 @@ class TlsFiles:
 
 @dataclass(frozen=True)
 class EtcdConfig:
+    """How to reach etcd. ``repr()`` never shows the password."""
+
     endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
     prefix: str = "/soa"
     lease_ttl: int = 10
@@ -45,6 +51,12 @@ class EtcdConfig:
     user: str | None = None
     password: str | None = None
     tls: TlsFiles | None = None
+
+    def __repr__(self):
+        password = None if self.password is None else "<redacted>"
+        return (f"EtcdConfig(endpoints={self.endpoints!r}, prefix={self.prefix!r}, "
+                f"lease_ttl={self.lease_ttl!r}, dial_timeout={self.dial_timeout!r}, "
+                f"user={self.user!r}, password={password}, tls={self.tls!r})")
 
 
 @dataclass(frozen=True)
@@ -146,8 +158,9 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}invalid YAML: {problem}", source=source) from e
+    data = expand_env(data, source)
     top = Fields(data, source)
-    etcd = _etcd(top.sub("etcd"))
+    etcd = _etcd(top.sub("etcd"), root)
     client = _client(top.sub("client"))
     services_raw = top.sub("services")
     services = {}
@@ -173,27 +186,45 @@ def _endpoints(f, key):
     return tuple(out)
 
 
-def _etcd(f):
+def _etcd(f, root):
     endpoints = _endpoints(f, "endpoints")
     prefix = f.str("prefix", EtcdConfig.prefix)
     if not prefix.startswith("/") or prefix.endswith("/") and prefix != "/":
         raise f.fail(f.key("prefix"), f"expected a path like /soa, got {show(prefix)}")
-    tls = None
-    if "tls" in f.data:
-        t = f.sub("tls")
-        tls = TlsFiles(t.str("ca", None), t.str("cert", None), t.str("key", None))
-        t.done()
+    tls = _tls_files(f.sub("tls"), root) if f.data.get("tls") is not None else None
+    user, password = f.str("user", None), f.secret("password", None)
+    if (user is None) != (password is None):
+        missing = "password" if password is None else "user"
+        raise f.fail(f.key(missing), "etcd.user and etcd.password go together")
     config = EtcdConfig(
         endpoints=endpoints,
         prefix=prefix.rstrip("/") or "/soa",
         lease_ttl=f.int("lease_ttl", EtcdConfig.lease_ttl, lo=2, hi=3600),
         dial_timeout=f.number("dial_timeout", EtcdConfig.dial_timeout, lo=0.1, hi=60),
-        user=f.str("user", None),
-        password=f.str("password", None),
+        user=user,
+        password=password,
         tls=tls,
     )
     f.done()
     return config
+
+
+def _tls_files(t, root):
+    """``{ca, cert, key}``: paths relative to soa.yaml's folder, checked to exist."""
+    paths = {}
+    for name in ("ca", "cert", "key"):
+        text = t.str(name, None)
+        if text is not None:
+            path = (Path(root) / text).resolve()
+            if not path.is_file():
+                raise t.fail(t.key(name), f"no such file: {text}")
+            paths[name] = str(path)
+    t.done()
+    if ("cert" in paths) != ("key" in paths):
+        raise t.fail(t.key("key" if "cert" in paths else "cert"), "cert and key go together")
+    if not paths:
+        raise t.fail(t.path, "expected at least one of ca, cert, key")
+    return TlsFiles(**paths)
 
 
 def _client(f):
