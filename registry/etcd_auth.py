@@ -62,6 +62,7 @@ class TokenAuth(
         self.user = user
         self._password = password
         self._timeout = timeout
+        self.raw_channel = channel
         self._authenticate = etcdrpc.AuthStub(channel).Authenticate
         self._token = None  # None: not asked yet; "": etcd has auth disabled
         self._lock = threading.Lock()
@@ -97,7 +98,7 @@ class TokenAuth(
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise EtcdAuthError(
                     f"etcd {self.endpoint}: authentication failed for etcd user {self.user!r}:"
-                    " wrong user name or password (etcd.user, etcd.password)"
+                    " wrong user name or password"
                 ) from e
             if code == grpc.StatusCode.FAILED_PRECONDITION:  # auth is not enabled on this etcd
                 return ""

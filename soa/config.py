@@ -41,8 +41,19 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class EtcdCredentials:
+    """An etcd user and its password (``services.X.etcd``). ``repr()`` hides the password."""
+
+    user: str
+    password: str
+
+    def __repr__(self):
+        return f"EtcdCredentials(user={self.user!r}, password=<redacted>)"
+
+
+@dataclass(frozen=True)
 class EtcdConfig:
-    """How to reach etcd. ``repr()`` never shows the password."""
+    """How to reach etcd. ``repr()`` never shows a password."""
 
     endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
     prefix: str = "/soa"
@@ -51,12 +62,16 @@ class EtcdConfig:
     user: str | None = None
     password: str | None = None
     tls: TlsFiles | None = None
+    root_password: str | None = None  # only `soa etcd auth-setup` uses it
 
     def __repr__(self):
-        password = None if self.password is None else "<redacted>"
+        def hidden(value):
+            return None if value is None else "<redacted>"
+
         return (f"EtcdConfig(endpoints={self.endpoints!r}, prefix={self.prefix!r}, "
                 f"lease_ttl={self.lease_ttl!r}, dial_timeout={self.dial_timeout!r}, "
-                f"user={self.user!r}, password={password}, tls={self.tls!r})")
+                f"user={self.user!r}, password={hidden(self.password)}, tls={self.tls!r}, "
+                f"root_password={hidden(self.root_password)})")
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,7 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
+    etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,14 @@ class Config:
                 f"unknown service {name!r} (services: {known})", source=self.source
             ) from None
 
+    def etcd_for(self, name):
+        """The etcd config a process serving ``name`` uses: ``etcd`` with the service's own
+        credentials (``services.X.etcd``) when it has them."""
+        credentials = self.service(name).etcd
+        if credentials is None:
+            return self.etcd
+        return replace(self.etcd, user=credentials.user, password=credentials.password)
+
 
 def load_config(path=None, etcd_endpoints=None, check_idl=True):
     """Load soa.yaml. ``path``/``etcd_endpoints`` come from the CLI; the environment fills gaps.
@@ -145,6 +169,12 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
         checked = _endpoints(Fields({"endpoints": items}, "SOA_ETCD_ENDPOINTS"), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
+    user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
+    if user or password:
+        if not (user and password):
+            raise ConfigError("SOA_ETCD_USER and SOA_ETCD_PASSWORD go together",
+                              source="environment")
+        config = replace(config, etcd=replace(config.etcd, user=user, password=password))
     return config
 
 
@@ -191,7 +221,7 @@ def _etcd(f, root):
     prefix = f.str("prefix", EtcdConfig.prefix)
     if not prefix.startswith("/") or prefix.endswith("/") and prefix != "/":
         raise f.fail(f.key("prefix"), f"expected a path like /soa, got {show(prefix)}")
-    tls = _tls_files(f.sub("tls"), root) if f.data.get("tls") is not None else None
+    tls = _tls_files(f.sub("tls"), root) if f.raw("tls", None) is not None else None
     user, password = f.str("user", None), f.secret("password", None)
     if (user is None) != (password is None):
         missing = "password" if password is None else "user"
@@ -204,9 +234,17 @@ def _etcd(f, root):
         user=user,
         password=password,
         tls=tls,
+        root_password=f.secret("root_password", None),
     )
     f.done()
     return config
+
+
+def _credentials(f):
+    """``services.X.etcd: {user, password}``."""
+    credentials = EtcdCredentials(f.str("user"), f.secret("password"))
+    f.done()
+    return credentials
 
 
 def _tls_files(t, root):
@@ -278,6 +316,7 @@ def _service(name, f, root, check_idl):
         idle_timeout=f.number("idle_timeout", d.idle_timeout, lo=0.1),
         max_frame_bytes=f.int("max_frame_bytes", d.max_frame_bytes, lo=1024, hi=1 << 31),
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
     )
     f.done()
     if check_idl:
