@@ -24,7 +24,8 @@ class EtcdResolver:
     then after every change, always with the complete set, from the watch greenlet; a callback
     must not block. On etcd errors the last good set is kept and nothing is published. When
     etcd refuses the credentials or the read before any set is known, ``instances`` raises that
-    ``EtcdAuthError`` (the watch keeps trying, and logs the refusal as an error).
+    ``EtcdAuthError`` (the watch keeps trying; a refusal after a first listing is logged as an
+    error).
     """
 
     def __init__(self, etcd_config, connection=None):
@@ -125,7 +126,9 @@ class PrefixWatch:
                 self._follow(client)
             except PERMANENT as e:
                 if self.refused is None:  # once per run of refusals
-                    log.error("watch %s: %s", self.range_prefix, e)
+                    # Before the first listing, instances() raises it to the caller instead.
+                    level = logging.ERROR if self.ready.is_set() else logging.INFO
+                    log.log(level, "watch %s: %s", self.range_prefix, e)
                 self.refused = e
                 self.settled.set()
                 if self._stopped.wait(backoff.next()):

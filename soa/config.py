@@ -248,7 +248,8 @@ def _credentials(f):
 
 
 def _tls_files(t, root):
-    """``{ca, cert, key}``: paths relative to soa.yaml's folder, checked to exist."""
+    """``{ca, cert, key}``: paths relative to soa.yaml's folder, checked to exist; ``ca`` is
+    required, ``cert`` and ``key`` (a client certificate) go together."""
     paths = {}
     for name in ("ca", "cert", "key"):
         text = t.str(name, None)
@@ -260,8 +261,9 @@ def _tls_files(t, root):
     t.done()
     if ("cert" in paths) != ("key" in paths):
         raise t.fail(t.key("key" if "cert" in paths else "cert"), "cert and key go together")
-    if not paths:
-        raise t.fail(t.path, "expected at least one of ca, cert, key")
+    if "ca" not in paths:
+        raise t.fail(t.key("ca"), "is required: the CA file that etcd's certificate is checked"
+                     " against")
     return TlsFiles(**paths)
 
 

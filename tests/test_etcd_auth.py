@@ -145,8 +145,10 @@ def test_read_only_client_discovers_but_cannot_write(shop, closing):
     {"SOA_TEST_READER_PASSWORD": "not-the-password"},
     {"SOA_ETCD_USER": "nobody", "SOA_ETCD_PASSWORD": "not-the-password"},
 ])
-def test_wrong_credentials_get_one_clear_line(shop, env_change):
-    result = shop.run("registry", "ls", env=env_change)
+@pytest.mark.parametrize("command", [("registry", "ls"), ("registry", "watch"),
+                                     ("call", "alpha", "echo", '["x"]')])
+def test_wrong_credentials_get_one_clear_line(shop, env_change, command):
+    result = shop.run(*command, env=env_change)
     assert result.returncode == 1
     user = env_change.get("SOA_ETCD_USER", "reader")
     assert result.stderr.strip().splitlines() == [

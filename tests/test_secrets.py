@@ -125,7 +125,7 @@ def test_no_secret_in_any_output_of_a_full_run(shop, tmp_path, caplog):
         with pytest.raises(EtcdAuthError):
             wrong_reader.instances("alpha")
         wrong_reader.close()
-        assert "authentication failed for etcd user 'reader'" in caplog.text  # logged once
+        assert "authentication failed for etcd user 'reader'" in caplog.text  # logged (info)
     finally:
         resolver.close()
         server.terminate()
