@@ -134,7 +134,8 @@ class _Setup:
                 role=account.role, key=key, range_end=end),
                 f"revoked {_KIND.get(kind, kind)} on {key} from role {account.role}")
         for kind, key, end in sorted(want - have):
-            permission = auth_pb2.Permission(permType=kind, key=key.encode(), range_end=end.encode())
+            permission = auth_pb2.Permission(permType=kind, key=key.encode(),
+                                             range_end=end.encode())
             self._call("RoleGrantPermission", etcdrpc.AuthRoleGrantPermissionRequest(
                 name=account.role, perm=permission),
                 f"granted role {account.role} {_KIND[kind]} on {key}*")

@@ -76,7 +76,8 @@ def test_auth_setup_creates_roles_users_and_enables_auth_without_printing_passwo
 
 def test_auth_setup_twice_changes_nothing(shop):
     again = shop.setup()
-    assert again.stdout.strip().splitlines() == [f"auth-setup: nothing to change on {shop.endpoint}"]
+    assert again.stdout.strip().splitlines() == [
+        f"auth-setup: nothing to change on {shop.endpoint}"]
 
 
 def test_registry_ls_works_with_credentials_on_a_plaintext_etcd(shop, env, closing):
@@ -172,12 +173,15 @@ def test_serve_with_refused_credentials_exits_1_instead_of_serving_unregistered(
     text = swapped.read_text().replace("user: alpha", "user: beta").replace(
         "SOA_TEST_ALPHA_PASSWORD", "SOA_TEST_BETA_PASSWORD")
     swapped.write_text(text)
-    for config, expected in (
-        (swapped, "permission denied: etcd user 'beta' may not write /soa/services/alpha/"),
-        (shop.config_path, "authentication failed for etcd user 'alpha'"),
+    wrong = {"SOA_TEST_ALPHA_PASSWORD": "wrong"}
+    for config, env_change, workers, expected in (
+        (swapped, {}, "1",
+         "permission denied: etcd user 'beta' may not write /soa/services/alpha/"),
+        (shop.config_path, wrong, "1", "authentication failed for etcd user 'alpha'"),
+        (shop.config_path, wrong, "2", "authentication failed for etcd user 'alpha'"),  # pre-fork
     ):
-        extra = {} if config == swapped else {"SOA_TEST_ALPHA_PASSWORD": "wrong"}
-        result = shop.run("serve", "alpha", "--port", "0", config=config, env=extra, timeout=20)
+        result = shop.run("serve", "alpha", "--port", "0", "--workers", workers, config=config,
+                          env=env_change, timeout=20)
         assert result.returncode == 1, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and expected in errors[0], result.stderr
@@ -212,3 +216,16 @@ def test_a_refused_token_is_replaced_and_the_call_retried(shop, closing):
     assert stale.value.code() == grpc.StatusCode.UNAUTHENTICATED
     connection.range_prefix(client, "/soa/services/")
     assert client.auth.logins == 2 and client.auth.token() != old
+
+
+def test_credentials_against_an_etcd_without_auth_just_work(etcd_config, closing):
+    """`soa up` starts its own etcd with auth off: a soa.yaml with credentials still works."""
+    from dataclasses import replace
+
+    config = replace(etcd_config, user="someone", password="anything")
+    registrar, resolver = EtcdRegistrar(config), EtcdResolver(config)
+    closing(registrar)
+    closing(resolver)
+    registrar.register(instance("alpha", 7501))
+    wait_until(lambda: [i.port for i in resolver.instances("alpha")] == [7501], timeout=5,
+               message="registered and discovered with auth off")

@@ -28,7 +28,7 @@ class CertificateAuthority:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._cert = (
             x509.CertificateBuilder()
             .subject_name(self._name).issuer_name(self._name)
@@ -50,7 +50,7 @@ class CertificateAuthority:
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
         if expired:
             start, end = now - datetime.timedelta(days=2), now - datetime.timedelta(days=1)
