@@ -134,13 +134,18 @@ class TokenAuth(
         self._check(code, details.method, request, outcome)
         return outcome
 
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        # not retried: the request stream may have been consumed (etcd3 makes no such call)
+        outcome = continuation(self._details(details, self.token()), request_iterator)
+        self._check(_code(outcome), details.method, None, outcome)
+        return outcome
+
     def _stream(self, continuation, details, request):
         token = self.token()
         return _Stream(continuation(self._details(details, token), request), self, token,
                        details.method)
 
     intercept_unary_unary = _unary
-    intercept_stream_unary = _unary
     intercept_unary_stream = _stream
     intercept_stream_stream = _stream
 
