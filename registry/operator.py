@@ -3,8 +3,8 @@
 An operator takes an instance out of traffic by writing ``weight: 0`` with ``"drained": true``
 and the weight it had in ``"drained_weight"``; every reader already gives weight 0 no traffic.
 These functions work on the value as a plain dict (a parsed JSON object) and return a new dict;
-they never do I/O. ``adopt`` (with ``same_instance``) is what the instance's own registrar uses to keep an operator's
-change when it writes its key again.
+they never do I/O. ``adopt`` (with ``same_instance``) is what the instance's own registrar uses
+to keep an operator's change when it writes its key again.
 """
 
 import json

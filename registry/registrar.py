@@ -14,7 +14,7 @@ from soa.backoff import Backoff
 from soa.errors import DiscoveryError
 
 from . import operator
-from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc
+from .etcd import PERMANENT, RETRYABLE, EtcdConnection, describe, etcdrpc
 from .instance import instance_key
 
 log = logging.getLogger("soa.registry")
@@ -29,6 +29,9 @@ class EtcdRegistrar:
 
     ``register`` writes the key under a fresh lease and returns once it is written, or raises
     ``DiscoveryError`` after ``timeout`` seconds (the background greenlet keeps trying even then).
+    When etcd refuses the credentials or the write (``EtcdAuthError``, permanent) it raises that
+    at once and stops trying; a refusal after the first registration is logged as an error at
+    every retry.
     A keeper greenlet renews the lease every TTL/3; when the lease is lost it grants a new one and
     writes the key again, retrying every 0.05-0.5 s while etcd does not answer, until
     ``deregister``. A watch on the key makes it write the key again within a second when anyone
@@ -53,7 +56,12 @@ class EtcdRegistrar:
         self._keepers[key] = keeper
         keeper.start(self.connection)
         wait = self.config.dial_timeout * 2 if timeout is None else timeout
-        if not keeper.registered.wait(wait):
+        keeper.registered.wait(wait)
+        if keeper.refused is not None:
+            self._keepers.pop(key, None)
+            keeper.stop(self.connection, revoke=True)
+            raise keeper.refused
+        if not keeper.registered.is_set():
             raise DiscoveryError(
                 f"could not register {key} within {wait:.1f}s: {keeper.last_error or 'no answer'}"
                 " (still retrying in the background)"
@@ -109,6 +117,7 @@ class _Keeper:
         self.last_error = None
         self._dirty = False  # the key must be written again under the current lease
         self._wake = gevent.event.Event()
+        self.refused = None  # an EtcdAuthError before the first registration
         self._stopped = gevent.event.Event()
         self._greenlets = []
         self._stream = None
@@ -137,7 +146,7 @@ class _Keeper:
             client.put(self.key, json.dumps(marked, sort_keys=True), lease=self.lease_id)
             client.delete(self.key)
             client.revoke_lease(self.lease_id)
-        except RETRYABLE as e:
+        except (*RETRYABLE, *PERMANENT) as e:
             log.warning(
                 "deregister %s: %s (the lease will expire by itself)", self.key, describe(e)
             )
@@ -174,6 +183,15 @@ class _Keeper:
                     continue
                 renewed_at = time.monotonic()
                 backoff.reset()
+            except PERMANENT as e:
+                self.last_error = describe(e)
+                if not self.registered.is_set():
+                    self.refused = e
+                    self.registered.set()  # wakes register(), which raises it
+                    return
+                log.error("registry %s: %s", self.key, self.last_error)
+                if self._stopped.wait(backoff.next()):
+                    return
             except RETRYABLE as e:
                 if self._stopped.is_set():
                     return

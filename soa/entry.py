@@ -37,6 +37,9 @@ def init():
     # grpc's fork handlers run in every forked child (subprocesses, pre-fork workers) and can
     # abort it while the parent's etcd watch is active; soa never uses grpc across a fork.
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    # grpc's C core reads this once, at import: without it, it writes its own lines (GOAWAY,
+    # reconnects) to stderr. GRPC_VERBOSITY=ERROR in the environment brings them back.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     cooperative_grpc()
 
 

@@ -80,7 +80,8 @@ def test_drain_undrain_and_weight_are_followed_by_clients_within_a_second(two, e
             result = soa(path, "registry", "undrain", "echo", a.address)
             undrained = time.monotonic()
             assert result.returncode == 0, result.stderr
-            assert result.stdout.strip() == f"echo {a.address} undrained: weight 0(drained:100) -> 100"
+            assert result.stdout.strip() == (
+                f"echo {a.address} undrained: weight 0(drained:100) -> 100")
             wait_until(lambda: a.pid in load.values_since(undrained), 1, interval=0.01,
                        message="undrained instance gets calls within 1 s")
             assert "drained" not in json.loads(etcd.get(key)[0])

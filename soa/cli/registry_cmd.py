@@ -153,6 +153,11 @@ def watch(ctx, service, as_json):
 
     mirror.subscribe(changed)
     mirror.start()
+    mirror.settled.wait(config.dial_timeout)
+    if mirror.refused is not None and not mirror.ready.is_set():
+        mirror.stop()
+        connection.close()
+        raise mirror.refused  # wrong credentials: one line, not a log line per retry
     try:
         while True:
             gevent.sleep(3600)

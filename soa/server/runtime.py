@@ -16,7 +16,7 @@ import gevent.event
 from gevent import socket as gsocket
 
 from soa.registry.instance import Instance
-from soa.errors import ConfigError, DiscoveryError
+from soa.errors import ConfigError, DiscoveryError, EtcdAuthError
 from soa.idl import idl_hash
 from soa.tls import server_context
 
@@ -134,7 +134,11 @@ class Server:
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
                  self.address[1], service.protocol, service.transport)
         if self._register:
-            self._registrar = register(self.config.etcd, self.instance)
+            try:
+                self._registrar = register(self.config.etcd, self.instance)
+            except EtcdAuthError:
+                self.close()  # refused for good: do not serve unregistered
+                raise
         return self
 
     def _accept_loop(self):
@@ -258,12 +262,17 @@ class Server:
 
 
 def register(etcd_config, instance):
-    """Register ``instance``; when etcd is unreachable, log and keep trying in the background."""
+    """Register ``instance``; when etcd is unreachable, log and keep trying in the background.
+    ``EtcdAuthError`` (credentials or permission refused) is raised: serving unregistered for
+    good would be silent."""
     from soa.registry.registrar import EtcdRegistrar
 
     registrar = EtcdRegistrar(etcd_config)
     try:
         registrar.register(instance)
+    except EtcdAuthError:
+        registrar.close()
+        raise
     except DiscoveryError as e:
         log.warning("not registered yet, serving anyway: %s", e)
     return registrar
