@@ -118,6 +118,7 @@ class ClientConfig:
     idl_mismatch: str = "warn"
     mass_removal_share: float = 0.5
     eject_after: int = 3
+    attempt_timeout_ms: int = 0  # 0: an attempt may take the whole timeout_ms
     hash_key: str | None = None
     tls: ClientTls | None = None
 
@@ -325,6 +326,8 @@ def _client(f, root=Path(".")):
         idl_mismatch=f.choice("idl_mismatch", ("warn", "exclude"), d.idl_mismatch),
         mass_removal_share=f.number("mass_removal_share", d.mass_removal_share, lo=0, hi=1),
         eject_after=f.int("eject_after", d.eject_after, lo=1, hi=1000),
+        attempt_timeout_ms=f.int("attempt_timeout_ms", d.attempt_timeout_ms, lo=0,
+                                 hi=3_600_000),
         hash_key=f.str("hash_key", None),
         tls=_client_tls(f.sub("tls"), root),
     )

@@ -11,6 +11,10 @@ What is retried (each retry goes to an instance this call has not tried yet, whe
   errors (bad arguments), and ``NoInstanceAvailable``.
 No retry starts after the call's deadline. When every attempt failed and there was more than
 one, ``RetryError`` carries each attempt's error; a single failed attempt raises its own error.
+
+``attempt_timeout`` (seconds; 0 or None: off) bounds each attempt of an idempotent method within
+the call's deadline, so an attempt that hangs (a stopped process, a partition) times out while
+time is left to retry it elsewhere; without it one hung attempt takes the whole deadline.
 """
 
 import time
@@ -67,22 +71,45 @@ class RetryBudget:
         return False
 
 
-def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.monotonic):
+def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.monotonic,
+                     attempt_timeout=None):
     """Middleware retrying per the rules above; ``call.meta["tried"]`` lists tried addresses.
 
     ``has_untried(call)`` tells whether an instance the call has not tried is left; a failure
     before sending is retried only when one is (the same instance would refuse again).
     """
+    bounded = frozenset(name for name, plan in plans.items()
+                        if plan.idempotent) if attempt_timeout else frozenset()
 
     def factory(next_handler):
         def retry(call):
             budget.calls += 1  # budget.deposit(), inlined
+            if bounded and call.method in bounded:
+                return _bounded(call)
             try:
                 return next_handler(call)
             except TransportError as first:
                 return _again(call, first)
 
-        def _again(call, error):
+        def _bounded(call):
+            """Each attempt gets at most ``attempt_timeout`` of what is left of the deadline."""
+            total = call.deadline
+            call.deadline = _attempt_deadline(total)
+            try:
+                return next_handler(call)
+            except TransportError as first:
+                return _again(call, first, total)
+            finally:
+                call.deadline = total
+
+        def _attempt_deadline(total):
+            mine = monotonic() + attempt_timeout
+            return mine if total is None or mine < total else total
+
+        def _again(call, error, total=False):
+            bounding = total is not False
+            if not bounding:
+                total = call.deadline
             attempts = [error]
             tried = call.meta.setdefault("tried", set())
             idempotent = plans[call.method].idempotent
@@ -97,8 +124,10 @@ def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.mo
                     sent_left -= 1
                 else:
                     break
-                if call.deadline is not None and monotonic() >= call.deadline:
+                if total is not None and monotonic() >= total:
                     break
+                if bounding:
+                    call.deadline = _attempt_deadline(total)
                 call.peer = None
                 try:
                     return next_handler(call)

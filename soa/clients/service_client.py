@@ -78,7 +78,8 @@ class Client:
             self.metrics.middleware,
             timeout_middleware(settings.timeout_ms / 1000.0),
             retry_middleware(self.plans, settings.retries, self.budget,
-                             self.transport.has_untried),
+                             self.transport.has_untried,
+                             attempt_timeout=settings.attempt_timeout_ms / 1000.0),
             self.ejector.middleware,
         )(self.transport)
         self._methods = {name: _bound(service, plan, self.handler)
