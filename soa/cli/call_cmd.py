@@ -11,14 +11,13 @@ from .options import Command
 @click.command(
     cls=Command,
     examples="""
-  soa call catalog ping
-  soa call catalog get_product '{"product_id": "mi-9"}'   # arguments by name
-  soa call catalog get_product '["mi-9"]'                 # or in IDL order
-  soa call order create_order '{"idempotency_key": "k1",
-      "req": {"user_id": "u1", "lines": [{"sku": "mi-9-black", "quantity": 1}]}}'
-  echo '["mi-9"]' | soa call catalog get_product -        # JSON from stdin
-  soa call catalog ping --address 127.0.0.1:9090          # one instance, no etcd
-  soa call inventory get_stock '["mi-9-black"]' --timeout 3000
+  soa call greeter ping
+  soa call greeter greet '{"name": "Ada", "times": 2}'    # arguments by name
+  soa call greeter greet '["Ada", 2]'                     # or in IDL order
+  soa call greeter describe '{"person": {"name": "Ada", "tags": ["x"]}}'  # structs as objects
+  echo '["Ada", 1]' | soa call greeter greet -            # JSON from stdin
+  soa call greeter ping --address 127.0.0.1:9090          # one instance, no etcd
+  soa call greeter greet '["Ada", 1]' --timeout 3000
 """,
 )
 @click.argument("service")

@@ -6,9 +6,9 @@ from .options import Command
 
 
 @click.command(cls=Command, examples="""
-  soa gen go --idl idl/catalog.thrift --out clients/go --module example.com/shop/clients
-  soa gen php --idl idl/catalog.thrift --out clients/php
-  soa gen node --idl idl/catalog.thrift --out clients/node --package shop-catalog
+  soa gen go --idl idl/greeter.thrift --out clients/go --module example.com/acme/clients
+  soa gen php --idl idl/greeter.thrift --out clients/php
+  soa gen node --idl idl/greeter.thrift --out clients/node --package greeter
 """)
 @click.argument("language", type=click.Choice(["go", "php", "node"]))
 @click.option("--idl", "idl_path", required=True, type=click.Path(dir_okay=False),
