@@ -22,7 +22,10 @@ const (
 	ErrKeyMismatch  = "key_mismatch"
 )
 
-var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+var (
+	serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	instanceID  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
 
 // Instance is one registered instance: a registry value with every field filled in.
 type Instance struct {
@@ -37,6 +40,15 @@ type Instance struct {
 	Tags      map[string]string `json:"tags"`
 	Pid       int64             `json:"pid"`
 	StartedAt float64           `json:"started_at"`
+	// ID is this registration's instance id ("" when the writer sets none); sent back to the
+	// instance as soa-instance so it can refuse calls meant for another one.
+	ID string `json:"id"`
+	// THeader is true when the instance accepts Apache Thrift THeader frames with call metadata.
+	THeader bool `json:"theader"`
+	// TLS is true when the instance serves TLS only.
+	TLS bool `json:"tls"`
+	// MetricsPort is the instance's HTTP metrics port on Host; 0 means none.
+	MetricsPort int `json:"metrics_port"`
 	// Leaving is true when the value was marked just before an explicit deregistration;
 	// readers treat such an instance as gone.
 	Leaving bool `json:"-"`
@@ -56,6 +68,7 @@ type ParseError struct {
 	Message string
 }
 
+// Error is "code: message".
 func (e *ParseError) Error() string { return e.Code + ": " + e.Message }
 
 func invalid(code, format string, args ...any) *ParseError {
@@ -144,6 +157,26 @@ func ParseInstance(value []byte, key, prefix string) (Instance, error) {
 	if in.StartedAt, err = f.number("started_at"); err != nil {
 		return Instance{}, err
 	}
+	if in.ID, err = f.str("id", false, ""); err != nil {
+		return Instance{}, err
+	}
+	if in.ID != "" && !instanceID.MatchString(in.ID) {
+		return Instance{}, invalid(ErrBadValue, "id: not an instance id: %q", in.ID)
+	}
+	if in.THeader, err = f.boolean("theader"); err != nil {
+		return Instance{}, err
+	}
+	if in.TLS, err = f.boolean("tls"); err != nil {
+		return Instance{}, err
+	}
+	metrics, err := f.integer("metrics_port", false, 0)
+	if err != nil {
+		return Instance{}, err
+	}
+	if metrics < 0 || metrics > 65535 {
+		return Instance{}, invalid(ErrBadValue, "metrics_port: out of range: %d", metrics)
+	}
+	in.MetricsPort = int(metrics)
 	in.Leaving = obj["leaving"] == true
 	if key != "" {
 		if want := ServicePrefix(prefix, in.Service) + in.Address(); key != want {
@@ -195,6 +228,18 @@ func (f fields) integer(name string, required bool, def int64) (int64, error) {
 		return 0, invalid(ErrBadValue, "%s: out of range: %s", name, n)
 	}
 	return i, nil
+}
+
+func (f fields) boolean(name string) (bool, error) {
+	v, ok, err := f.get(name, false)
+	if err != nil || !ok {
+		return false, err
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		return false, badType(name, "a boolean", v)
+	}
+	return b, nil
 }
 
 func (f fields) number(name string) (float64, error) {
