@@ -50,6 +50,14 @@ def livecheck(tmp_path_factory):
     return binary
 
 
+class LoggedServiceProcess(ServiceProcess):
+    """``soa -v serve``: with the access log (one line per call, naming the peer)."""
+
+    def command(self):
+        cmd = super().command()
+        return [*cmd[:3], "-v", *cmd[3:]]
+
+
 class Echoes:
     """EchoService instances (``soa serve``) of one registry prefix, by name."""
 
@@ -57,7 +65,7 @@ class Echoes:
         self.tmp_path, self.endpoints, self.prefix = tmp_path, list(endpoints), prefix
         self.processes = {}
 
-    def add(self, name, weight=100, lease_ttl=2):
+    def add(self, name, weight=100, lease_ttl=2, logged=False):
         root = self.tmp_path / f"echo-{name}"
         root.mkdir()
         service = {"idl": str(ECHO_IDL), "service": "EchoService",
@@ -66,7 +74,8 @@ class Echoes:
         path = write_config(root, etcd_endpoints=self.endpoints, prefix=self.prefix,
                             services={"echo": service}, lease_ttl=lease_ttl)
         port = free_port()
-        process = ServiceProcess(path, "echo", port=port,
+        kind = LoggedServiceProcess if logged else ServiceProcess
+        process = kind(path, "echo", port=port,
                                  env={"PYTHONPATH": str(ROOT), "SOA_TEST_PORT": str(port)})
         self.processes[name] = process
         process.start(30)  # one at a time: a fork while gRPC polls etcd can crash the child
@@ -125,7 +134,7 @@ def peers(process):
 
 def test_balancers_spread_calls_as_promised(echoes, livecheck):
     for name, weight in (("a", 100), ("b", 100), ("c", 200)):
-        echoes.add(name, weight=weight)
+        echoes.add(name, weight=weight, logged=True)
     a, b, c = (echoes.port(n) for n in "abc")
 
     rr = livecheck_json(livecheck, echoes, "-balancer", "round_robin", "-calls", 60)
@@ -240,6 +249,7 @@ def test_kill_new_instance_and_etcd_outage_under_load(tmp_path, livecheck, etcd_
         echoes.add("e", lease_ttl=10)
         load.wait_for(echoes.port("e"), 10)  # the watch resumed
         summary = load.finish()
+        print("d used after", used_ms - registered_ms, "ms;", summary)  # shown on failure
         assert summary["failed"] == 0, summary
         assert summary["served"].get(echoes.port("a"), 0) > 0
         load = None
