@@ -29,7 +29,7 @@ import (
 
 type flags struct {
 	mode, etcd, prefix, service, balancer, idlHash, idlMismatch, addr string
-	calls, concurrency, keys, tries                                   int
+	calls, concurrency, keys, tries, maxConns                         int
 	duration                                                          time.Duration
 }
 
@@ -47,6 +47,7 @@ func main() {
 	flag.IntVar(&f.concurrency, "concurrency", 1, "goroutines")
 	flag.IntVar(&f.keys, "keys", 0, "spread: route by hash keys user-0..user-K-1")
 	flag.IntVar(&f.tries, "tries", 20, "late: calls with 1 ms left")
+	flag.IntVar(&f.maxConns, "max-conns", 0, "connections per instance (0: max(4, concurrency); bench: the plugin's default)")
 	flag.DurationVar(&f.duration, "duration", 2*time.Second, "bench: how long each run lasts")
 	flag.Parse()
 	log.SetOutput(os.Stderr)
@@ -62,7 +63,10 @@ func main() {
 	defer reg.Close()
 	opts := soa.ClientOptions{Balancer: f.balancer, IDLHash: f.idlHash, IDLMismatch: f.idlMismatch,
 		Idempotent: []string{"ping", "echo", "whoami", "slow"}, CallTimeout: 2 * time.Second,
-		MaxConnsPerInstance: max(4, f.concurrency)}
+		MaxConnsPerInstance: f.maxConns}
+	if f.maxConns == 0 && f.mode != "bench" {
+		opts.MaxConnsPerInstance = max(4, f.concurrency)
+	}
 	var reused, dialled atomic.Int64
 	opts.OnAttempt = func(a soa.Attempt) {
 		if a.Reused {
@@ -261,10 +265,13 @@ func bench(ctx context.Context, call func(context.Context) error, f flags) map[s
 	wg.Wait()
 	elapsed := time.Since(started)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p99 := time.Duration(0)
-	if len(lat) > 0 {
-		p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	pct := func(q float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(float64(len(lat))*q))].Microseconds()) / 1000
 	}
-	return map[string]any{"calls": len(lat), "failed": failed, "calls_per_s": float64(len(lat)) / elapsed.Seconds(),
-		"p99_ms": float64(p99.Microseconds()) / 1000, "concurrency": f.concurrency}
+	return map[string]any{"calls": len(lat), "failed": failed, "seconds": elapsed.Seconds(),
+		"calls_per_s": float64(len(lat)) / elapsed.Seconds(), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+		"concurrency": f.concurrency}
 }

@@ -2,5 +2,4 @@
 
 package client_echo
 
-var GoUnusedProtection__ int;
-
+var GoUnusedProtection__ int
