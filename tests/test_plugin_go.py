@@ -19,7 +19,6 @@ import pytest
 from soa.balancer.consistent_hash import ConsistentHash
 from soa.etcd_server import EtcdProcess, free_port
 from soa.middleware import Call
-from soa.registry.instance import Instance
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess, write_config
 from soa.testing.tools import require_tool as tool
@@ -258,3 +257,23 @@ def test_kill_new_instance_and_etcd_outage_under_load(tmp_path, livecheck, etcd_
             load.kill()
         echoes.stop()
         etcd.stop()
+
+
+def test_catalog_example_builds_against_soa_gen_output(tmp_path):
+    """examples/catalog-call, next to `soa gen go` output for idl/catalog.thrift, builds and
+    vets (it uses the generated SoaService and SoaIDLHash)."""
+    import shutil
+    import sys
+
+    example = PLUGIN / "examples" / "catalog-call"
+    demo = tmp_path / "catalog-call"
+    demo.mkdir()
+    shutil.copy(example / "main.go", demo)
+    go_mod = (example / "go.mod").read_text(encoding="utf-8")
+    (demo / "go.mod").write_text(go_mod.replace("=> ../..", f"=> {PLUGIN}"), encoding="utf-8")
+    soa_cli = Path(sys.executable).parent / "soa"
+    run([soa_cli, "gen", "go", "--idl", ROOT / "idl" / "catalog.thrift", "--out", demo / "gen-go",
+         "--module", "soa-example/catalog-call/gen-go"], ROOT, 120)
+    (demo / "gen-go" / "go.mod").unlink()
+    run([tool("go"), "build", "-o", tmp_path / "catalog-call-bin", "."], demo, 300, GO_ENV)
+    run([tool("go"), "vet", "."], demo, 300, GO_ENV)
