@@ -34,7 +34,7 @@ type ClientOptions struct {
 	// BudgetRatio is the retry tokens each call earns (default 0.1: retries add at most 10% to the
 	// load); BudgetMinPerSecond the retries allowed anyway each second (default 10).
 	BudgetRatio         float64
-	BudgetMinPerSecond  float64
+	BudgetMinPerSecond  float64       // see BudgetRatio
 	ConnectTimeout      time.Duration // per dial (TCP and TLS); default 500ms
 	CallTimeout         time.Duration // deadline of a call whose context has none; default 5s
 	MaxConnsPerInstance int           // pool bound per instance; default 32
@@ -46,11 +46,11 @@ type ClientOptions struct {
 	// EjectBase*2^(n-1) (n: ejections in a row, at most EjectMax); then a ping probe readmits it.
 	// The last usable instance is never ejected. Defaults 3, 500ms, 30s; EjectAfter < 0 disables.
 	EjectAfter int
-	EjectBase  time.Duration
-	EjectMax   time.Duration
-	TLS        *TLSFiles // for instances that advertise "tls": true (CA, client cert and key)
-	Caller     string    // this program's service name, sent as soa-caller over THeader
-	Logger     *log.Logger
+	EjectBase  time.Duration // the first ejection's length
+	EjectMax   time.Duration // the longest ejection
+	TLS        *TLSFiles     // for instances that advertise "tls": true (CA, client cert and key)
+	Caller     string        // this program's service name, sent as soa-caller over THeader
+	Logger     *log.Logger   // warnings (IDL mismatch, ejections); default log.Default()
 	// OnAttempt, when set, hears of every attempt (each retry is one): for logs and metrics. It
 	// runs in the calling goroutine and must not block.
 	OnAttempt func(Attempt)
@@ -58,8 +58,8 @@ type ClientOptions struct {
 
 // Attempt is one try of a call on one instance, as reported to ClientOptions.OnAttempt.
 type Attempt struct {
-	Method   string
-	Instance Instance
+	Method   string        // the IDL method name
+	Instance Instance      // the instance tried
 	Reused   bool          // the call went over a pooled connection
 	Err      error         // nil on success; a TApplicationException is an answer, not a failure
 	Duration time.Duration // from picking the connection to the reply

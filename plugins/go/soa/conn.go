@@ -224,6 +224,7 @@ func (c *conn) close() { _ = c.nc.Close() }
 // emptyStruct writes an empty struct and reads (skips) any: the arguments and result of a probe.
 type emptyStruct struct{}
 
+// Write writes an empty struct.
 func (emptyStruct) Write(ctx context.Context, p thrift.TProtocol) error {
 	if err := p.WriteStructBegin(ctx, "probe"); err != nil {
 		return err
@@ -234,6 +235,7 @@ func (emptyStruct) Write(ctx context.Context, p thrift.TProtocol) error {
 	return p.WriteStructEnd(ctx)
 }
 
+// Read skips whatever struct comes.
 func (emptyStruct) Read(ctx context.Context, p thrift.TProtocol) error {
 	return p.Skip(ctx, thrift.STRUCT)
 }

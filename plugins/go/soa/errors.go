@@ -13,7 +13,7 @@ var ErrNoInstance = errors.New("soa: no instance available")
 // DiscoveryError is a registry operation that failed: etcd unreachable, refused credentials.
 type DiscoveryError struct {
 	Op  string // what was being done, e.g. "list /soa/services/catalog/"
-	Err error
+	Err error  // the etcd client's error
 }
 
 // Error is "soa: registry: OP: cause".
@@ -25,7 +25,7 @@ func (e *DiscoveryError) Unwrap() error { return e.Err }
 // NoInstanceError means no usable instance was left to try: none registered, all of weight 0,
 // excluded by the IDL policy, ejected, or already tried by this call. Nothing was sent.
 type NoInstanceError struct {
-	Service string
+	Service string // the service called
 	Reason  string // why none is usable
 }
 
@@ -41,9 +41,9 @@ func (e *NoInstanceError) Is(target error) bool { return target == ErrNoInstance
 // or the reply could not be read. Sent tells whether the request may have reached the server
 // (false: it certainly did not, so the call may go to another instance whatever its method).
 type TransportError struct {
-	Service, Method, Address string
-	Sent                     bool
-	Err                      error
+	Service, Method, Address string // the call and the instance tried
+	Sent                     bool   // the request may have reached the server
+	Err                      error  // the cause
 }
 
 // Error names the method, the address and whether the request was sent.
@@ -62,8 +62,8 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // arrival at the server, which then refused it unexecuted (Refused). It matches
 // errors.Is(err, context.DeadlineExceeded). It is never retried.
 type DeadlineError struct {
-	Service, Method, Address string
-	Refused                  bool // the server said soa-error: late; the handler did not run
+	Service, Method, Address string // the call and the instance tried
+	Refused                  bool   // the server said soa-error: late; the handler did not run
 }
 
 // Error names the call and says whether the server refused it.
@@ -81,8 +81,8 @@ func (e *DeadlineError) Unwrap() error { return context.DeadlineExceeded }
 // RetryError is a call whose every attempt failed (more than one); Attempts holds each error in
 // order. errors.Is and errors.As look through all of them.
 type RetryError struct {
-	Service, Method string
-	Attempts        []error
+	Service, Method string  // the call
+	Attempts        []error // each attempt's error, in order
 }
 
 // Error lists the attempts.

@@ -29,17 +29,17 @@ var (
 
 // Instance is one registered instance: a registry value with every field filled in.
 type Instance struct {
-	Service   string            `json:"service"`
-	Host      string            `json:"host"`
-	Port      int               `json:"port"`
-	Weight    int               `json:"weight"`
-	Protocol  string            `json:"protocol"`  // "binary" or "compact"
-	Transport string            `json:"transport"` // "buffered" or "framed"
-	Version   string            `json:"version"`
-	IDLHash   string            `json:"idl_hash"`
-	Tags      map[string]string `json:"tags"`
-	Pid       int64             `json:"pid"`
-	StartedAt float64           `json:"started_at"`
+	Service   string            `json:"service"`    // the soa service name
+	Host      string            `json:"host"`       // the host clients dial (IPv6 without brackets)
+	Port      int               `json:"port"`       // the port clients dial
+	Weight    int               `json:"weight"`     // relative share of traffic; 0: none
+	Protocol  string            `json:"protocol"`   // "binary" or "compact"
+	Transport string            `json:"transport"`  // "buffered" or "framed"
+	Version   string            `json:"version"`    // the release version
+	IDLHash   string            `json:"idl_hash"`   // fingerprint of the served IDL; "" unknown
+	Tags      map[string]string `json:"tags"`       // free-form labels
+	Pid       int64             `json:"pid"`        // the registering process
+	StartedAt float64           `json:"started_at"` // Unix seconds when it started
 	// ID is this registration's instance id ("" when the writer sets none); sent back to the
 	// instance as soa-instance so it can refuse calls meant for another one.
 	ID string `json:"id"`
@@ -64,8 +64,8 @@ func (i Instance) Address() string {
 
 // ParseError is a registry value that breaks SCHEMA.md; Code is one of the Err* codes.
 type ParseError struct {
-	Code    string
-	Message string
+	Code    string // one of the Err* codes
+	Message string // what was wrong, for people
 }
 
 // Error is "code: message".

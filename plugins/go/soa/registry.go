@@ -27,7 +27,7 @@ type RegistryConfig struct {
 	// Username and Password authenticate to an etcd with auth enabled (etcd.user and
 	// etcd.password in soa.yaml). Empty means no authentication.
 	Username string
-	Password string
+	Password string // never logged
 	// TLS, when set, dials etcd over TLS (etcd.tls in soa.yaml).
 	TLS *TLSFiles
 	// Logger hears warnings about skipped registry values; default log.Default().

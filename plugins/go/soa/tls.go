@@ -17,7 +17,7 @@ type TLSFiles struct {
 	CA         string // CA bundle; empty means the system roots
 	Cert       string // client certificate, for servers that require one
 	Key        string // the client certificate's private key
-	ServerName string
+	ServerName string // the name to verify; default the host dialled
 }
 
 // config builds a tls.Config; host is the server name to verify when ServerName is empty.
