@@ -277,3 +277,28 @@ def test_catalog_example_builds_against_soa_gen_output(tmp_path):
     (demo / "gen-go" / "go.mod").unlink()
     run([tool("go"), "build", "-o", tmp_path / "catalog-call-bin", "."], demo, 300, GO_ENV)
     run([tool("go"), "vet", "."], demo, 300, GO_ENV)
+
+
+def test_late_call_is_refused_by_the_server_and_not_executed(echoes, livecheck):
+    process = echoes.add("a")
+    assert process.instance.theader and process.instance.id, process.instance
+    late = livecheck_json(livecheck, echoes, "-mode", "late", "-tries", 30)
+    print(late)  # shown on failure
+    assert late["succeeded"] == 0 and not late["other"], late
+    assert late["refused"] >= 1, f"the server never answered soa-error: late: {late}"
+    assert late["after"] == 1, f"the handler ran {late['after'] - 1} of the late calls"
+    assert 1500 < late["deadline_ms"] <= 2000, "a 2 s deadline did not reach the handler"
+
+
+def test_wrong_target_is_not_sent_and_goes_elsewhere(echoes, livecheck, etcd):
+    """A registry value whose id is not the server's: the server refuses the call unexecuted,
+    so even a call not marked idempotent goes on to the other instance."""
+    a, b = echoes.add("a"), echoes.add("b")
+    key = f"{echoes.prefix}/services/echo/{a.address}"
+    value = json.loads(etcd.get(key)[0])
+    value["id"] = "another-registration"
+    etcd.put(key, json.dumps(value))
+    out = livecheck_json(livecheck, echoes, "-calls", 20, "-idempotent", "")
+    assert out["failed"] == 0, out
+    assert out["served"] == {str(b.port): 20}, out
+    assert out["instances"] == 1, "the wrong target is still in rotation"

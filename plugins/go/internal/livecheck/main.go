@@ -29,6 +29,7 @@ import (
 
 type flags struct {
 	mode, etcd, prefix, service, balancer, idlHash, idlMismatch, addr string
+	idempotent                                                        string
 	calls, concurrency, keys, tries, maxConns                         int
 	duration                                                          time.Duration
 }
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&f.balancer, "balancer", soa.RoundRobin, "balancer")
 	flag.StringVar(&f.idlHash, "idl-hash", client_echo.SoaIDLHash, "this client's idl_hash")
 	flag.StringVar(&f.idlMismatch, "idl-mismatch", soa.IDLWarn, "warn or exclude")
+	flag.StringVar(&f.idempotent, "idempotent", "ping,echo,whoami,slow", "methods marked idempotent")
 	flag.StringVar(&f.addr, "addr", "", "bench: the raw Apache client's address (no plugin)")
 	flag.IntVar(&f.calls, "calls", 30, "spread: calls to make")
 	flag.IntVar(&f.concurrency, "concurrency", 1, "goroutines")
@@ -62,7 +64,7 @@ func main() {
 	}
 	defer reg.Close()
 	opts := soa.ClientOptions{Balancer: f.balancer, IDLHash: f.idlHash, IDLMismatch: f.idlMismatch,
-		Idempotent: []string{"ping", "echo", "whoami", "slow"}, CallTimeout: 2 * time.Second,
+		Idempotent: strings.Split(f.idempotent, ","), CallTimeout: 2 * time.Second,
 		MaxConnsPerInstance: f.maxConns}
 	if f.maxConns == 0 && f.mode != "bench" {
 		opts.MaxConnsPerInstance = max(4, f.concurrency)
@@ -223,6 +225,11 @@ func late(ctx context.Context, echo *client_echo.EchoServiceClient, f flags) map
 	}
 	after, err := echo.Bump(ctx, key)
 	if err != nil {
+		fail(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if out["deadline_ms"], err = echo.DeadlineMs(dctx); err != nil {
 		fail(err)
 	}
 	out["refused"], out["deadline"], out["succeeded"], out["other"] = refused, deadline, succeeded, other
