@@ -260,8 +260,8 @@ def test_kill_new_instance_and_etcd_outage_under_load(tmp_path, livecheck, etcd_
 
 
 def test_catalog_example_builds_against_soa_gen_output(tmp_path):
-    """examples/catalog-call, next to `soa gen go` output for idl/catalog.thrift, builds and
-    vets (it uses the generated SoaService and SoaIDLHash)."""
+    """examples/catalog-call, next to `soa gen go` output for idl/catalog.thrift, builds (it uses
+    the generated SoaService and SoaIDLHash)."""
     import shutil
     import sys
 
@@ -276,7 +276,6 @@ def test_catalog_example_builds_against_soa_gen_output(tmp_path):
          "--module", "soa-example/catalog-call/gen-go"], ROOT, 120)
     (demo / "gen-go" / "go.mod").unlink()
     run([tool("go"), "build", "-o", tmp_path / "catalog-call-bin", "."], demo, 300, GO_ENV)
-    run([tool("go"), "vet", "."], demo, 300, GO_ENV)
 
 
 def test_late_call_is_refused_by_the_server_and_not_executed(echoes, livecheck):
