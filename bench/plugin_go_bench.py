@@ -3,7 +3,10 @@
 - baseline: the raw Apache Thrift Go client pinned to the server's address, over one reused
   buffered binary connection (goroutines take turns on it; a TStandardClient is not safe for
   concurrent use);
-- ``plugin``: plugins/go's Client through discovery (etcd, started here), balancing and pooling.
+- ``raw over THeader``: the same raw client speaking THeader (no info headers): what the soa
+  server's THeader path costs, apart from the plugin;
+- ``plugin``: plugins/go's Client through discovery (etcd, started here), balancing and pooling;
+  soa servers advertise ``theader``, so it sends THeader frames with the deadline and target.
 Both are ``plugins/go/internal/livecheck -mode bench`` calling ``echo("hello")`` of
 tests/fixtures/client_echo.thrift, at concurrency 1 and 64 (goroutines), round after round.
 Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x.
@@ -64,17 +67,22 @@ def run(args):
             server.start(30)
             seconds = f"{args.seconds}s"
             for c in CONCURRENCY:
-                raw, plugin = [], []
+                raw, header, plugin = [], [], []
                 for _ in range(args.rounds):
                     raw.append(_result(_run([binary, "-mode", "bench", "-addr", server.address,
                                              "-concurrency", c, "-duration", seconds], 120)))
+                    header.append(_result(_run([binary, "-mode", "bench", "-addr",
+                                                server.address, "-raw-theader", "-concurrency",
+                                                c, "-duration", seconds], 120)))
                     plugin.append(_result(_run([binary, "-mode", "bench", "-etcd", etcd.endpoint,
                                                 "-prefix", "/bench-go", "-concurrency", c,
                                                 "-duration", seconds], 120)))
                 group = f"go plugin, {c} goroutine(s)"
                 rows.append(harness.Row(group, "raw Apache Thrift Go, 1 connection", raw,
                                         baseline=True))
-                rows.append(harness.Row(group, "plugin: etcd + balancer + pool", plugin))
+                rows.append(harness.Row(group, "raw Apache Thrift Go over THeader", header))
+                rows.append(harness.Row(group, "plugin: etcd + balancer + pool (THeader)",
+                                        plugin))
         finally:
             if server is not None:
                 server.stop(timeout=5)

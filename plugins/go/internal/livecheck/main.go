@@ -32,6 +32,7 @@ type flags struct {
 	idempotent                                                        string
 	calls, concurrency, keys, tries, maxConns                         int
 	duration                                                          time.Duration
+	rawTHeader                                                        bool
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.IntVar(&f.keys, "keys", 0, "spread: route by hash keys user-0..user-K-1")
 	flag.IntVar(&f.tries, "tries", 20, "late: calls with 1 ms left")
 	flag.IntVar(&f.maxConns, "max-conns", 0, "connections per instance (0: max(4, concurrency); bench: the plugin's default)")
+	flag.BoolVar(&f.rawTHeader, "raw-theader", false, "bench -addr: the raw client speaks THeader (no info headers)")
 	flag.DurationVar(&f.duration, "duration", 2*time.Second, "bench: how long each run lasts")
 	flag.Parse()
 	log.SetOutput(os.Stderr)

@@ -20,7 +20,10 @@ func benchRaw(f flags) map[string]any {
 	}
 	defer sock.Close()
 	trans := thrift.NewTBufferedTransport(sock, 4096)
-	proto := thrift.NewTBinaryProtocolConf(trans, conf)
+	var proto thrift.TProtocol = thrift.NewTBinaryProtocolConf(trans, conf)
+	if f.rawTHeader {
+		proto = thrift.NewTHeaderProtocolConf(trans, conf)
+	}
 	echo := client_echo.NewEchoServiceClient(thrift.NewTStandardClient(proto, proto))
 	var mu sync.Mutex
 	return bench(context.Background(), func(ctx context.Context) error {
