@@ -56,7 +56,7 @@ func (h *headerHandler) Ping(ctx context.Context) error {
 
 // startTHeaderEcho serves h over THeader (binary payloads) and returns its instance, which
 // advertises "theader": true and the id given.
-func startTHeaderEcho(t *testing.T, h *headerHandler, id string) soa.Instance {
+func startTHeaderEcho(t testing.TB, h *headerHandler, id string) soa.Instance {
 	t.Helper()
 	sock, err := thrift.NewTServerSocket("127.0.0.1:0")
 	if err != nil {
