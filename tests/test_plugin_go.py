@@ -106,11 +106,18 @@ def livecheck_json(binary, echoes, *args, timeout=60):
 # --- the Go side -------------------------------------------------------------------------------
 
 
-def test_go_vet_and_race_tests(etcd_server):
+def test_go_vet_and_race_tests(etcd_server, tmp_path):
+    """Besides the session's etcd, one of its own whose auth the Go test enables (TestEtcdAuth:
+    a read-only user lists, wrong credentials get one clear error)."""
     go = tool("go")
     run([go, "vet", "./..."], PLUGIN, 300, GO_ENV)
-    out = run([go, "test", "-race", "-count=1", "-timeout", "120s", "./..."], PLUGIN, 400,
-              {**GO_ENV, "SOA_TEST_ETCD": etcd_server.endpoint})
+    auth_etcd = EtcdProcess(tmp_path / "etcd-auth" / "data").start()
+    try:
+        out = run([go, "test", "-race", "-count=1", "-timeout", "120s", "./..."], PLUGIN, 400,
+                  {**GO_ENV, "SOA_TEST_ETCD": etcd_server.endpoint,
+                   "SOA_TEST_ETCD_AUTH": auth_etcd.endpoint})
+    finally:
+        auth_etcd.stop()
     assert "ok  \tgithub.com/soa-shop/soa/plugins/go/soa" in out, out
 
 
