@@ -9,7 +9,8 @@
   soa servers advertise ``theader``, so it sends THeader frames with the deadline and target.
 Both are ``plugins/go/internal/livecheck -mode bench`` calling ``echo("hello")`` of
 tests/fixtures/client_echo.thrift, at concurrency 1 and 64 (goroutines), round after round.
-Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x.
+Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x. The server's CPU
+time per call (``srv cpu us/call``) tells the server's THeader cost from the client's.
 """
 
 import json
@@ -36,11 +37,16 @@ def _run(cmd, timeout):
     return proc.stdout
 
 
-def _result(out):
+def _measure(cmd, server_pid):
+    """One livecheck bench run; the server's CPU time per call rides along (``cpu_us``)."""
+    before = harness.cpu_seconds(server_pid)
+    out = _run(cmd, 120)
+    used = harness.cpu_seconds(server_pid) - before
     data = json.loads(out.strip().splitlines()[-1])
     if data["failed"]:
         raise RuntimeError(f"{data['failed']} call(s) failed during the benchmark")
-    return harness.Result(data["calls"], data["seconds"], data["p50_ms"], data["p99_ms"])
+    return harness.Result(data["calls"], data["seconds"], data["p50_ms"], data["p99_ms"],
+                          cpu_us=used * 1e6 / max(1, data["calls"]))
 
 
 def run(args):
@@ -69,14 +75,12 @@ def run(args):
             for c in CONCURRENCY:
                 raw, header, plugin = [], [], []
                 for _ in range(args.rounds):
-                    raw.append(_result(_run([binary, "-mode", "bench", "-addr", server.address,
-                                             "-concurrency", c, "-duration", seconds], 120)))
-                    header.append(_result(_run([binary, "-mode", "bench", "-addr",
-                                                server.address, "-raw-theader", "-concurrency",
-                                                c, "-duration", seconds], 120)))
-                    plugin.append(_result(_run([binary, "-mode", "bench", "-etcd", etcd.endpoint,
-                                                "-prefix", "/bench-go", "-concurrency", c,
-                                                "-duration", seconds], 120)))
+                    common = ["-mode", "bench", "-concurrency", c, "-duration", seconds]
+                    raw.append(_measure([binary, *common, "-addr", server.address], server.pid))
+                    header.append(_measure([binary, *common, "-addr", server.address,
+                                            "-raw-theader"], server.pid))
+                    plugin.append(_measure([binary, *common, "-etcd", etcd.endpoint,
+                                            "-prefix", "/bench-go"], server.pid))
                 group = f"go plugin, {c} goroutine(s)"
                 rows.append(harness.Row(group, "raw Apache Thrift Go, 1 connection", raw,
                                         baseline=True))
