@@ -64,12 +64,14 @@ class Echoes:
         self.tmp_path, self.endpoints, self.prefix = tmp_path, list(endpoints), prefix
         self.processes = {}
 
-    def add(self, name, weight=100, lease_ttl=2, logged=False):
+    def add(self, name, weight=100, lease_ttl=2, logged=False, tls=None):
         root = self.tmp_path / f"echo-{name}"
         root.mkdir()
         service = {"idl": str(ECHO_IDL), "service": "EchoService",
                    "handler": "tests.fixtures.client_handler:EchoHandler", "host": "127.0.0.1",
                    "weight": weight, "grace_period": 0.1}
+        if tls:
+            service["tls"] = tls
         path = write_config(root, etcd_endpoints=self.endpoints, prefix=self.prefix,
                             services={"echo": service}, lease_ttl=lease_ttl)
         port = free_port()
@@ -308,3 +310,25 @@ def test_wrong_target_is_not_sent_and_goes_elsewhere(echoes, livecheck, etcd):
     assert out["failed"] == 0, out
     assert out["served"] == {str(b.port): 20}, out
     assert out["instances"] == 1, "the wrong target is still in rotation"
+
+
+def test_tls_and_mtls_to_a_soa_server(echoes, livecheck, tmp_path):
+    from soa.testing.certs import Authority
+
+    ca, other = Authority(tmp_path / "pki", "ca"), Authority(tmp_path / "pki", "other-ca")
+    cert, key = ca.issue("server")
+    client_cert, client_key = ca.issue("client", hosts=(), client=True)
+    process = echoes.add("a", tls={"cert": str(cert), "key": str(key), "ca": str(ca.path),
+                                   "require_client_cert": True})
+    assert process.instance.tls, process.instance
+    good = livecheck_json(livecheck, echoes, "-calls", 5, "-tls-ca", ca.path, "-tls-cert",
+                          client_cert, "-tls-key", client_key)
+    assert good["failed"] == 0 and good["served"] == {echoes.port("a"): 5}, good
+    for args, why in ((["-tls-ca", ca.path], "without a client certificate"),
+                      (["-tls-ca", other.path, "-tls-cert", client_cert, "-tls-key", client_key],
+                       "with a wrong CA")):
+        bad = livecheck_json(livecheck, echoes, "-calls", 2, *args)
+        assert bad["failed"] == 2, f"{why}: {bad}"
+        assert all("\n" not in e for e in bad["errors"]), bad
+        assert any("tls" in e for e in bad["errors"]), bad  # a reset may come before the alert
+        assert "(sent)" not in bad["errors"][0], f"{why}: a refused TLS session was sent: {bad}"

@@ -152,7 +152,9 @@ func (c *conn) call(ctx context.Context, d *dialer, method string, args, result 
 		}
 	}
 	if err := c.send(ctx, method, args); err != nil {
-		return callResult{err: err, sent: true, wire: true}
+		// The write that failed carried the request's last bytes (one flush per message), so
+		// the server never read a whole request: not sent, whatever reached it before.
+		return callResult{err: err, wire: true}
 	}
 	if result == nil { // oneway
 		return callResult{sent: true}
@@ -171,8 +173,18 @@ func (c *conn) call(ctx context.Context, d *dialer, method string, args, result 
 	var appErr thrift.TApplicationException
 	if err != nil && !errors.As(err, &appErr) {
 		res.wire = true
+		if c.seq == 1 && tlsRefused(err) {
+			res.sent = false // the server refused the TLS session before reading the request
+		}
 	}
 	return res
+}
+
+// tlsRefused tells a TLS alert received from the server (a refused client certificate shows
+// only at the first read under TLS 1.3) from other failures.
+func tlsRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 func (c *conn) send(ctx context.Context, method string, args thrift.TStruct) error {

@@ -29,7 +29,7 @@ import (
 
 type flags struct {
 	mode, etcd, prefix, service, balancer, idlHash, idlMismatch, addr string
-	idempotent                                                        string
+	idempotent, tlsCA, tlsCert, tlsKey                                string
 	calls, concurrency, keys, tries, maxConns                         int
 	duration                                                          time.Duration
 	rawTHeader                                                        bool
@@ -45,6 +45,9 @@ func main() {
 	flag.StringVar(&f.idlHash, "idl-hash", client_echo.SoaIDLHash, "this client's idl_hash")
 	flag.StringVar(&f.idlMismatch, "idl-mismatch", soa.IDLWarn, "warn or exclude")
 	flag.StringVar(&f.idempotent, "idempotent", "ping,echo,whoami,slow", "methods marked idempotent")
+	flag.StringVar(&f.tlsCA, "tls-ca", "", "CA of TLS instances")
+	flag.StringVar(&f.tlsCert, "tls-cert", "", "client certificate for TLS instances")
+	flag.StringVar(&f.tlsKey, "tls-key", "", "its key")
 	flag.StringVar(&f.addr, "addr", "", "bench: the raw Apache client's address (no plugin)")
 	flag.IntVar(&f.calls, "calls", 30, "spread: calls to make")
 	flag.IntVar(&f.concurrency, "concurrency", 1, "goroutines")
@@ -70,6 +73,9 @@ func main() {
 		MaxConnsPerInstance: f.maxConns}
 	if f.maxConns == 0 && f.mode != "bench" {
 		opts.MaxConnsPerInstance = max(4, f.concurrency)
+	}
+	if f.tlsCA != "" || f.tlsCert != "" {
+		opts.TLS = &soa.TLSFiles{CA: f.tlsCA, Cert: f.tlsCert, Key: f.tlsKey}
 	}
 	var reused, dialled atomic.Int64
 	opts.OnAttempt = func(a soa.Attempt) {
