@@ -100,37 +100,60 @@ def _read_varint(data, pos, end):
             raise HeaderError("varint longer than 5 bytes")
 
 
-def _read_string(data, pos, end):
-    size, pos = _read_varint(data, pos, end)
-    if size > end - pos:
-        raise HeaderError(f"a header string of {size} bytes overruns the header")
-    try:
-        return bytes(data[pos:pos + size]).decode("utf-8"), pos + size
-    except UnicodeDecodeError as e:
-        raise HeaderError("a header string is not UTF-8") from e
-
-
 def parse_block(data):
-    """``(protocol_id, headers)`` from a header block; ``HeaderError`` on anything malformed."""
+    """``(protocol_id, headers)`` from a header block; ``HeaderError`` on anything malformed.
+
+    Written for the common case, where every varint is one byte: that path reads each length
+    and slices with no function call; longer varints go through ``_read_varint``.
+    """
+    data = bytes(data)
     end = len(data)
-    protocol_id, pos = _read_varint(data, 0, end)
+    if end < 2:
+        raise HeaderError("a header block too short for its protocol id")
+    protocol_id, transforms = data[0], data[1]
+    pos = 2
+    if protocol_id >= 0x80 or transforms >= 0x80:
+        protocol_id, pos = _read_varint(data, 0, end)
+        transforms, pos = _read_varint(data, pos, end)
     if protocol_id not in PROTOCOL_NAMES:
         raise HeaderError(f"unsupported protocol id {protocol_id}")
-    transforms, pos = _read_varint(data, pos, end)
     if transforms:
         raise HeaderError(f"{transforms} transform(s) requested; none are supported")
     headers = {}
-    while pos < end:
-        info, pos = _read_varint(data, pos, end)
-        if info == INFO_PADDING:
-            break
-        if info != INFO_KEYVALUE:
-            raise HeaderError(f"unknown info block {info}")
-        count, pos = _read_varint(data, pos, end)
-        if count * 2 > end - pos:  # every string takes at least its length byte
-            raise HeaderError(f"{count} headers cannot fit in {end - pos} bytes")
-        for _ in range(count):
-            key, pos = _read_string(data, pos, end)
-            value, pos = _read_string(data, pos, end)
-            headers[key] = value
+    try:
+        while pos < end:
+            info = data[pos]
+            pos += 1
+            if info == INFO_PADDING:
+                break
+            if info != INFO_KEYVALUE:
+                raise HeaderError(f"unknown info block {info}")
+            count = data[pos]
+            pos += 1
+            if count >= 0x80:
+                count, pos = _read_varint(data, pos - 1, end)
+            if count * 2 > end - pos:  # every string takes at least its length byte
+                raise HeaderError(f"{count} headers cannot fit in {end - pos} bytes")
+            for _ in range(count):
+                size = data[pos]
+                pos += 1
+                if size >= 0x80:
+                    size, pos = _read_varint(data, pos - 1, end)
+                stop = pos + size
+                if stop > end:
+                    raise HeaderError(f"a header key of {size} bytes overruns the header")
+                key = data[pos:stop].decode()
+                size = data[stop]
+                pos = stop + 1
+                if size >= 0x80:
+                    size, pos = _read_varint(data, pos - 1, end)
+                stop = pos + size
+                if stop > end:
+                    raise HeaderError(f"a header value of {size} bytes overruns the header")
+                headers[key] = data[pos:stop].decode()
+                pos = stop
+    except IndexError as e:
+        raise HeaderError("the header block ends inside an info block") from e
+    except UnicodeDecodeError as e:
+        raise HeaderError("a header string is not UTF-8") from e
     return protocol_id, headers

@@ -54,16 +54,16 @@ class HeaderIO(_SocketIO):
 
     def next_frame(self):
         """Read the next frame's length and header; returns its payload size, 0 at a clean end."""
-        head = self._exact(LENGTH.size, at_start=True)
+        head = self._exact(LENGTH.size + FIXED_SIZE, at_start=True)
         if head is None:
             return 0
-        (size,) = LENGTH.unpack(head)
+        (size,) = LENGTH.unpack_from(head)
         if size > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
         if size <= FIXED_SIZE:
             raise HeaderError(f"a THeader frame of {size} bytes has no room for its header")
-        seqid, header_size = parse_fixed(self._exact(FIXED_SIZE))
+        seqid, header_size = parse_fixed(head[LENGTH.size:])
         payload = size - FIXED_SIZE - header_size
         if payload <= 0:
             raise HeaderError(f"a header of {header_size} bytes leaves no payload in {size}")
