@@ -58,6 +58,12 @@ class EtcdResolver:
     def subscribe(self, service, callback):
         self._watch(service).subscribe(callback)
 
+    def last_error(self, service):
+        """Why the watch of ``service`` has no listing yet (one line naming the endpoint), or
+        None when it has one."""
+        watch = self._watches.get(service)
+        return None if watch is None or watch.ready.is_set() else watch.last_error
+
     def unsubscribe(self, service, callback):
         watch = self._watches.get(service)
         if watch is not None:
@@ -91,6 +97,7 @@ class PrefixWatch:
         self.ready = gevent.event.Event()
         self.settled = gevent.event.Event()
         self.refused = None
+        self.last_error = None  # the last failure, while there is no listing
         self._entries = {}
         self._warned = set()
         self._subscribers = []
@@ -139,6 +146,7 @@ class PrefixWatch:
             except RETRYABLE as e:
                 if self._stopped.is_set():
                     return
+                self.last_error = f"etcd {self.connection.endpoint} did not answer: {describe(e)}"
                 if client is not None:
                     self.connection.failed(client)
                 delay = backoff.next()

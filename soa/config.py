@@ -179,7 +179,8 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
     endpoints = etcd_endpoints or os.environ.get("SOA_ETCD_ENDPOINTS")
     if endpoints:
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-        checked = _endpoints(Fields({"endpoints": items}, "SOA_ETCD_ENDPOINTS"), "endpoints")
+        where = "--etcd" if etcd_endpoints else "SOA_ETCD_ENDPOINTS"
+        checked = _endpoints(Fields({"endpoints": items}, where), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
     user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
     if user or password:

@@ -1,6 +1,7 @@
 """``soa call SERVICE METHOD [JSON]``: one call through discovery (or to one address)."""
 
 import json
+import logging
 import sys
 
 import click
@@ -63,6 +64,9 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
         owns = False
     else:
         from soa.registry.resolver import EtcdResolver
+
+        if not obj.verbose:  # one call: its error says why etcd failed, retries are noise
+            logging.getLogger("soa.registry").setLevel(logging.ERROR)
 
         resolver = EtcdResolver(config.etcd)
         owns = True

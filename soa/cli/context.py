@@ -12,6 +12,7 @@ class CliContext:
     def __init__(self, config_path=None, etcd_endpoints=None, verbose=0):
         self.config_path = config_path
         self.etcd_endpoints = etcd_endpoints
+        self.verbose = verbose
         self._config = None
         level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -248,7 +248,8 @@ class _FirstListing(Picker):
             if d.listed:
                 d._rebuild()
             else:
-                raise NoInstanceAvailable(d.service, "the registry has not answered yet")
+                why = getattr(d.resolver, "last_error", lambda service: None)(d.service)
+                raise NoInstanceAvailable(d.service, why or "the registry has not answered yet")
         return d.picker.pick(call)
 
 
