@@ -14,6 +14,8 @@ MAGIC = 0x0FFF
 FIXED = struct.Struct(">HHIH")  # magic, flags, seqid, header words
 FIXED_SIZE = FIXED.size  # 10
 LENGTH = struct.Struct(">I")
+HEAD = struct.Struct(">IHHIH")  # length and the fixed fields: the first 14 bytes of a frame
+HEAD_SIZE = HEAD.size
 PROTOCOL_IDS = {"binary": 0, "compact": 2}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOL_IDS.items()}
 INFO_PADDING = 0
@@ -72,8 +74,8 @@ def header_block(protocol_id, count, encoded):
 
 def frame_prefix(seqid, block, payload_size):
     """``length`` and the fixed fields for a frame with header ``block`` and a payload."""
-    return LENGTH.pack(FIXED_SIZE + len(block) + payload_size) + FIXED.pack(
-        MAGIC, 0, seqid & 0xFFFFFFFF, len(block) // 4) + block
+    return HEAD.pack(FIXED_SIZE + len(block) + payload_size, MAGIC, 0, seqid & 0xFFFFFFFF,
+                     len(block) // 4) + block
 
 
 def parse_fixed(data):
