@@ -38,13 +38,10 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
     Structs are objects, enums are names (or numbers), binary is base64, maps are objects.
     A declared exception is printed as {"exception": NAME, "fields": {...}}, exit code 1.
     """
-    from thriftpy2.thrift import TApplicationException
-
     from soa import jsonthrift
     from soa.clients.discovery import StaticResolver
     from soa.clients.plan import plans as make_plans
-    from soa.clients.service_client import build, resolve_service
-    from soa.errors import SoaError
+    from soa.clients.service_client import resolve_service
 
     config = obj.config if idl_path is None else _lenient_config(obj)
     data = _parse_json(arguments)
@@ -65,11 +62,33 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
     else:
         from soa.registry.resolver import EtcdResolver
 
-        if not obj.verbose:  # one call: its error says why etcd failed, retries are noise
-            logging.getLogger("soa.registry").setLevel(logging.ERROR)
-
         resolver = EtcdResolver(config.etcd)
         owns = True
+    # One call: when etcd fails, its error says which endpoint and why; the watch's retry
+    # warnings would only repeat it (-v shows them).
+    quiet = None if obj.verbose else _RetryWarnings()
+    registry_log = logging.getLogger("soa.registry")
+    if quiet is not None:
+        registry_log.addFilter(quiet)
+    try:
+        _call(service, method, args, config, resolver, owns, options)
+    finally:
+        if quiet is not None:
+            registry_log.removeFilter(quiet)
+
+
+class _RetryWarnings(logging.Filter):
+    def filter(self, record):
+        return not (record.levelno == logging.WARNING and "retrying in" in record.getMessage())
+
+
+def _call(service, method, args, config, resolver, owns, options):
+    from thriftpy2.thrift import TApplicationException
+
+    from soa import jsonthrift
+    from soa.clients.service_client import build
+    from soa.errors import SoaError
+
     try:
         client = build(service, config, resolver, owns_resolver=owns, **options)
     except BaseException:

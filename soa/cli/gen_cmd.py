@@ -20,7 +20,7 @@ from .options import Command
 @click.option("--service", metavar="THRIFT_NAME",
               help="the service whose idl_hash is written (when the IDL defines several)")
 @click.option("--name", metavar="SOA_NAME",
-              help="its soa service name (default: CatalogService -> catalog)")
+              help="its soa service name (default: GreeterService -> greeter)")
 def gen(language, idl_path, out_dir, module, package, service, name):
     """Run the Apache Thrift compiler and lay its output out as a Go module (go.mod), a PSR-4
     composer package (composer.json) or an npm package (package.json).
