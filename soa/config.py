@@ -98,6 +98,7 @@ class Config:
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
     services: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     client: ClientConfig = field(default_factory=ClientConfig)
+    alerts: object = None  # soa.monitor.rules.AlertsConfig when soa.yaml has ``alerts:``
 
     def service(self, name):
         """The named service's config, or ``ConfigError`` naming the services that exist."""
@@ -156,8 +157,13 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
             raise top.fail(f"services.{name}", "service names are lower-case [a-z0-9_-]")
         services[name] = _service(name, services_raw.sub(name), root, check_idl)
     services_raw.done()
+    alerts = None
+    if "alerts" in top.data:
+        from .monitor.rules import parse_alerts
+
+        alerts = parse_alerts(top.sub("alerts"), root)
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client)
+    return Config(source, root, etcd, MappingProxyType(services), client, alerts)
 
 
 def _endpoints(f, key):
