@@ -30,7 +30,7 @@ DEFAULT_CALL_ARGS = MappingProxyType({
 })
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_POLICY = re.compile(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
+_POLICY = re.compile(r"[\s,]*([A-Za-z_]\w*)\s*\(([^()]*)\)\s*")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ServiceCall:
     service: str
     method: str
     topic: str = "alerts"
-    args: MappingProxyType = DEFAULT_CALL_ARGS  # argument name -> template
+    args: MappingProxyType = field(default_factory=lambda: DEFAULT_CALL_ARGS)  # name -> template
     retries: int = 5
 
 
@@ -211,29 +211,36 @@ def _template(text, source, path, extra=()):
 
 
 def _policies(f):
+    """``policies``: one string (``"times(3) snooze(5m)"``) or a list of them. A list is joined
+    with ", " first, so a YAML flow list (``[limit(2, 10m)]``, which YAML splits at the comma)
+    reads as written; columns count in that joined text."""
     raw = f.raw("policies", [])
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise f.fail(f.key("policies"), f"expected a list such as [times(3), snooze(5m)], "
                                         f"got {show(raw)}")
-    found = {}
-    for i, text in enumerate(items):
-        path = f"{f.key('policies')}[{i}]"
-        name, value = _policy(text, f.source, path)
+    text = ", ".join(items)
+    path = f.key("policies")
+    found, pos = {}, 0
+    while text[pos:].strip():
+        m = _POLICY.match(text, pos)
+        if not m:
+            column = pos + len(text[pos:]) - len(text[pos:].lstrip(" ,")) + 1
+            raise ConfigError(f"column {column}: expected times(n), percent(p, window), "
+                              f"limit(n, period) or snooze(duration)", source=f.source, path=path)
+        name, value = _policy(m, f.source, path)
         if name in found:
-            raise ConfigError(f"column 1: {name}() given twice", source=f.source, path=path)
+            raise ConfigError(f"column {m.start(1) + 1}: {name}() given twice", source=f.source,
+                              path=path)
         found[name] = value
+        pos = m.end()
     return Policies(**found)
 
 
-def _policy(text, source, path):
+def _policy(m, source, path):
     def fail(column, message):
         return ConfigError(f"column {column}: {message}", source=source, path=path)
 
-    m = _POLICY.match(text)
-    if not m:
-        raise fail(1, f"expected times(n), percent(p, window), limit(n, period) or "
-                      f"snooze(duration), got {show(text)}")
     name, inner, offset = m.group(1), m.group(2), m.start(2) + 1
     args, columns, pos = [], [], 0
     for part in inner.split(","):
