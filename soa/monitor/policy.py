@@ -5,8 +5,8 @@ hit, now)`` records it and returns the notifications due, ``"firing"`` and/or ``
 a pure function of its arguments and the state it updates, so every boundary can be tested with
 synthetic times. The exact rules:
 
-- ``times(n)`` (default ``times(1)``): the firing condition needs the last ``n`` evaluations to be
-  hits; it holds at the ``n``-th consecutive hit, not before.
+- ``times(n)``: the firing condition needs the last ``n`` evaluations to be hits; it holds at the
+  ``n``-th consecutive hit, not before. Without ``times`` and ``percent``, ``times(1)`` applies.
 - ``percent(p, w)``: the condition needs at least ``p`` % of the evaluations made in the window
   ``(now - w, now]`` (the current one included; one made exactly ``w`` ago is out) to be hits.
   With both ``times`` and ``percent``, both must hold.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Policies:
-    times: int = 1
+    times: int | None = None  # None: 1 unless percent is given
     percent: tuple | None = None  # (p, window seconds)
     limit: tuple | None = None  # (n, period seconds)
     snooze: float | None = None  # seconds
@@ -67,8 +67,8 @@ class RuleState:
 
 def condition(policies, history, now):
     """Whether the firing condition holds over ``history`` (``[time, hit]``, oldest first)."""
-    n = policies.times
-    if len(history) < n or not all(hit for _, hit in history[-n:]):
+    n = policies.times if policies.times is not None else (0 if policies.percent else 1)
+    if n and (len(history) < n or not all(hit for _, hit in history[-n:])):
         return False
     if policies.percent is not None:
         p, window = policies.percent
@@ -94,7 +94,7 @@ def _gates_open(policies, state, now):
 def step(policies, state, hit, now):
     """Record one evaluation; returns the notifications due now (a list of statuses)."""
     state.history.append([now, bool(hit)])
-    keep = max(policies.times, 1)
+    keep = max(policies.times or 1, 1)
     horizon = now - policies.keep_seconds
     while len(state.history) > keep and state.history[0][0] <= horizon:
         state.history.pop(0)
