@@ -48,7 +48,8 @@ def _windows(node):
 
 class Monitor:
     """``start()`` returns once the registry is listed (or ``ready_timeout`` passed) and the loop
-    runs; ``stop()`` ends it. ``stream`` receives the ``stdout`` output (tests pass a buffer)."""
+    runs (with ``loop=False`` only the watch and the deliveries run, and the caller calls
+    ``tick(now)``); ``stop()`` ends it. ``stream`` receives the ``stdout`` output."""
 
     def __init__(self, config, alerts, connection=None, stream=None, clock=time.time):
         from soa.registry.etcd import EtcdConnection
@@ -78,12 +79,13 @@ class Monitor:
         self._greenlet = None
         self._pool = gevent.pool.Pool(32)
 
-    def start(self, ready_timeout=None):
+    def start(self, ready_timeout=None, loop=True):
         self.targets.start()
         self.targets.wait_ready(self.config.etcd.dial_timeout if ready_timeout is None
                                 else ready_timeout)
         self.outbox.start()
-        self._greenlet = gevent.spawn(self._loop)
+        if loop:
+            self._greenlet = gevent.spawn(self._loop)
         return self
 
     def stop(self):
