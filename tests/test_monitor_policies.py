@@ -111,8 +111,10 @@ def test_state_round_trips_and_a_restart_neither_repeats_nor_forgets(tmp_path):
     out, state = drive(p, [True, True, True])
     assert out == [(1.0, ["firing"])]
     file = StateFile(tmp_path / "state" / "alerts.json")
-    file.save({"r": state}, [{"sink": "webhook[0]", "note": {"id": "r:1:1"}, "attempts": 1}])
-    rules, outbox = StateFile(tmp_path / "state" / "alerts.json").load()
+    file.save({"r": state}, [{"sink": "webhook[0]", "note": {"id": "r:1:1"}, "attempts": 1}],
+              {"expired": {"svc": 2}})
+    rules, outbox, registry = StateFile(tmp_path / "state" / "alerts.json").load()
+    assert registry == {"expired": {"svc": 2}}
     restored = rules["r"]
     assert restored.to_dict() == state.to_dict()
     assert outbox == [{"sink": "webhook[0]", "note": {"id": "r:1:1"}, "attempts": 1}]
@@ -126,7 +128,7 @@ def test_state_round_trips_and_a_restart_neither_repeats_nor_forgets(tmp_path):
 def test_a_corrupt_state_file_is_moved_aside(tmp_path):
     path = tmp_path / "alerts.json"
     path.write_text("{not json")
-    assert StateFile(path).load() == ({}, [])
+    assert StateFile(path).load() == ({}, [], {})
     assert (tmp_path / "alerts.json.corrupt").read_text() == "{not json"
     path.write_text(json.dumps({"version": 99}))
-    assert StateFile(path).load() == ({}, [])
+    assert StateFile(path).load() == ({}, [], {})

@@ -14,7 +14,9 @@ from soa.etcd_server import free_port
 from soa.monitor.evaluate import evaluate
 from soa.monitor.expr import parse
 from soa.monitor.monitor import Monitor
+from soa.monitor.policy import RuleState
 from soa.monitor.rules import load_rules
+from soa.monitor.state import StateFile
 from soa.registry.etcd import EtcdConnection
 from soa.registry.instance import Instance, instance_key
 from soa.registry.registrar import EtcdRegistrar
@@ -211,3 +213,25 @@ rules:
     assert body["id"] == "ghost:1:1" and body["value"] == 1.0 and body["series"] == []
     wait_until(lambda: json.loads((tmp_path / "state.json").read_text())["outbox"] == [],
                timeout=5, message="the outbox saved empty")
+
+
+def test_a_restart_does_not_resolve_on_a_half_empty_window(tmp_path, monitors):
+    """Scraped history is in memory: after a restart, a firing count() rule waits for its window
+    to fill before a miss can resolve it; the expiry counts come back from the state file."""
+    alerts = rules_file(tmp_path, f"""
+state: {tmp_path}/state.json
+rules:
+  - {{name: busy, expr: 'count(soa_server_calls_total, 10s) > 0'}}
+""")
+    state = StateFile(tmp_path / "state.json")
+    firing = RuleState(history=[[50.0, True]], firing=True, since=50.0, notified=True, episode=1,
+                       sequence=1, last_sent=50.0)
+    state.save({"busy": firing}, [], {"expired": {"svc": 4}})
+    monitor = monitors(alerts)
+    assert monitor.tick(100.0) == []  # nothing scraped yet: a miss, but inside the warm-up
+    assert monitor.tick(105.0) == []
+    assert monitor.states["busy"].firing
+    assert value(monitor, "val(soa_instances_expired_total)", 105.0) == {
+        (("service", "svc"),): 4.0}
+    (note,) = monitor.tick(110.0)  # a full window since the start: the miss resolves it
+    assert (note["status"], note["id"]) == ("resolved", "busy:1:resolved")

@@ -12,7 +12,11 @@ One tick (``tick(now)``), in the loop greenlet:
    them and wake the webhook and service-call deliveries.
 
 Nothing is evaluated before the registry watch has listed once, so a monitor that starts while
-etcd is unreachable does not report every service as having no instances.
+etcd is unreachable does not report every service as having no instances. Scraped history lives
+in memory only, so after a (re)start a rule's ``count()`` windows are not full yet: until the
+monitor has run for a rule's longest window, a miss of a rule that is firing is not recorded (a
+half-empty window must not resolve it, only to fire it again later); hits, and the misses of a
+rule that is not firing, count from the first evaluation.
 """
 
 import logging
@@ -62,9 +66,10 @@ class Monitor:
         longest = max([w for r in alerts.rules for w in _windows(r.tree)] + [0.0])
         self.store = SeriesStore(retention=longest + 3 * alerts.interval + 1.0)
         self.state_file = StateFile(alerts.state)
-        saved, outbox = self.state_file.load()
+        saved, outbox, registry = self.state_file.load()
         self.states = {rule.name: saved.get(rule.name) or RuleState() for rule in alerts.rules}
-        self.targets = RegistryTargets(self.connection, config.etcd.prefix, alerts.services())
+        self.targets = RegistryTargets(self.connection, config.etcd.prefix, alerts.services(),
+                                       registry)
         self.output = {"stdout": StreamSink(stream), "log": LogSink()}.get(alerts.output)
         sinks = [WebhookSink(w, i) for i, w in enumerate(alerts.webhooks)]
         if alerts.call is not None:
@@ -74,6 +79,8 @@ class Monitor:
                      if e.get("sink") in names and isinstance(e.get("note"), dict)]
         self.outbox = Outbox(sinks, outbox, self._save)
         self.ticks = 0
+        self.first_tick = None
+        self.warmup = {r.name: max(_windows(r.tree) + [0.0]) for r in alerts.rules}
         self._scraped = set()
         self._stopped = gevent.event.Event()
         self._greenlet = None
@@ -126,6 +133,8 @@ class Monitor:
         up = self._scrape_all(now)
         self.store.replace("registry", self.targets.facts(up), now)
         self.store.expire(now)
+        if self.first_tick is None:
+            self.first_tick = now
         notes = []
         for rule in self.alerts.rules:
             state = self.states[rule.name]
@@ -134,7 +143,10 @@ class Monitor:
             except (ArithmeticError, ValueError, TypeError) as e:
                 log.warning("rule %s: %s; counted as a miss", rule.name, e)
                 value = 0.0
-            for status in step(rule.policies, state, truth(value), now):
+            hit = truth(value)
+            if state.firing and not hit and now - self.first_tick < self.warmup[rule.name]:
+                continue  # the window has not filled since the start: not a resolution yet
+            for status in step(rule.policies, state, hit, now):
                 notes.append(build(rule, status, state, value, now))
         for note in notes:
             self.outbox.submit(note)
@@ -170,6 +182,6 @@ class Monitor:
 
     def _save(self):
         try:
-            self.state_file.save(self.states, self.outbox.entries)
+            self.state_file.save(self.states, self.outbox.entries, self.targets.saved())
         except OSError as e:
             log.error("cannot save the alert state to %s: %s", self.state_file.path, e)

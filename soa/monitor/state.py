@@ -1,8 +1,9 @@
 """The alert state on disk: one JSON file, replaced atomically.
 
 It holds, per rule, what ``policy.RuleState`` holds (recent evaluations, whether it fires and
-since when, the notifications sent for ``limit`` and ``snooze``), and the *outbox*: notifications
-decided but not yet delivered to a webhook or a service. A restarted monitor loads it, so it
+since when, the notifications sent for ``limit`` and ``snooze``); the *outbox*: notifications
+decided but not yet delivered to a webhook or a service; and the registry facts that are not in
+the registry itself (the services seen, the expiry counts). A restarted monitor loads it, so it
 neither repeats a notification it sent nor forgets one it owed (delivery is at least once; each
 notification has a stable ``id`` for receivers to drop duplicates).
 
@@ -28,16 +29,20 @@ class StateFile:
         self.path = Path(path)
 
     def load(self):
-        """``(rules, outbox)``: rule name -> ``RuleState``, and the undelivered entries."""
+        """``(rules, outbox, registry)``: rule name -> ``RuleState``, the undelivered entries,
+        and the saved registry facts (``{"expired": {service: n}}``)."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != VERSION:
                 raise ValueError("not a soa monitor state file")
             rules = {name: RuleState.from_dict(value) for name, value in data["rules"].items()}
             outbox = [entry for entry in data.get("outbox", []) if isinstance(entry, dict)]
-            return rules, outbox
+            registry = data.get("registry", {})
+            if not isinstance(registry, dict):
+                raise ValueError("registry: not an object")
+            return rules, outbox, registry
         except FileNotFoundError:
-            return {}, []
+            return {}, [], {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             aside = self.path.with_name(self.path.name + ".corrupt")
             log.warning("state %s unreadable (%s); moved to %s, starting afresh",
@@ -46,13 +51,14 @@ class StateFile:
                 os.replace(self.path, aside)
             except OSError:
                 pass
-            return {}, []
+            return {}, [], {}
 
-    def save(self, rules, outbox):
+    def save(self, rules, outbox, registry=None):
         data = {
             "version": VERSION,
             "rules": {name: state.to_dict() for name, state in rules.items()},
             "outbox": list(outbox),
+            "registry": registry or {},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

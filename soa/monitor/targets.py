@@ -4,15 +4,17 @@
 that registers is scraped from the next evaluation on, without a restart. It also computes the
 registry's own facts as series:
 
-- ``soa_instances{service}`` (gauge): the instances registered now, for every service seen since
-  the monitor started and every service the rules name (so a service with none gives 0);
+- ``soa_instances{service}`` (gauge): the instances registered now, for every service seen (kept
+  in the state file, so across restarts too) and every service the rules name (so a service with
+  none gives 0);
 - ``soa_instance_up{service, address}`` (gauge): 1 while registered and its last scrape succeeded
   (or it serves no metrics: ``metrics_port`` 0), 0 while registered but its scrape failed;
 - ``soa_instances_expired_total{service}`` (counter): instances that left without deregistering,
-  since the monitor started. A deregistration first rewrites the value with ``"leaving": true``
-  (registry/SCHEMA.md); a key that goes without that mark went with its lease (expiry, or a
-  revoke), or was deleted by hand (``soa registry rm``) while its lease was still alive, which is
-  told apart by asking etcd whether the lease still exists and is not counted.
+  counted from the monitor's first start (the count is kept in the state file). A deregistration
+  first rewrites the value with ``"leaving": true`` (registry/SCHEMA.md); a key that goes without
+  that mark went with its lease (expiry, or a revoke), or was deleted by hand (``soa registry
+  rm``) while its lease was still alive, which is told apart by asking etcd whether the lease
+  still exists and is not counted.
 
 The watch greenlet only records changes; ``refresh()``, called from the monitor's loop, turns
 departures into counts (the lease lookup is an etcd round trip, so it is not done in the watch).
@@ -58,12 +60,16 @@ class RegistryTargets:
     """``instances``: the current set (a tuple of registry ``Instance``); ``facts(up)``: the
     registry series. ``start()``/``stop()`` own the watch greenlet."""
 
-    def __init__(self, connection, prefix, named_services=()):
+    def __init__(self, connection, prefix, named_services=(), saved=None):
         self.connection = connection
         self.prefix = prefix.rstrip("/")
         self.watch = _MarkingWatch(connection, prefix, service_prefix(prefix))
         self.services = set(named_services)
         self.expired = {service: 0 for service in self.services}
+        for service, n in ((saved or {}).get("expired") or {}).items():
+            if isinstance(service, str) and isinstance(n, int) and n >= 0:
+                self.services.add(service)
+                self.expired[service] = n
         self._known = {}  # key -> Instance, as of the last refresh
         self._departed = []  # (key, instance, deregistered), not yet counted
         self.watch.subscribe(self._changed)
@@ -115,6 +121,10 @@ class RegistryTargets:
             return self.connection.client().get_lease_info(lease).TTL > 0
         except RETRYABLE:
             return False
+
+    def saved(self):
+        """What the state file keeps: every service seen, with its expiry count."""
+        return {"expired": dict(sorted(self.expired.items()))}
 
     def facts(self, up):
         """The registry series, as ``(name, labels, value, kind)``; ``up`` maps an instance's
