@@ -7,9 +7,13 @@ import subprocess
 import sys
 import tempfile
 
+import gevent
 import gevent.pywsgi
 import pytest
+from thriftpy2.thrift import TApplicationException
 
+import soa
+from soa.config import load_config
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess
 from tests.fixtures.server_support import echo_config
@@ -90,7 +94,7 @@ def started(request):
 
     yield add
     for thing in reversed(things):
-        thing.stop()
+        (getattr(thing, "stop", None) or thing.close)()
 
 
 def test_kill_9_fires_once_is_limited_and_snoozed_and_resolves(tmp_path, etcd_config, started):
@@ -157,3 +161,68 @@ rules:
     assert len(receiver.of("echo-low", "resolved")) == 1
     assert len(receiver.bodies) == 3
     assert first.proc.poll() is None
+
+
+def test_a_failing_handler_trips_the_error_rate_rule(tmp_path, etcd_config, started):
+    """Needs every instance's /metrics (soa_server_calls_total{service, method, outcome})."""
+    config = echo_config(tmp_path, etcd_config)
+    receiver = started(Receiver())
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""
+webhook: {{url: "{receiver.url}"}}
+rules:
+  - name: echo-failing
+    expr: >
+      sum(count(soa_server_calls_total{{service="echo", outcome=~"internal|application"}}, 2s))
+        by (service)
+      / sum(count(soa_server_calls_total{{service="echo"}}, 2s)) by (service) > 0.5
+    severity: critical
+    message: "{{label:service}} fails {{value}} of its calls"
+""")
+    started(ServiceProcess(config, "echo").start())
+    monitor = started(MonitorProcess(config, rules, tmp_path / "state.json"))
+    client = soa.client("echo", load_config(str(config)), retries=0)
+    started(client)
+    calls = {"ok": 0, "failed": 0}
+    failing = {"on": False}
+
+    def load():
+        while True:
+            if failing["on"]:
+                with pytest.raises(TApplicationException):
+                    client.fail("internal")
+                calls["failed"] += 1
+            else:
+                assert client.echo("fine") == "fine"
+                calls["ok"] += 1
+            gevent.sleep(0.01)
+
+    caller = gevent.spawn(load)
+    started(Killer(caller))
+    wait_until(lambda: calls["ok"] >= 20, timeout=10)
+    t = monitor.evaluated_at("echo-failing")
+    monitor.wait_evaluated_past("echo-failing", t + 1.0)
+    assert receiver.of("echo-failing") == []
+
+    failing["on"] = True  # the handler raises: outcome "internal"
+    wait_until(lambda: receiver.of("echo-failing", "firing"), timeout=15,
+               message=f"the error-rate alert:\n{monitor.output()}")
+    fired = receiver.of("echo-failing", "firing")[0]
+    assert fired["severity"] == "critical"
+    assert fired["series"][0]["labels"] == {"service": "echo"}
+    assert 0.5 < fired["value"] <= 1.0
+    assert fired["message"].startswith("echo fails ")
+
+    failing["on"] = False  # healthy again: the 2 s window forgets the failures
+    wait_until(lambda: receiver.of("echo-failing", "resolved"), timeout=15,
+               message=f"the resolution:\n{monitor.output()}")
+    assert len(receiver.of("echo-failing", "firing")) == 1
+    assert calls["failed"] > 0 and caller.exception is None
+
+
+class Killer:
+    def __init__(self, greenlet):
+        self.greenlet = greenlet
+
+    def stop(self):
+        self.greenlet.kill()
