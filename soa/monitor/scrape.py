@@ -39,7 +39,7 @@ def scrape(instance, timeout):
         raise ScrapeError(f"{url}: more than {MAX_BYTES} bytes")
     try:
         return parse(body.decode("utf-8"), instance.service, instance.address)
-    except (UnicodeDecodeError, ValueError, TypeError, IndexError) as e:
+    except Exception as e:  # noqa: BLE001 -- the parser raises assorted types on bad text
         raise ScrapeError(f"{url}: unparseable metrics: {e}") from e
 
 
