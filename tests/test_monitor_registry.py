@@ -235,3 +235,26 @@ rules:
         (("service", "svc"),): 4.0}
     (note,) = monitor.tick(110.0)  # a full window since the start: the miss resolves it
     assert (note["status"], note["id"]) == ("resolved", "busy:1:resolved")
+
+
+def test_an_instance_serving_garbage_is_down_and_the_monitor_goes_on(tmp_path, registrar,
+                                                                       monitors, http):
+    def garbage(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"# TYPE x counter\nx_total{a=\"1\" 12 oops\n\xff\xfe"]
+
+    bad = http(garbage)
+    alerts = rules_file(tmp_path, f"""
+state: {tmp_path}/state.json
+rules:
+  - {{name: down, expr: 'val(soa_instance_up{{service="svc"}}) == 0'}}
+""")
+    monitor = monitors(alerts)
+    instance = Instance("svc", "127.0.0.1", free_port(), metrics_port=bad.port)
+    registrar.register(instance)
+    wait_until(lambda: monitor.targets.instances, timeout=5)
+    (note,) = monitor.tick(1.0)
+    assert note["series"] == [{"labels": {"service": "svc", "address": instance.address},
+                               "value": 0.0}]
+    assert value(monitor, "exist(x_total)", 1.0) == 0.0
+    assert monitor.tick(2.0) == [] and monitor.ticks == 2
