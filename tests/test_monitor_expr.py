@@ -185,3 +185,11 @@ def test_monitor_check_cli(tmp_path):
     serve = _soa(tmp_path, "monitor")
     assert serve.returncode == 2 and "Traceback" not in serve.stderr
     assert serve.stderr.startswith("error: soa.yaml: alerts.rules[x].expr: column 6:")
+
+
+def test_the_service_call_needs_a_service_of_the_config(tmp_path):
+    config = _config(tmp_path, "  notify: {service: hub, method: publish}\n  rules: []\n")
+    with pytest.raises(ConfigError) as e:
+        config.alerts.check(config)
+    assert str(e.value) == ("soa.yaml: alerts.notify.service: no service 'hub' in soa.yaml "
+                            "(services: none)")

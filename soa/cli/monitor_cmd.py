@@ -57,6 +57,7 @@ def monitor(obj, rules_path, check, interval, state_path):
                                      scrape_timeout=min(alerts.scrape_timeout, seconds))
     if state_path:
         alerts = dataclasses.replace(alerts, state=Path(state_path))
+    alerts.check(config)
     if check:
         click.echo(f"ok: {len(alerts.rules)} rule(s) in {alerts.source}")
         return

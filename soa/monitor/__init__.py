@@ -1,6 +1,6 @@
 """Alerting: rules over scraped and registry series, evaluated by ``soa monitor``.
 
-- ``expr``: the rule language's parser (text -> a tree of frozen nodes, errors with a column);
+- ``expr``: the rule language's parser (text -> a tree of ``nodes``, errors with a column);
 - ``series``: the in-memory store of samples and label selectors;
 - ``evaluate``: the detection functions, arithmetic, aggregation and comparisons over the store;
 - ``policy``: times/percent/limit/snooze and resolution, a pure state machine;

@@ -27,7 +27,7 @@ vectors, division by zero gives NaN.
 import math
 import operator
 
-from .expr import Aggregate, Binary, Detect, Number, Unary
+from .nodes import Aggregate, Binary, Detect, Number, Unary
 from .series import COUNTER
 
 

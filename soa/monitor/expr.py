@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from soa.errors import ConfigError
 
+from .nodes import Aggregate, Binary, Detect, Matcher, Number, Selector, Unary
+
 DETECT = ("val", "count", "exist", "empty")
 AGGREGATES = ("sum", "avg", "max", "min")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -48,64 +50,6 @@ class ExprError(ConfigError):
     def __init__(self, message, column):
         self.column = column
         super().__init__(f"column {column}: {message}")
-
-
-@dataclass(frozen=True)
-class Number:
-    value: float
-
-
-@dataclass(frozen=True)
-class Matcher:
-    label: str
-    op: str  # = != =~ !~
-    value: str
-    pattern: object = None  # compiled regex for =~ and !~
-
-    def matches(self, labels):
-        actual = labels.get(self.label, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        found = self.pattern.fullmatch(actual) is not None
-        return found if self.op == "=~" else not found
-
-
-@dataclass(frozen=True)
-class Selector:
-    name: str
-    matchers: tuple = ()
-
-    def matches(self, labels):
-        return all(m.matches(labels) for m in self.matchers)
-
-
-@dataclass(frozen=True)
-class Detect:
-    function: str  # val count exist empty
-    selector: Selector
-    window: float = 0.0  # seconds, count() only
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    op: str  # sum avg max min
-    expr: object
-    by: tuple = ()
-
-
-@dataclass(frozen=True)
-class Binary:
-    op: str  # + - * / == != < <= > >= and or
-    left: object
-    right: object
-
-
-@dataclass(frozen=True)
-class Unary:
-    op: str  # - not
-    operand: object
 
 
 @dataclass(frozen=True)
@@ -135,19 +79,6 @@ def parse(text):
     if not isinstance(text, str) or not text.strip():
         raise ExprError("empty expression", 1)
     return _Parser(tokenize(text)).parse()
-
-
-def selectors(node):
-    """Every selector in the tree, in order (used to learn the services rules name)."""
-    if isinstance(node, Detect):
-        return [node.selector]
-    if isinstance(node, Aggregate):
-        return selectors(node.expr)
-    if isinstance(node, Binary):
-        return selectors(node.left) + selectors(node.right)
-    if isinstance(node, Unary):
-        return selectors(node.operand)
-    return []
 
 
 def duration(text):

@@ -27,7 +27,7 @@ import gevent.event
 import gevent.pool
 
 from .evaluate import evaluate, truth
-from .expr import Aggregate, Binary, Detect, Unary
+from .nodes import longest_window
 from .notify import CallSink, LogSink, Outbox, StreamSink, WebhookSink, build
 from .policy import RuleState, step
 from .scrape import scrape
@@ -36,18 +36,6 @@ from .state import StateFile
 from .targets import RegistryTargets
 
 log = logging.getLogger("soa.monitor")
-
-
-def _windows(node):
-    if isinstance(node, Detect):
-        return [node.window]
-    if isinstance(node, Aggregate):
-        return _windows(node.expr)
-    if isinstance(node, Binary):
-        return _windows(node.left) + _windows(node.right)
-    if isinstance(node, Unary):
-        return _windows(node.operand)
-    return []
 
 
 class Monitor:
@@ -63,7 +51,7 @@ class Monitor:
         self.clock = clock
         self._owns_connection = connection is None
         self.connection = connection or EtcdConnection(config.etcd)
-        longest = max([w for r in alerts.rules for w in _windows(r.tree)] + [0.0])
+        longest = max([longest_window(r.tree) for r in alerts.rules] + [0.0])
         self.store = SeriesStore(retention=longest + 3 * alerts.interval + 1.0)
         self.state_file = StateFile(alerts.state)
         saved, outbox, registry = self.state_file.load()
@@ -73,6 +61,7 @@ class Monitor:
         self.output = {"stdout": StreamSink(stream), "log": LogSink()}.get(alerts.output)
         sinks = [WebhookSink(w, i) for i, w in enumerate(alerts.webhooks)]
         if alerts.call is not None:
+            alerts.check(config)
             sinks.append(CallSink(alerts.call, config))
         names = {s.name for s in sinks}
         outbox[:] = [e for e in outbox
@@ -80,8 +69,9 @@ class Monitor:
         self.outbox = Outbox(sinks, outbox, self._save)
         self.ticks = 0
         self.first_tick = None
-        self.warmup = {r.name: max(_windows(r.tree) + [0.0]) for r in alerts.rules}
+        self.warmup = {r.name: longest_window(r.tree) for r in alerts.rules}
         self._scraped = set()
+        self._down = set()
         self._stopped = gevent.event.Event()
         self._greenlet = None
         self._pool = gevent.pool.Pool(32)
@@ -171,10 +161,15 @@ class Monitor:
                 up[source] = True
                 continue
             job.kill(block=False)
-            error = job.exception or "timed out"
-            log.info("scrape %s %s failed: %s", source[0], source[1], error)
+            if source not in self._down:  # one line when it goes down, not one per tick
+                log.warning("scrape %s %s failed: %s", source[0], source[1],
+                            job.exception or "timed out")
             self.store.replace(source, [], now)
             up[source] = False
+        for source in self._down - {s for s, ok in up.items() if not ok}:
+            if source in up:
+                log.info("scrape %s %s answers again", *source)
+        self._down = {s for s, ok in up.items() if not ok}
         for source in self._scraped - set(jobs):
             self.store.drop_source(source)
         self._scraped = set(jobs)

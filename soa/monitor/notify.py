@@ -26,6 +26,8 @@ import gevent.event
 
 from soa.backoff import Backoff
 
+from .evaluate import Vector
+
 log = logging.getLogger("soa.monitor")
 
 
@@ -35,8 +37,6 @@ def _number(value):
 
 def build(rule, status, state, value, now):
     """The notification for ``rule`` turning ``status`` ("firing" | "resolved")."""
-    from .evaluate import Vector
-
     series = []
     scalar = None
     if isinstance(value, Vector):

@@ -16,6 +16,7 @@ from soa._check import Fields, show
 from soa.errors import ConfigError
 
 from . import expr as expr_module
+from .nodes import selectors
 from .policy import Policies
 
 SEVERITIES = ("critical", "warning", "info")
@@ -59,6 +60,7 @@ class ServiceCall:
     topic: str = "alerts"
     args: MappingProxyType = field(default_factory=lambda: DEFAULT_CALL_ARGS)  # name -> template
     retries: int = 5
+    path: str = "alerts.notify"  # where it was configured, for errors
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,19 @@ class AlertsConfig:
     webhooks: tuple = ()
     call: ServiceCall | None = None
 
+    def check(self, config):
+        """The service call's service must be in ``config`` (its IDL comes from there)."""
+        if self.call is not None and self.call.service not in config.services:
+            known = ", ".join(sorted(config.services)) or "none"
+            raise ConfigError(f"no service {self.call.service!r} in {config.source} "
+                              f"(services: {known})", source=self.source,
+                              path=f"{self.call.path}.service")
+
     def services(self):
         """The services the rules name with ``service="x"`` (their counts exist even at 0)."""
         names = set()
         for rule in self.rules:
-            for selector in expr_module.selectors(rule.tree):
+            for selector in selectors(rule.tree):
                 for m in selector.matchers:
                     if m.label == "service" and m.op == "=":
                         names.add(m.value)
@@ -169,7 +179,7 @@ def _call(f):
             _template(template, f.source, f"{f.key('args')}.{name}", extra=("topic", "json"))
     retries = f.int("retries", 5, lo=0, hi=100)
     f.done()
-    return ServiceCall(service, method, topic, MappingProxyType(args), retries)
+    return ServiceCall(service, method, topic, MappingProxyType(args), retries, f.path)
 
 
 def _rule(item, source, index_path):
