@@ -92,6 +92,23 @@ def test_counter_resets():
     assert run(s, "count(calls_total, 10s)", 3.0) == {L(address="a"): 10.0 + 4.0 + 5.0}
 
 
+def test_a_counter_born_between_scrapes_counts_from_zero():
+    s = SeriesStore()
+    counter(s, "a", 1.0, 5.0, outcome="ok")
+    s.replace("a", [("calls_total", {"address": "a", "outcome": "ok"}, 6.0, COUNTER),
+                    ("calls_total", {"address": "a", "outcome": "internal"}, 3.0, COUNTER)], 2.0)
+    assert run(s, 'count(calls_total{outcome="internal"}, 10s)', 2.0) == {
+        L(address="a", outcome="internal"): 3.0}
+    assert run(s, 'count(calls_total{outcome="ok"}, 10s)', 2.0) == {
+        L(address="a", outcome="ok"): 1.0}
+    # a source's first write has no such baseline: its counters may have run for long
+    counter(s, "b", 2.0, 40.0)
+    assert run(s, 'count(calls_total{address="b"}, 10s)', 2.0) == {L(address="b"): 0.0}
+    # the 0 at the previous write is the baseline of a window that starts after it
+    assert run(s, 'count(calls_total{outcome="internal"}, 0.5s)', 2.0) == {
+        L(address="a", outcome="internal"): 3.0}
+
+
 def test_arithmetic_and_division_by_zero():
     s = SeriesStore()
     s.replace("a", [("errors", {"service": "o", "address": "a"}, 3, GAUGE),

@@ -8,6 +8,11 @@ source's complete set: series of that source that it no longer includes stop bei
 history stays, so ``count()`` still sees their past samples), which is how a series that
 disappears, or a target whose scrape failed, stops answering ``val()`` and ``exist()``.
 
+A counter series that first appears in a later write of a source that was written before (a new
+label set, such as the first failing call's ``outcome``) gets a sample of 0 at that previous
+write: the exporters create a label set on its first use, so it was 0 then. Without that, the
+first increase of every new label set would be lost.
+
 Only the monitor's loop greenlet writes and reads it; nothing here blocks.
 """
 
@@ -43,11 +48,13 @@ class SeriesStore:
         self._series = {}  # (name, labels) -> Series
         self._by_name = {}  # name -> {labels: Series}
         self._by_source = {}  # source -> set of keys
+        self._written = {}  # source -> time of its last write
 
     def replace(self, source, samples, now):
         """Write the complete set of one source: ``samples`` is an iterable of
         ``(name, labels_dict, value, kind)``. Series of the source left out stop being present."""
         keys = set()
+        previous = self._written.get(source)
         for name, labels, value, kind in samples:
             key = (name, labelset(labels))
             series = self._series.get(key)
@@ -55,6 +62,8 @@ class SeriesStore:
                 series = Series(name, key[1], kind, source)
                 self._series[key] = series
                 self._by_name.setdefault(name, {})[key[1]] = series
+                if kind == COUNTER and previous is not None and previous < now:
+                    series.samples.append((previous, 0.0))  # born since the last write
             series.kind = kind
             series.source = source
             if series.samples and series.samples[-1][0] >= now:
@@ -67,9 +76,11 @@ class SeriesStore:
             if series is not None and series.source == source:
                 series.present = False
         self._by_source[source] = keys
+        self._written[source] = now
 
     def drop_source(self, source):
         """A source that is gone (an instance that left): its series stop being present."""
+        self._written.pop(source, None)
         for key in self._by_source.pop(source, set()):
             series = self._series.get(key)
             if series is not None and series.source == source:
