@@ -3,18 +3,14 @@ generically (``alerts.notify: {service, method, topic}``)."""
 
 import io
 import json
-import os
 
-from services.testing import ROOT, RunningShop
+from services.testing import RunningShop
 from soa.monitor.monitor import Monitor
 from soa.monitor.rules import load_rules
 from soa.testing.poll import wait_until
 
 
-def test_notifications_are_published_to_notify(tmp_path, etcd_config, monkeypatch):
-    # the shop's processes import its handlers from the checkout (the shop is not installed)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
-        str(ROOT), os.environ.get("PYTHONPATH", "")])))
+def test_notifications_are_published_to_notify(tmp_path, etcd_config):
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"""
 state: {tmp_path}/state.json
