@@ -166,7 +166,7 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
     services_raw.done()
     pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
     alerts = None
-    if "alerts" in top.data:
+    if top.raw("alerts", None) is not None:
         from .monitor.rules import parse_alerts
 
         alerts = parse_alerts(top.sub("alerts"), root)
