@@ -81,6 +81,9 @@ class Monitor:
         self.targets.wait_ready(self.config.etcd.dial_timeout if ready_timeout is None
                                 else ready_timeout)
         self.outbox.start()
+        log.info("monitoring %s/services/: %d rule(s) every %gs, state in %s",
+                 self.targets.prefix, len(self.alerts.rules), self.alerts.interval,
+                 self.state_file.path)
         if loop:
             self._greenlet = gevent.spawn(self._loop)
         return self
