@@ -258,3 +258,21 @@ rules:
                                "value": 0.0}]
     assert value(monitor, "exist(x_total)", 1.0) == 0.0
     assert monitor.tick(2.0) == [] and monitor.ticks == 2
+
+
+def test_output_to_the_log_or_nowhere(tmp_path, monitors, caplog):
+    for output in ("log", "none"):
+        alerts = rules_file(tmp_path, f"""
+state: {tmp_path}/{output}.json
+output: {output}
+rules:
+  - {{name: ghost, expr: 'empty(soa_instance_up{{service="ghost"}})', message: "no ghost"}}
+""")
+        monitor = monitors(alerts)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="soa.monitor"):
+            (note,) = monitor.tick(1.0)
+        logged = [r.getMessage() for r in caplog.records if r.name == "soa.monitor"]
+        line = "alert ghost firing [warning]: no ghost"
+        assert (line in logged) == (output == "log"), logged
+        assert monitor.output is None or monitor.output.name == "log"
