@@ -98,11 +98,12 @@ class _HeaderWire:
     call's metadata; ``read`` returns reply payload bytes, frame by frame, keeping each reply's
     headers in ``reply_headers``.
 
-    The identity headers are encoded once per connection; per call only the deadline is.
+    The identity headers are encoded once per connection; per call only the deadline's digits
+    are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
     """
 
-    __slots__ = ("_out", "_pairs", "_protocol_id", "_recv", "_send", "_sendall", "deadline",
-                 "left", "reply_headers", "seqid")
+    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_protocol_id", "_recv", "_send",
+                 "_sendall", "_static", "deadline", "reply_headers", "seqid")
 
     def __init__(self, sock, protocol, service, instance_id):
         self._recv = sock.recv
@@ -111,11 +112,16 @@ class _HeaderWire:
         pairs = [(theader.SERVICE, service)]
         if instance_id:
             pairs.append((theader.INSTANCE, instance_id))
-        self._pairs = (len(pairs) + 1, theader.encode_pairs(pairs))
+        # (pair count, encoded pairs, with the deadline's key appended: its value follows)
+        self._static = (len(pairs), theader.encode_pairs(pairs),
+                        theader.encode_pairs(pairs) + theader.encode_pairs(((theader.DEADLINE,
+                                                                              ""),))[:-1])
+        self._fixed = theader.FIXED
         self._out = []
+        self._buf = b""
+        self._payload = b""
         self.deadline = None
         self.seqid = 0
-        self.left = 0
         self.reply_headers = None
 
     def write(self, data):
@@ -124,42 +130,56 @@ class _HeaderWire:
     def flush(self):
         payload = b"".join(self._out)
         self._out.clear()
-        count, encoded = self._pairs
-        ms = int((self.deadline - _monotonic()) * 1000) if self.deadline is not None else 0
-        if self.deadline is None:
-            count -= 1
+        count, plain, with_key = self._static
+        deadline = self.deadline
+        if deadline is None:
+            block = theader.header_block(self._protocol_id, count, plain)
         else:
-            encoded += theader.encode_pairs(((theader.DEADLINE, str(ms if ms > 1 else 1)),))
-        block = theader.header_block(self._protocol_id, count, encoded)
-        data = theader.frame_prefix(self.seqid, block, len(payload)) + payload
+            ms = int((deadline - _monotonic()) * 1000)
+            digits = str(ms if ms > 1 else 1).encode()
+            block = theader.header_block(self._protocol_id, count + 1,
+                                         with_key + bytes((len(digits),)) + digits)
+        data = theader.LENGTH.pack(theader.FIXED_SIZE + len(block) + len(payload)) + \
+            self._fixed.pack(theader.MAGIC, 0, self.seqid, len(block) // 4) + block + payload
         sent = self._send(data)
         if sent != len(data):
             self._sendall(memoryview(data)[sent:])
 
-    def _exact(self, n):
-        data = b""
-        while len(data) < n:
-            more = self._recv(n - len(data))
-            if not more:
-                raise TTransportException(TTransportException.END_OF_FILE,
-                                          "connection closed inside a THeader reply")
-            data += more
+    def _frame(self):
+        """Read one whole reply frame; keep its headers and payload."""
+        buf = self._buf
+        while len(buf) < 4:
+            buf += self._more()
+        (size,) = theader.LENGTH.unpack_from(buf)
+        if size <= theader.FIXED_SIZE:
+            raise theader.HeaderError(f"a THeader reply of {size} bytes")
+        while len(buf) < 4 + size:
+            buf += self._more()
+        _, header_size = theader.parse_fixed(buf[4:4 + theader.FIXED_SIZE])
+        start = 4 + theader.FIXED_SIZE + header_size
+        if start >= 4 + size:
+            raise theader.HeaderError("a THeader reply whose header fills the frame")
+        _, headers = theader.parse_block(buf[4 + theader.FIXED_SIZE:start])
+        self.reply_headers = headers or None
+        self._payload = buf[start:4 + size]
+        self._buf = buf[4 + size:]
+
+    def _more(self):
+        data = self._recv(65536)
+        if not data:
+            raise TTransportException(TTransportException.END_OF_FILE,
+                                      "connection closed inside a THeader reply")
         return data
 
     def read(self, n):
-        if self.left == 0:
-            (size,) = theader.LENGTH.unpack(self._exact(4))
-            if size <= theader.FIXED_SIZE:
-                raise theader.HeaderError(f"a THeader reply of {size} bytes")
-            _, header_size = theader.parse_fixed(self._exact(theader.FIXED_SIZE))
-            if header_size >= size - theader.FIXED_SIZE:
-                raise theader.HeaderError("a THeader reply whose header fills the frame")
-            _, headers = theader.parse_block(self._exact(header_size))
-            self.reply_headers = headers or None
-            self.left = size - theader.FIXED_SIZE - header_size
-        data = self._recv(min(n, self.left))
-        self.left -= len(data)
-        return data
+        if not self._payload:
+            self._frame()
+        payload = self._payload
+        if n >= len(payload):
+            self._payload = b""
+            return payload
+        self._payload = payload[n:]
+        return payload[:n]
 
     def is_open(self):
         return True

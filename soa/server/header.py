@@ -19,7 +19,7 @@ from soa.theader import (
     parse_fixed,
 )
 
-from .connection import FrameTooLarge, _SocketIO
+from .connection import READ_CHUNK, FrameTooLarge, _SocketIO
 
 
 class HeaderIO(_SocketIO):
@@ -38,16 +38,19 @@ class HeaderIO(_SocketIO):
         self._plain_block = None
 
     def _exact(self, n, at_start=False):
-        data = b""
-        while len(data) < n:
-            more = self._receive(n - len(data))
+        """``n`` bytes, reading ahead up to a chunk: a small frame costs one ``recv``; what is
+        read beyond it stays ``pending`` for the payload and the next frame."""
+        pending = self.pending
+        while len(pending) < n:
+            more = self._receive_raw(READ_CHUNK)
             if not more:
-                if at_start and not data:
+                if at_start and not pending:
                     return None
                 raise TTransportException(TTransportException.END_OF_FILE,
                                           "connection closed inside a THeader frame")
-            data += more
-        return data
+            pending += more
+        self.pending = pending[n:]
+        return pending[:n]
 
     def next_frame(self):
         """Read the next frame's length and header; returns its payload size, 0 at a clean end."""
