@@ -41,11 +41,16 @@ log = logging.getLogger("soa.monitor")
 class Monitor:
     """``start()`` returns once the registry is listed (or ``ready_timeout`` passed) and the loop
     runs (with ``loop=False`` only the watch and the deliveries run, and the caller calls
-    ``tick(now)``); ``stop()`` ends it. ``stream`` receives the ``stdout`` output."""
+    ``tick(now)``); ``stop()`` ends it and saves the state. ``stream`` receives the ``stdout``
+    output. Building one raises ``ConfigError`` when the service call names a service ``config``
+    lacks. The loop, the watch and each sink's delivery are greenlets of the caller's thread; an
+    error in a tick is logged and the next tick runs; etcd being away only delays facts (the
+    watch keeps the last set it knew)."""
 
     def __init__(self, config, alerts, connection=None, stream=None, clock=time.time):
         from soa.registry.etcd import EtcdConnection
 
+        alerts.check(config)
         self.config = config
         self.alerts = alerts
         self.clock = clock
@@ -61,7 +66,6 @@ class Monitor:
         self.output = {"stdout": StreamSink(stream), "log": LogSink()}.get(alerts.output)
         sinks = [WebhookSink(w, i) for i, w in enumerate(alerts.webhooks)]
         if alerts.call is not None:
-            alerts.check(config)
             sinks.append(CallSink(alerts.call, config))
         names = {s.name for s in sinks}
         outbox[:] = [e for e in outbox
@@ -97,11 +101,6 @@ class Monitor:
         self._save()
         if self._owns_connection:
             self.connection.close()
-
-    def wait(self):
-        """Block until the loop ends (``soa monitor`` in the foreground)."""
-        if self._greenlet is not None:
-            self._greenlet.join()
 
     def _loop(self):
         next_tick = time.monotonic()
