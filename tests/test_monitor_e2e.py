@@ -16,7 +16,7 @@ import soa
 from soa.config import load_config
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess
-from tests.fixtures.server_support import echo_config
+from fixtures.server_support import echo_config
 
 
 class Receiver:
