@@ -100,8 +100,12 @@ def _run(argv):
         sys.exit(130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.UsageError as e:  # one line, like every other error; exit 2
+        where = e.ctx.command_path if e.ctx is not None else "soa"
+        click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except ConfigError as e:
         click.echo(f"error: {e}", err=True)
