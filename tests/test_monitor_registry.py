@@ -116,8 +116,13 @@ rules:
     assert value(monitor, 'empty(soa_instances{service="svc"})', 1.0) == 0.0
     assert value(monitor, 'empty(soa_instance_up{service="svc"})', 1.0) == 1.0
     a, b, c = (Instance("svc", "127.0.0.1", free_port()) for _ in range(3))
-    for instance in (a, b, c):
-        registrar.register(instance)
+    registrar.register(a)
+    registrar.register(c)
+    # b is written by hand under a lease of its own (a live registrar would repair a deletion)
+    connection = EtcdConnection(etcd_config)
+    client = connection.client()
+    lease = client.lease(60)
+    client.put(instance_key(etcd_config.prefix, b), b.encode(), lease=lease)
     wait_until(lambda: len(monitor.targets.instances) == 3, timeout=5)
     monitor.tick(2.0)
     assert value(monitor, 'val(soa_instances{service="svc"})', 2.0) == {
@@ -127,15 +132,15 @@ rules:
     assert value(monitor, 'empty(soa_instance_up{service="svc"})', 2.0) == 0.0
 
     registrar.deregister(a)  # marked leaving, deleted, revoked: not an expiry
-    connection = EtcdConnection(etcd_config)
     try:  # deleted by hand while its lease lives: not an expiry either
-        connection.client().delete(instance_key(etcd_config.prefix, b))
+        client.delete(instance_key(etcd_config.prefix, b))
+        registrar.abandon(c)  # its lease runs out (ttl 2 s): an expiry
+        wait_until(lambda: len(monitor.targets.instances) == 0, timeout=10,
+                   message="every svc instance gone")
+        monitor.tick(10.0)
     finally:
+        lease.revoke()
         connection.close()
-    registrar.abandon(c)  # its lease runs out (ttl 2 s): an expiry
-    wait_until(lambda: len(monitor.targets.instances) == 0, timeout=10,
-               message="every svc instance gone")
-    monitor.tick(10.0)
     assert value(monitor, 'val(soa_instances{service="svc"})', 10.0) == {
         (("service", "svc"),): 0.0}
     assert value(monitor, "val(soa_instances_expired_total)", 10.0) == {
