@@ -132,6 +132,7 @@ class Config:
     pythonpath: tuple = ()  # folders put on sys.path before handlers are imported
     # the project's own `soa` subcommands: name -> "module:click_command"
     commands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    alerts: object = None  # soa.monitor.rules.AlertsConfig when soa.yaml has ``alerts:``
 
     @property
     def import_paths(self):
@@ -214,8 +215,14 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
     services_raw.done()
     pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
     commands = _commands(top.sub("commands"))
+    alerts = None
+    if top.raw("alerts", None) is not None:
+        from .monitor.rules import parse_alerts
+
+        alerts = parse_alerts(top.sub("alerts"), root)
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath, commands)
+    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath, commands,
+                  alerts=alerts)
 
 
 def _commands(f):

@@ -19,6 +19,7 @@ COMMANDS = {
     "new": "soa.cli.new_cmd:new",
     "gen": "soa.cli.gen_cmd:gen",
     "idl": "soa.cli.idl_cmd:idl",
+    "monitor": "soa.cli.monitor_cmd:monitor",
 }
 
 
