@@ -19,9 +19,9 @@ from fixtures.server_support import (
     echo_config,
     echo_idl,
     live_greenlets,
-    open_fds,
     raw_socket,
 )
+from fixtures.fds import socket_fds, wait_fds_back
 from soa.config import load_config
 from soa.testing.poll import wait_until
 
@@ -65,7 +65,7 @@ class Live:
         self.served = 0
         self.errors = []
         self._caller = gevent.spawn(self._keep_calling)
-        self.fds = open_fds()
+        self.fds = socket_fds(self.port)
         self.greenlets = live_greenlets()
         self.connections = server.stats()["connections"]
         assert self.connections == 1
@@ -94,7 +94,7 @@ class Live:
         fresh.close()
         wait_until(lambda: self.server.stats()["connections"] == self.connections, timeout=5,
                    message="connections back to the well-behaved one")
-        wait_until(lambda: open_fds() == self.fds, timeout=5, message="no leaked fds")
+        wait_fds_back(self.port, self.fds)
         wait_until(lambda: live_greenlets() <= self.greenlets, timeout=5,
                    message="no leaked greenlets")
         assert self.server.stats()["busy"] == 0
@@ -244,4 +244,87 @@ def test_connections_beyond_the_limit_are_refused(live):
     wait_until(lambda: server.served > served, timeout=5, message="steady calls at the limit")
     for sock in extra:
         sock.close()
+    server.assert_healthy()
+
+
+def binary_message(name, body, seqid=1):
+    """A strict binary CALL of ``name`` whose args struct is ``body`` (raw bytes)."""
+    return (struct.pack(">iI", -2147418111, len(name)) + name.encode()
+            + struct.pack(">i", seqid) + body)
+
+
+def compact_message(name, body, seqid=1):
+    """A compact CALL of ``name`` (seqid < 128, name < 128 bytes) whose args struct is ``body``."""
+    return bytes([0x82, 0x21, seqid, len(name)]) + name.encode() + body
+
+
+# Tiny messages that declare a huge container of a type that takes no bytes (or none at all).
+ZERO_SIZE_CONTAINERS = {
+    "binary": [
+        # a list<type 0> of 2**31-1 elements in place of echo's string field: cybin skips it
+        binary_message("echo", b"\x0f\x00\x01" + b"\x00" + struct.pack(">i", 0x7FFFFFFF)),
+        # the same as a map<type 1, type 5>, inside a struct, for an unknown method
+        binary_message("nothing", b"\x0c\x00\x07\x0d\x00\x01\x01\x05"
+                       + struct.pack(">i", 0x7FFFFFFF)),
+        # a list of i32 with room for 2**31-1 of them, and a set of lists of type 9
+        binary_message("add", b"\x0f\x00\x09\x08" + struct.pack(">i", 0x7FFFFFFF)),
+        binary_message("echo", b"\x0e\x00\x05\x0f" + struct.pack(">i", 3)
+                       + (b"\x09" + struct.pack(">i", 0x7FFFFFFF)) * 3),
+    ],
+    "compact": [
+        # a list of 2**28 STOPs in place of echo's string, then a map of 2**35 STOP pairs
+        compact_message("echo", b"\x19\xf0\x80\x80\x80\x80\x01"),
+        compact_message("echo", b"\x1b\x80\x80\x80\x80\x80\x01\x00"),
+        # a list<i32> of 2**28 elements, and a varint seqid that never ends
+        compact_message("add", b"\x19\xf5\x80\x80\x80\x80\x01"),
+        bytes([0x82, 0x21]) + b"\xff" * 200,
+    ],
+}
+
+
+def steady_latency(live, action):
+    """Run ``action`` in a greenlet while the well-behaved client calls back to back on a
+    connection of its own; returns (the slowest call in seconds, calls made)."""
+    steady = client(live.module, live.port, live.protocol, live.transport)
+    try:
+        steady.echo("warm")
+        worker = gevent.spawn(action)
+        slowest, calls = 0.0, 0
+        while not worker.dead or calls < 5:
+            started = time.monotonic()
+            assert steady.echo("steady") == "steady"
+            slowest = max(slowest, time.monotonic() - started)
+            calls += 1
+            gevent.sleep(0.005)
+        worker.get()  # re-raise its failure
+        return slowest, calls
+    finally:
+        steady.close()
+
+
+WIRES = [("binary", "buffered"), ("binary", "framed"), ("compact", "buffered"),
+         ("compact", "framed")]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_tiny_message_with_a_huge_empty_container_is_refused_at_once(live, caplog, wire):
+    """Each such message is refused as a protocol error, its connection closed at once, while a
+    steady client's calls keep being answered within 100 ms (they froze for seconds)."""
+    caplog.set_level(logging.INFO, logger="soa.server")
+    server = live(*wire)
+
+    def send_all():
+        for message in ZERO_SIZE_CONTAINERS[server.protocol]:
+            sock = raw_socket(server.port)
+            started = time.monotonic()
+            sock.sendall(struct.pack(">i", len(message)) + message
+                         if server.transport == "framed" else message)
+            assert closed_by_server(sock, timeout=2) == b""
+            assert time.monotonic() - started < IDLE * 0.8  # refused, not left to idle out
+
+    slowest, calls = steady_latency(server, send_all)
+    assert slowest < 0.1, f"a steady call took {slowest * 1000:.0f} ms"
+    reasons = [r.getMessage() for r in caplog.records if "closing" in r.getMessage()]
+    assert len(reasons) == len(ZERO_SIZE_CONTAINERS[server.protocol]), reasons
+    assert not any("idle" in r for r in reasons), reasons
     server.assert_healthy()

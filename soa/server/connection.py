@@ -3,9 +3,13 @@
 Thrift's transports sit on a socket adapter (``StreamIO`` or ``FramedIO``) that enforces
 ``max_frame_bytes``: a frame's length prefix is checked before anything is allocated for it, and
 on unframed streams the bytes one message may take are capped (which bounds string and container
-sizes too). Reads never ask the socket for more than 64 KiB at once. Sockets carry no timeout
-(it costs a timer per wait): the server's idle sweeper closes connections that make no progress
-for ``idle_timeout``. Errors close the connection only.
+sizes too). Reads never ask the socket for more than 64 KiB at once, and the adapter yields to
+the hub after each ``YIELD_BYTES`` read in one go, so a large message cannot hold the event loop
+while it arrives. Between the adapter and the decoder, ``make_protocol`` puts the checks of
+soa.server.guard (binary) or soa.server.compact (compact): every container count is bounded by
+the bytes a message may still take before any loop runs. Sockets carry no timeout (it costs a
+timer per wait): the server's idle sweeper closes connections that make no progress for
+``idle_timeout``. Errors close the connection only.
 """
 
 import logging
@@ -13,29 +17,32 @@ import socket
 import struct
 
 import gevent
-from thriftpy2.protocol import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.buffered import TCyBufferedTransport
+
+from .compact import BoundedCompactProtocol
+from .guard import BinaryGuard, FrameTooLarge
 
 log = logging.getLogger("soa.server")
 
 READ_CHUNK = 65536
 BUFFER_SIZE = 4096
+YIELD_BYTES = 1 << 20
 _LENGTH = struct.Struct(">i")
 
-
-class FrameTooLarge(TTransportException):
-    """A message is larger than ``max_frame_bytes``."""
+__all__ = ["Connection", "FramedIO", "FrameTooLarge", "StreamIO", "make_protocol",
+           "serve_connection"]
 
 
 class _SocketIO:
     """Non-blocking reads and writes straight on the socket, waiting in the hub only when the
     kernel says so (gevent's own recv/sendall do the same with more layers)."""
 
-    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit")
+    __slots__ = ("_recv", "_send", "_sendall", "_unyielded", "_wait_readable", "count", "limit",
+                 "max_bytes")
 
-    def __init__(self, sock, limit):
+    def __init__(self, sock, limit, max_bytes):
         raw = getattr(sock, "_sock", sock)
         self._recv = raw.recv
         self._send = raw.send
@@ -47,13 +54,22 @@ class _SocketIO:
             self._wait_readable = lambda: None
         self.count = 0
         self.limit = limit
+        self.max_bytes = max_bytes  # what one message may take
+        self._unyielded = 0  # bytes received since the hub last ran
 
     def _receive(self, n):
         while True:
             try:
-                return self._recv(min(n, READ_CHUNK))
+                data = self._recv(min(n, READ_CHUNK))
             except BlockingIOError:
+                self._unyielded = 0
                 self._wait_readable()
+                continue
+            self._unyielded += len(data)
+            if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
+                self._unyielded = 0
+                gevent.sleep(0)
+            return data
 
     def _write(self, data):
         try:
@@ -71,7 +87,7 @@ class StreamIO(_SocketIO):
 
     def __init__(self, sock, max_bytes):
         # Read-ahead of the next message may be counted against this one: allow one chunk.
-        super().__init__(sock, max_bytes + READ_CHUNK)
+        super().__init__(sock, max_bytes + READ_CHUNK, max_bytes)
 
     def read(self, n):
         data = self._receive(n)
@@ -94,7 +110,7 @@ class FramedIO(_SocketIO):
     __slots__ = ("left", "out")
 
     def __init__(self, sock, max_bytes):
-        super().__init__(sock, max_bytes)
+        super().__init__(sock, max_bytes, max_bytes)
         self.left = 0
         self.out = []
 
@@ -167,11 +183,19 @@ class Connection:
         return now - self.idle_since
 
 
-def make_protocol(io, protocol):
-    transport = TCyBufferedTransport(io, BUFFER_SIZE)
+def make_protocol(io, protocol, max_bytes=None):
+    """``(protocol, flush)`` for a server connection reading from ``io`` (anything with
+    ``read(n)``, ``write(data)`` and ``flush()``; a socket adapter or a frame's payload).
+    ``max_bytes`` (default ``io.max_bytes``) is what one message may take: binary messages are
+    validated whole by ``BinaryGuard`` before cybin decodes them; compact counts are bounded
+    as they are read. Bad input raises ``BadMessage`` or ``FrameTooLarge``."""
+    if max_bytes is None:
+        max_bytes = io.max_bytes
     if protocol == "compact":
-        proto = TCompactProtocol(transport)
+        transport = TCyBufferedTransport(io, BUFFER_SIZE)
+        proto = BoundedCompactProtocol(transport, max_bytes)
     else:
+        transport = TCyBufferedTransport(BinaryGuard(io, max_bytes), BUFFER_SIZE)
         proto = TCyBinaryProtocol(transport, strict_read=True, strict_write=True)
     return proto, transport.flush
 
