@@ -39,8 +39,8 @@ class _SocketIO:
     """Non-blocking reads and writes straight on the socket, waiting in the hub only when the
     kernel says so (gevent's own recv/sendall do the same with more layers)."""
 
-    __slots__ = ("_recv", "_send", "_sendall", "_unyielded", "_wait_readable", "count", "limit",
-                 "max_bytes")
+    __slots__ = ("_gathers", "_recv", "_send", "_sendall", "_unyielded", "_wait_readable", "count",
+                 "limit", "max_bytes")
 
     def __init__(self, sock, limit, max_bytes):
         raw = getattr(sock, "_sock", sock)
@@ -52,24 +52,47 @@ class _SocketIO:
             self._wait_readable = lambda: wait(event)
         else:  # not a gevent socket: let its blocking recv do the waiting
             self._wait_readable = lambda: None
+        self._gathers = raw.gettimeout() == 0.0  # recv raises instead of waiting
         self.count = 0
         self.limit = limit
         self.max_bytes = max_bytes  # what one message may take
         self._unyielded = 0  # bytes received since the hub last ran
 
     def _receive(self, n):
+        """Up to ``n`` bytes, waiting only for the first chunk; a large ``n`` also takes what
+        else has arrived, so a decoder growing its buffer gets few large pieces (it joins them
+        by concatenation, quadratic in the number of pieces)."""
         while True:
             try:
                 data = self._recv(min(n, READ_CHUNK))
+                break
             except BlockingIOError:
                 self._unyielded = 0
                 self._wait_readable()
-                continue
-            self._unyielded += len(data)
+        self._unyielded += len(data)
+        if n > READ_CHUNK and len(data) == READ_CHUNK and self._gathers:
+            return self._gather(data, n)
+        if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
+            self._unyielded = 0
+            gevent.sleep(0)
+        return data
+
+    def _gather(self, first, n):
+        parts = bytearray(first)
+        recv = self._recv
+        while len(parts) < n:
             if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
                 self._unyielded = 0
                 gevent.sleep(0)
-            return data
+            try:
+                more = recv(min(n - len(parts), READ_CHUNK))
+            except BlockingIOError:
+                break
+            if not more:
+                break  # end of stream: the next read reports it
+            parts += more
+            self._unyielded += len(more)
+        return bytes(parts)
 
     def _write(self, data):
         try:
@@ -149,9 +172,14 @@ class FramedIO(_SocketIO):
         self.out.append(data)
 
     def flush(self):
-        payload = b"".join(self.out)
-        self.out.clear()
-        self._write(_LENGTH.pack(len(payload)) + payload)
+        out = self.out
+        if len(out) == 1:
+            data = _LENGTH.pack(len(out[0])) + out[0]
+        else:  # one copy, whatever the reply's size
+            out.insert(0, _LENGTH.pack(sum(map(len, out))))
+            data = b"".join(out)
+        out.clear()
+        self._write(data)
 
 
 class Connection:
