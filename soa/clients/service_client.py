@@ -81,7 +81,7 @@ class Client:
         load = EndpointLoad() if settings.balancer == "least_inflight" else None
         balancer = by_name(settings.balancer, load=load, key=_key_function(plans, hash_key))
         connect_timeout = settings.connect_timeout_ms / 1000.0
-        rt.prober = Prober(plans, connect_timeout, settings.timeout_ms / 1000.0)
+        rt.prober = Prober(connect_timeout, settings.timeout_ms / 1000.0)
         rt.transport = Transport(None, plans, settings, load)
         rt.discovery = Discovery(
             service, resolver, balancer,
