@@ -3,7 +3,8 @@ before its lease expires, and let it back in only after a probe answers.
 
 ``Ejector.middleware`` wraps each attempt (inside the retry middleware, so every attempt counts).
 A ``ConnectError`` or an ``RpcTimeout`` after the request was sent is a strike for the attempt's
-instance (``call.peer``); any reply is success and clears the strikes. The first strike ejects
+instance (``call.peer``); any reply is success and clears the strikes. A ``WrongTarget``
+(the address serves another service or instance now) ejects at once. The first strike ejects
 the instance when every other instance in rotation is healthy (has no strike): one silent
 instance among answering ones is the outlier, and a stopped process would otherwise hold calls
 for ``eject_after`` full timeouts. When others are failing too (the network, or the caller's own
@@ -20,7 +21,7 @@ import logging
 
 import gevent
 
-from soa.errors import RpcTimeout
+from soa.errors import RpcTimeout, WrongTarget
 
 from .connection import ConnectError
 
@@ -44,6 +45,9 @@ class Ejector:
         def eject_outliers(call):
             try:
                 result = next_handler(call)
+            except WrongTarget:
+                self._eject(call.peer, "it serves another service or instance now")
+                raise
             except ConnectError:
                 self.failed(call.peer)
                 raise
@@ -69,7 +73,7 @@ class Ejector:
         count = self.strikes.get(address, 0) + 1
         self.strikes[address] = count
         if count >= self.eject_after or self._others_healthy(address):
-            self._eject(address, count)
+            self._eject(address, f"after {count} failure(s) in a row")
 
     def _others_healthy(self, address):
         """True when other instances are in rotation and none of them has a strike."""
@@ -83,13 +87,13 @@ class Ejector:
                 others = True
         return others
 
-    def _eject(self, address, count):
-        if not self.discovery.eject(address):
+    def _eject(self, address, why):
+        if address is None or not self.discovery.eject(address):
             return
         self.strikes.pop(address, None)
         delay = self._schedule(address)
-        log.warning("%s: ejected %s after %d failure(s) in a row; probing in %.1fs",
-                    self.discovery.service, address, count, delay)
+        log.warning("%s: ejected %s %s; probing in %.1fs", self.discovery.service, address, why,
+                    delay)
 
     def _schedule(self, address):
         n = self.streak.get(address, 0) + 1
