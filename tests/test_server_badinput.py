@@ -9,126 +9,29 @@ import subprocess
 import sys
 import time
 
-import gevent
 import pytest
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
-import soa
-from fixtures.server_support import (
-    client,
-    echo_config,
-    echo_idl,
-    live_greenlets,
-    raw_socket,
+from fixtures.badinput import (
+    IDLE,
+    MAX_FRAME,
+    WIRES,
+    binary_message,
+    closed_by_server,
+    compact_message,
+    live_servers,
+    steady_latency,
 )
-from fixtures.fds import socket_fds, wait_fds_back
-from soa.config import load_config
+from fixtures.server_support import raw_socket
 from soa.testing.poll import wait_until
-
-MAX_FRAME = 4096
-IDLE = 0.5
 
 
 @pytest.fixture
 def live(tmp_path, etcd_config):
     """Start a limited echo server; yields a function returning a ``Live`` for a wire format."""
-    started, lives = [], []
-
-    def start(protocol="binary", transport="buffered", **overrides):
-        settings = dict(protocol=protocol, transport=transport, idle_timeout=IDLE,
-                        max_frame_bytes=MAX_FRAME, max_connections=6)
-        settings.update(overrides)
-        config = load_config(str(echo_config(tmp_path, etcd_config, **settings)))
-        server = soa.serve("echo", config, block=False)
-        started.append(server)
-        lives.append(Live(server, echo_idl(tmp_path), protocol, transport))
-        return lives[-1]
-
-    yield start
-    for live in lives:
-        live.close()
-    for server in started:
-        server.stop(grace=0)
-
-
-class Live:
-    """A server, a well-behaved client on it, and the resource counts to come back to."""
-
-    def __init__(self, server, module, protocol, transport):
-        self.server = server
-        self.module = module
-        self.protocol = protocol
-        self.transport = transport
-        self.port = server.address[1]
-        self.good = client(module, self.port, protocol, transport)
-        assert self.good.echo("warm") == "warm"
-        self.served = 0
-        self.errors = []
-        self._caller = gevent.spawn(self._keep_calling)
-        self.fds = socket_fds(self.port)
-        self.greenlets = live_greenlets()
-        self.connections = server.stats()["connections"]
-        assert self.connections == 1
-
-    def _keep_calling(self):
-        """The well-behaved client calls every 50 ms (more often than the idle timeout)."""
-        while True:
-            try:
-                assert self.good.echo("steady") == "steady"
-                self.served += 1
-            except Exception as e:  # noqa: BLE001 -- recorded, and the test fails on it
-                self.errors.append(e)
-                return
-            gevent.sleep(0.05)
-
-    def close(self):
-        self._caller.kill()
-        self.good.close()
-
-    def assert_healthy(self):
-        served = self.served
-        wait_until(lambda: self.served > served + 1, timeout=5, message="steady calls")
-        assert not self.errors
-        fresh = client(self.module, self.port, self.protocol, self.transport)
-        assert fresh.add(20, 22) == 42
-        fresh.close()
-        wait_until(lambda: self.server.stats()["connections"] == self.connections, timeout=5,
-                   message="connections back to the well-behaved one")
-        wait_fds_back(self.port, self.fds)
-        wait_until(lambda: live_greenlets() <= self.greenlets, timeout=5,
-                   message="no leaked greenlets")
-        assert self.server.stats()["busy"] == 0
-
-    def request(self, method, seqid=1, **kwargs):
-        """The bytes of a call, in this server's protocol and transport."""
-        buf = TMemoryBuffer()
-        proto = (TCompactProtocol if self.protocol == "compact" else TBinaryProtocol)(buf)
-        proto.write_message_begin(method, TMessageType.CALL, seqid)
-        args = getattr(self.module.EchoService, method + "_args", None)
-        if args is not None:
-            proto.write_struct(args(**kwargs))
-        else:
-            buf.write(b"\x00")  # an empty struct
-        data = buf.getvalue()
-        return struct.pack(">i", len(data)) + data if self.transport == "framed" else data
-
-
-def closed_by_server(sock, timeout=5.0):
-    """Read until the server closes the connection; returns what it sent before closing."""
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return received
-            received += chunk
-    except ConnectionResetError:
-        return received
-    finally:
-        sock.close()
+    yield from live_servers(tmp_path, etcd_config)
 
 
 GARBAGE = [
@@ -249,17 +152,6 @@ def test_connections_beyond_the_limit_are_refused(live):
     server.assert_healthy()
 
 
-def binary_message(name, body, seqid=1):
-    """A strict binary CALL of ``name`` whose args struct is ``body`` (raw bytes)."""
-    return (struct.pack(">iI", -2147418111, len(name)) + name.encode()
-            + struct.pack(">i", seqid) + body)
-
-
-def compact_message(name, body, seqid=1):
-    """A compact CALL of ``name`` (seqid < 128, name < 128 bytes) whose args struct is ``body``."""
-    return bytes([0x82, 0x21, seqid, len(name)]) + name.encode() + body
-
-
 # Tiny messages that declare a huge container of a type that takes no bytes (or none at all).
 ZERO_SIZE_CONTAINERS = {
     "binary": [
@@ -284,44 +176,6 @@ ZERO_SIZE_CONTAINERS = {
 }
 
 
-def steady_latency(live, action):
-    """Run ``action`` in a greenlet while the well-behaved client calls back to back on a
-    connection of its own; returns (the longest the event loop was held, calls made).
-
-    A ticker greenlet wakes every 2 ms; the loop was held for the CPU time this thread (the
-    server's hub and every greenlet on it) spent between two ticks. CPU time, not wall time,
-    so that a loaded machine keeping the process off the CPU does not count as the server
-    holding its loop. The steady client's calls must all be answered meanwhile.
-    """
-    steady = client(live.module, live.port, live.protocol, live.transport)
-    held = [0.0]
-
-    def tick():
-        last = time.thread_time()
-        while True:
-            gevent.sleep(0.002)
-            now = time.thread_time()
-            held[0] = max(held[0], now - last)
-            last = now
-
-    try:
-        steady.echo("warm")
-        ticker = gevent.spawn(tick)
-        worker = gevent.spawn(action)
-        calls = 0
-        while not worker.dead or calls < 5:
-            assert steady.echo("steady") == "steady"
-            calls += 1
-            gevent.sleep(0.005)
-        ticker.kill()
-        worker.get()  # re-raise its failure
-        return held[0], calls
-    finally:
-        steady.close()
-
-
-WIRES = [("binary", "buffered"), ("binary", "framed"), ("compact", "buffered"),
-         ("compact", "framed")]
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -401,13 +255,14 @@ def test_reading_a_large_message_does_not_hold_the_event_loop(live, tmp_path, wi
 @pytest.mark.parametrize("wire", WIRES)
 def test_large_call_is_answered_while_others_are_served(live, tmp_path, wire):
     """A 17 MiB call is read, answered and written back while a steady client is served; the
-    loop is held only while the value is decoded and encoded, in one piece each (cybin),
-    well under a quarter of a second."""
+    loop is held only while the value is decoded and encoded, each in one piece (thriftpy2's
+    decoders cannot yield inside a value): tens of ms, bounded here at half a second so that a
+    loaded machine's slower copies do not fail it."""
     server = live(*wire, max_frame_bytes=32 << 20)
     request = server.request("echo_bytes", data=b"y" * LARGE)
     held, calls = steady_latency(server, lambda: send_from_another_process(
         server, tmp_path / "request.bin", request, drain=True))
-    assert held < 0.25, f"the event loop was held for {held * 1000:.0f} ms ({calls} calls)"
+    assert held < 0.5, f"the event loop was held for {held * 1000:.0f} ms ({calls} calls)"
     server.assert_healthy()
 
 
