@@ -5,17 +5,21 @@ identifier), in the instance's registered protocol and transport, plain (no THea
 empty argument struct. Every Thrift server answers that at once with ``UNKNOWN_METHOD``; any
 well-formed reply that repeats the probe's name counts as alive. A TCP connect alone cannot tell
 a stopped (SIGSTOP) or wedged process from a healthy one, since the kernel completes the
-handshake for it; a reply needs the process itself.
+handshake for it; a reply needs the process itself. The connection is dialled like a call's
+(``Connection.open``), so a TLS instance is probed over TLS.
 """
 
 import struct
 import time
 
-from gevent import socket
 from thriftpy2.protocol import TCompactProtocol
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport import TMemoryBuffer
+
+from soa.errors import TransportError
+
+from .connection import Connection
 
 PROBE_METHOD = "soa probe"
 PROBE_SEQID = 0x50524F42  # "PROB"
@@ -53,7 +57,8 @@ class Prober:
     """``prober(instance) -> bool``. Runs in the caller's greenlet (ejection and mass-removal
     guard greenlets); blocks at most ``connect_timeout + timeout`` seconds; never raises."""
 
-    def __init__(self, connect_timeout=0.25, timeout=1.0):
+    def __init__(self, connect_timeout=0.25, timeout=1.0, tls=None):
+        self.tls = tls
         self.connect_timeout = connect_timeout
         self.timeout = timeout
 
@@ -61,10 +66,10 @@ class Prober:
         protocol = instance.protocol if instance.protocol in _PROTOCOLS else "binary"
         transport = instance.transport
         try:
-            sock = socket.create_connection((instance.host, instance.port),
-                                            timeout=self.connect_timeout)
-        except OSError:
+            conn = Connection.open(instance, self.connect_timeout, self.tls)
+        except TransportError:
             return False
+        sock = conn.sock
         try:
             deadline = time.monotonic() + self.timeout
             sock.settimeout(self.timeout)
@@ -86,4 +91,4 @@ class Prober:
         except OSError:  # timeouts included
             return False
         finally:
-            sock.close()
+            conn.close()
