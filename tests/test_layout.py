@@ -4,10 +4,12 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOP = re.compile(r"\b(catalog|inventory|flash_?sale|bigtap|notify|mailer)\b", re.I)
-# "order" is also an English word; as a service it is a name in a command, a key or a file.
-ORDER = re.compile(r"(services[./]order\b|\border\.thrift\b|\border\.\w+\(|"
-                   r"\bsoa \w+(?: \w+)? order\b|[\"']order[\"'])")
+SHOP = re.compile(r"\b(catalog|inventory|flash_?sale|bigtap|mailer)\b", re.I)
+# "order" and "notify" are also English words; as services they are names in a command, a
+# key, a string or a file.
+ORDER = re.compile(r"(services[./](order|notify)\b|\b(order|notify)\.thrift\b|"
+                   r"\border\.\w+\(|\bsoa \w+(?: \w+)? (order|notify)\b|"
+                   r"[\"'](order|notify)[\"'])")
 
 
 def framework_files():
@@ -28,4 +30,6 @@ def test_the_framework_names_no_shop_service():
 
 def test_the_check_would_catch_a_mention():
     assert SHOP.search("client('catalog')") and ORDER.search('soa serve order --port 0')
+    assert ORDER.search('client("notify")') and ORDER.search("idl/notify.thrift")
     assert not ORDER.search("arguments in IDL order") and not SHOP.search("category")
+    assert not ORDER.search("evaluate the rules, notify")

@@ -89,7 +89,7 @@ def test_the_alerts_section(tmp_path):
     config = _config(tmp_path, """
   interval: 2s
   webhook: http://127.0.0.1:9/hook
-  notify: {service: hub, method: publish, topic: alerts}
+  call: {service: hub, method: publish, topic: alerts}
   rules:
     - name: order-low
       expr: val(soa_instances{service="order"}) < 2
@@ -188,8 +188,8 @@ def test_monitor_check_cli(tmp_path):
 
 
 def test_the_service_call_needs_a_service_of_the_config(tmp_path):
-    config = _config(tmp_path, "  notify: {service: hub, method: publish}\n  rules: []\n")
+    config = _config(tmp_path, "  call: {service: hub, method: publish}\n  rules: []\n")
     with pytest.raises(ConfigError) as e:
         config.alerts.check(config)
-    assert str(e.value) == ("soa.yaml: alerts.notify.service: no service 'hub' in soa.yaml "
+    assert str(e.value) == ("soa.yaml: alerts.call.service: no service 'hub' in soa.yaml "
                             "(services: none)")

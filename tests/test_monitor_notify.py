@@ -1,5 +1,5 @@
 """Notifications as a soa service call: the shop's Notify hub, topic ``alerts``, configured
-generically (``alerts.notify: {service, method, topic}``)."""
+generically (``alerts.call: {service, method, topic}``)."""
 
 import io
 import json
@@ -14,7 +14,7 @@ def test_notifications_are_published_to_notify(tmp_path, etcd_config):
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"""
 state: {tmp_path}/state.json
-notify: {{service: notify, method: publish, topic: alerts}}
+call: {{service: notify, method: publish, topic: alerts}}
 rules:
   - name: no-catalog
     expr: empty(soa_instance_up{{service="catalog"}})

@@ -7,6 +7,6 @@
 - ``rules``: the ``alerts:`` section of soa.yaml (or ``--rules FILE``) as frozen dataclasses;
 - ``state``: the alert state on disk (atomic writes);
 - ``targets`` and ``scrape``: instances from the registry, their ``/metrics``, registry facts;
-- ``notify``: where notifications go (log, webhook, a soa service call);
+- ``sinks``: where notifications go (log, webhook, a soa service call);
 - ``monitor``: the loop that ties them together.
 """

@@ -28,7 +28,7 @@ import gevent.pool
 
 from .evaluate import evaluate, truth
 from .nodes import longest_window
-from .notify import CallSink, LogSink, Outbox, StreamSink, WebhookSink, build
+from .sinks import CallSink, LogSink, Outbox, StreamSink, WebhookSink, build
 from .policy import RuleState, step
 from .scrape import scrape
 from .series import SeriesStore

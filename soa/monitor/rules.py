@@ -60,7 +60,7 @@ class ServiceCall:
     topic: str = "alerts"
     args: MappingProxyType = field(default_factory=lambda: DEFAULT_CALL_ARGS)  # name -> template
     retries: int = 5
-    path: str = "alerts.notify"  # where it was configured, for errors
+    path: str = "alerts.call"  # where it was configured, for errors
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def parse_alerts(f, root):
     interval = _duration(f, "interval", 5.0)
     webhooks = _webhooks(f)
     call = None
-    if "notify" in f.data:
-        call = _call(f.sub("notify"))
+    if "call" in f.data:
+        call = _call(f.sub("call"))
     rules_raw = f.raw("rules", [])
     if not isinstance(rules_raw, list):
         raise f.fail(f.key("rules"), f"expected a list of rules, got {show(rules_raw)}")

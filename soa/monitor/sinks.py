@@ -5,7 +5,7 @@ A notification is one JSON object (README "Alerting" documents every field). The
 - ``stdout`` (one JSON line per notification) or ``log`` (one log record), synchronous;
 - a webhook: HTTP POST of the JSON, 2xx is delivered, anything else is retried with jittered
   backoff (``retries`` times), then dropped with an error in the log;
-- a soa service call: ``alerts.notify: {service, method, topic, args}`` calls that method with
+- a soa service call: ``alerts.call: {service, method, topic, args}`` calls that method with
   arguments rendered from templates (by default a ``publish(idempotency_key, topic, payload, key)``
   shape, with the notification's id, the topic, its JSON and the rule's name), retried likewise.
 
