@@ -1,4 +1,4 @@
-"""The Go, PHP and Node.js client plugins (plugins/): each language's own tests over the shared
+"""The Go and PHP client plugins (plugins/; Node.js is in test_plugin_node.py): each language's own tests over the shared
 registry vectors, then each plugin live against a real etcd (behind a dead endpoint) and real
 catalog servers (two binary/buffered instances, one compact/framed): calls before and after a
 kill -9 of one of them, and the instance set seen as one leaves and another comes.
@@ -205,34 +205,6 @@ def test_go_live(catalogs, tmp_path):
     check_live(catalogs, call)
     check_watch(catalogs, [binary, "-etcd", catalogs.etcd, "-prefix", catalogs.prefix, "-watch"],
                 demo)
-
-
-def node_install():
-    """``npm ci`` in plugins/node (package-lock.json), only when node_modules is missing."""
-    node_dir = PLUGINS / "node"
-    if not (node_dir / "node_modules" / "thrift").is_dir():
-        run([tool("npm"), "ci", "--no-audit", "--no-fund"], node_dir, 150)
-    return node_dir
-
-
-def test_node_unit_tests():
-    node_dir = node_install()
-    out = run([tool("node"), "--test", "test/"], node_dir, 120)
-    assert "# fail 0" in out
-
-
-def test_node_live(catalogs, tmp_path):
-    node_dir = node_install()
-    gen = thrift_gen("js:node", tmp_path / "gen-nodejs")
-    env = {"NODE_PATH": str(node_dir / "node_modules")}  # where the generated code finds thrift
-    program = [tool("node"), "examples/catalog-call.js", f"--gen={gen}", f"--etcd={catalogs.etcd}",
-               f"--prefix={catalogs.prefix}"]
-
-    def call():
-        return json.loads(run([*program, f"--calls={CALLS}"], node_dir, 60, env))
-
-    check_live(catalogs, call)
-    check_watch(catalogs, [*program, "--watch"], node_dir, env)
 
 
 def test_php_unit_tests():
