@@ -23,6 +23,7 @@ const { Pool } = require('./pool');
 const { RetryBudget } = require('./budget');
 const { IdlPolicy, findIdlHash } = require('./idl');
 const { clientClass } = require('./connection');
+const { prober } = require('./probe');
 const {
   ConfigError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
 } = require('./errors');
@@ -41,6 +42,8 @@ const DEFAULTS = {
   ejectBase: 500,
   ejectCap: 30000,
   lateGrace: 50,
+  massRemovalShare: 0.5,
+  probeInterval: 1000,
 };
 
 /** What makes a registration another one: a new process, or a new wire format. */
@@ -78,6 +81,10 @@ class Client {
     this.strikes = new Map();
     this.streak = new Map();
     this.wrongTarget = new Map(); // address -> identity refused
+    this.addrs = new WeakMap(); // instance -> address
+    this.held = new Map(); // address -> instance kept through a mass removal
+    this.listed = false;
+    this.probe = prober(ServiceClient, { connectTimeout: o.connectTimeout, tls: o.tls });
     this.lastInstance = null;
     this.counters = { calls: 0, retries: 0, ejections: 0, wrongTarget: 0 };
     this.ownsSource = false;
@@ -87,9 +94,25 @@ class Client {
     this.update(source.instances);
   }
 
-  /** A new complete set from the registry. */
-  update(instances) {
+  /**
+   * A new complete set from the registry. A change that removes every instance, or more than
+   * `massRemovalShare` of them, at once is suspicious (an etcd hiccup, a lease lost and about to
+   * be written again): the removed ones are held, and dropped one by one as probes fail.
+   */
+  update(instances, guard = true) {
     const fresh = new Map(instances.map((i) => [address(i), i]));
+    for (const addr of this.held.keys()) if (fresh.has(addr)) this.held.delete(addr); // back: the registry is right again
+    const registered = this.known.size - this.held.size;
+    const removed = [...this.known.keys()].filter((a) => !fresh.has(a) && !this.held.has(a));
+    if (guard && removed.length && this.listed && (removed.length === registered || removed.length / registered > this.options.massRemovalShare)) {
+      this.logger.warn(`soa: ${this.service}: the registry removed ${removed.length} of ${registered} instance(s) at once; keeping them until probes confirm`);
+      for (const addr of removed) {
+        this.held.set(addr, this.known.get(addr));
+        this.probeHeld(addr);
+      }
+    }
+    for (const [addr, instance] of this.held) fresh.set(addr, instance);
+    this.listed = true;
     for (const [addr, old] of this.known) {
       const now = fresh.get(addr);
       if (now && identity(now) === identity(old)) continue;
@@ -103,6 +126,20 @@ class Client {
     }
     this.known = fresh;
     this.rebuild();
+  }
+
+  /** A held instance is probed every `probeInterval` ms; the first failed probe drops it. */
+  async probeHeld(addr) {
+    while (!this.closed && this.held.has(addr)) {
+      if (!(await this.probe(this.held.get(addr)))) {
+        if (this.held.delete(addr)) {
+          this.logger.warn(`soa: ${this.service}: ${addr} did not answer a probe; dropping it`);
+          this.update(this.source.instances, false);
+        }
+        return;
+      }
+      await new Promise((r) => { setTimeout(r, this.options.probeInterval).unref(); });
+    }
   }
 
   forget(addr) {
@@ -119,7 +156,7 @@ class Client {
       if (!this.ejected.has(addr) && !this.wrongTarget.has(addr) && this.idl.accepts(i, addr)) chosen.push(i);
     }
     this.picker = this.balancer.picker(chosen);
-    this.usable = new Set(this.picker.instances.map(address));
+    this.usable = new Set(this.picker.instances.map((i) => this.addr(i)));
   }
 
   /** `method(...args)` on some instance; resolves to its result. */
@@ -132,41 +169,63 @@ class Client {
    * performance.now() value), `hashKey` (for consistent_hash), `idempotent` (overrides the
    * client's list for this call).
    */
-  async invoke(method, args = [], opts = {}) {
-    if (this.closed) throw new ConfigError('soa: the client is closed');
+  invoke(method, args = [], opts = {}) {
+    if (this.closed) return Promise.reject(new ConfigError('soa: the client is closed'));
     const deadline = opts.deadline !== undefined ? opts.deadline : performance.now() + (opts.timeout || this.options.timeout);
-    const idempotent = opts.idempotent !== undefined ? opts.idempotent : this.idempotent.has(method);
     let key = opts.hashKey;
     if (key === undefined && this.options.hashKey) key = this.options.hashKey(method, args);
     this.budget.deposit();
     this.counters.calls += 1;
+    const instance = this.picker.pick(key);
+    if (!instance) return Promise.reject(this.noInstance());
+    // the first attempt; failures go on in retry(), off the common path
+    return this.attempt(instance, method, args, deadline).catch((e) => this.retry(e, instance, method, args, opts, key, deadline));
+  }
+
+  noInstance() {
+    const reason = this.known.size === 0 ? 'no instances registered' : `none of the ${this.known.size} registered instance(s) can take calls (weight 0, IDL mismatch or ejected)`;
+    return new NoInstanceAvailable(this.service, reason);
+  }
+
+  /** After a failed attempt on `instance`: retry per the rules above, or throw. */
+  async retry(error, instance, method, args, opts, key, deadline) {
+    const idempotent = opts.idempotent !== undefined ? opts.idempotent : this.idempotent.has(method);
     const tried = new Set();
     const attempts = [];
     let unsentLeft = UNSENT_RETRIES;
     let sentLeft = this.options.retries;
+    let e = error;
+    let last = instance;
     for (;;) {
-      const instance = this.pick(key, tried);
-      if (!instance) {
-        const reason = this.known.size === 0 ? 'no instances registered' : `none of the ${this.known.size} registered instance(s) can take calls (weight 0, IDL mismatch or ejected)`;
-        if (!attempts.length) throw new NoInstanceAvailable(this.service, reason);
-        break;
-      }
+      if (!(e instanceof TransportError)) throw e; // answers, deadlines, caller errors
+      attempts.push(e);
+      tried.add(this.addr(last));
+      const untried = [...this.usable].some((a) => !tried.has(a));
+      if (!e.sent && unsentLeft > 0 && untried) unsentLeft -= 1;
+      else if (e.sent && idempotent && sentLeft > 0 && this.budget.withdraw()) sentLeft -= 1;
+      else break;
+      if (performance.now() >= deadline) break;
+      last = this.pick(key, tried);
+      if (!last) break;
+      this.counters.retries += 1;
       try {
-        return await this.attempt(instance, method, args, deadline);
-      } catch (e) {
-        if (!(e instanceof TransportError)) throw e; // answers, deadlines, caller errors
-        attempts.push(e);
-        tried.add(address(instance));
-        const untried = [...this.usable].some((a) => !tried.has(a));
-        if (!e.sent && unsentLeft > 0 && untried) unsentLeft -= 1;
-        else if (e.sent && idempotent && sentLeft > 0 && this.budget.withdraw()) sentLeft -= 1;
-        else break;
-        if (performance.now() >= deadline) break;
-        this.counters.retries += 1;
+        return await this.attempt(last, method, args, deadline);
+      } catch (next) {
+        e = next;
       }
     }
     if (attempts.length === 1) throw attempts[0];
     throw new RetryError(this.service, method, attempts);
+  }
+
+  /** `host:port` of an instance, formatted once per instance object. */
+  addr(instance) {
+    let a = this.addrs.get(instance);
+    if (a === undefined) {
+      a = address(instance);
+      this.addrs.set(instance, a);
+    }
+    return a;
   }
 
   /** The balancer's pick, or when it chose an instance already tried, one not tried yet. */
@@ -174,9 +233,9 @@ class Client {
     const { picker } = this;
     let instance = picker.pick(key);
     if (!instance || !tried.size) return instance;
-    for (let n = 0; n < 3 && tried.has(address(instance)); n += 1) instance = picker.pick(key);
-    if (!tried.has(address(instance))) return instance;
-    const rest = picker.instances.filter((i) => !tried.has(address(i)));
+    for (let n = 0; n < 3 && tried.has(this.addr(instance)); n += 1) instance = picker.pick(key);
+    if (!tried.has(this.addr(instance))) return instance;
+    const rest = picker.instances.filter((i) => !tried.has(this.addr(i)));
     return rest.length ? rest[Math.floor(Math.random() * rest.length)] : instance;
   }
 
@@ -193,12 +252,12 @@ class Client {
   }
 
   async attempt(instance, method, args, deadline) {
-    const addr = address(instance);
-    const pool = this.pool(addr, instance);
+    const addr = this.addr(instance);
+    const pool = this.pools.get(addr) || this.pool(addr, instance);
     this.inflight.set(addr, (this.inflight.get(addr) || 0) + 1);
     let conn = null;
     try {
-      conn = await pool.acquire(deadline);
+      conn = pool.take() || await pool.acquire(deadline);
       const headers = instance.theader ? this.headers(instance) : null;
       const wait = instance.theader ? deadline + this.options.lateGrace : deadline;
       const result = await conn.call(method, args, headers, wait, deadline);
@@ -238,10 +297,27 @@ class Client {
     this.counters.ejections += 1;
     const ms = Math.min(this.options.ejectCap, this.options.ejectBase * 2 ** (n - 1));
     this.logger.warn(`soa: ${this.service}: ejected ${addr} for ${ms} ms after ${count} failures in a row`);
-    const timer = setTimeout(() => { this.ejected.delete(addr); this.rebuild(); }, ms);
-    timer.unref();
-    this.ejected.set(addr, timer);
+    this.ejected.set(addr, this.readmitLater(addr, ms));
     this.rebuild();
+  }
+
+  /** After `ms`, a probe: an answer readmits `addr`, silence ejects it again for twice as long. */
+  readmitLater(addr, ms) {
+    const timer = setTimeout(async () => {
+      const instance = this.known.get(addr);
+      if (this.closed || !instance || this.ejected.get(addr) !== timer) return;
+      if (await this.probe(instance)) {
+        this.ejected.delete(addr);
+        this.rebuild();
+        return;
+      }
+      if (this.ejected.get(addr) !== timer) return;
+      const n = (this.streak.get(addr) || 0) + 1;
+      this.streak.set(addr, n);
+      this.ejected.set(addr, this.readmitLater(addr, Math.min(this.options.ejectCap, this.options.ejectBase * 2 ** (n - 1))));
+    }, ms);
+    timer.unref();
+    return timer;
   }
 
   refuse(addr, instance) {

@@ -244,3 +244,29 @@ test('bad options are one ConfigError', () => {
   assert.throws(() => new soa.Registry({ etcd: { user: 'u' } }), /user and password go together/);
   assert.throws(() => new soa.Registry({ etcd: { tls: { ca: '/nonexistent/ca.pem' } } }), /etcd.tls.ca: cannot read/);
 });
+
+test('a mass removal is held until probes fail; ejected instances come back through a probe', async () => {
+  const a = await h.plainServer();
+  const b = await h.plainServer();
+  const source = new EventEmitter();
+  source.instances = [a.instance, b.instance];
+  const logger = h.quiet();
+  const c = new soa.Client(source, Echo, { service: 'echo', logger, probeInterval: 20 });
+  try {
+    source.instances = [];
+    source.emit('change', []); // every instance gone at once: held
+    assert.equal(await c.call('echo', 'still'), 'still');
+    assert.ok(logger.warnings.some((w) => w.includes('removed 2 of 2')), logger.warnings.join('\n'));
+    await a.close(); // a really is gone: its probe fails and it is dropped; b answers and stays
+    const deadline = Date.now() + 3000;
+    while (c.picker.instances.length !== 1) {
+      assert.ok(Date.now() < deadline, 'a was never dropped');
+      await new Promise((r) => { setTimeout(r, 20); });
+    }
+    assert.equal(c.picker.instances[0].port, b.port);
+    for (let n = 0; n < 5; n += 1) assert.equal(await c.call('whoami'), b.port);
+  } finally {
+    await c.close();
+    await b.close();
+  }
+});
