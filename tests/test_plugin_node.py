@@ -303,3 +303,20 @@ def test_etcd_stopped_for_10s_no_failed_call_and_the_watch_resumes(tmp_path, etc
     finally:
         shop.stop()
         server.stop()
+
+
+def test_wrong_target_is_retried_elsewhere_and_left_out(echoes, driver, etcd, etcd_config):
+    echoes.add("a")
+    other = echoes.add("other", service="other", verbose=True)  # same IDL, another service
+    # The registry says echo is (also) at other's address: a stale or hijacked entry.
+    fake = {"service": "echo", "host": "127.0.0.1", "port": other.port, "theader": True,
+            "id": "not-this-one"}
+    etcd.put(f"{etcd_config.prefix}/services/echo/{other.address}", json.dumps(fake))
+    node = driver({"balancer": "round_robin"})
+    wait_until(lambda: len(node.send("instances")["instances"]) == 2, message="two instances")
+    out = node.send("calls", method="bump", args=["k"], n=10)  # not idempotent: never sent twice
+    assert out["failed"] == 0, out
+    assert out["served"] == {echoes.address("a"): 10}, out
+    counters = node.send("stats")["counters"]
+    assert counters["wrongTarget"] == 1, counters  # refused once, then left out
+    assert "other.bump peer=" not in other.output()  # refused unexecuted
