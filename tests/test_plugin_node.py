@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-import time
+import urllib.request
 from pathlib import Path
 
 import gevent
@@ -24,7 +24,7 @@ import pytest
 
 from soa.balancer.consistent_hash import ConsistentHashPicker
 from soa.config import EtcdConfig
-from soa.etcd_server import EtcdProcess
+from soa.etcd_server import EtcdProcess, etcd_binary, free_port
 from soa.registry.instance import Instance
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess, write_config
@@ -320,3 +320,93 @@ def test_wrong_target_is_retried_elsewhere_and_left_out(echoes, driver, etcd, et
     counters = node.send("stats")["counters"]
     assert counters["wrongTarget"] == 1, counters  # refused once, then left out
     assert "other.bump peer=" not in other.output()  # refused unexecuted
+
+
+class TlsEtcd(EtcdProcess):
+    """etcd serving its clients over TLS only (health on a plain metrics port)."""
+
+    def __init__(self, data_dir, certs):
+        super().__init__(data_dir)
+        self.certs = certs
+        self.metrics_port = free_port()
+
+    def command(self):
+        plain = f"http://127.0.0.1:{self.client_port}"
+        cmd = [c.replace(plain, f"https://127.0.0.1:{self.client_port}") for c in super().command()]
+        return [*cmd, "--cert-file", str(self.certs / "server.pem"),
+                "--key-file", str(self.certs / "server.key"),
+                "--listen-metrics-urls", f"http://127.0.0.1:{self.metrics_port}"]
+
+    def healthy(self):
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/health"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return json.loads(response.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+
+def make_certs(folder):
+    """A CA, and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    folder.mkdir()
+    openssl = tool("openssl")
+
+    def ssl(*args):
+        run([openssl, *args], folder, 60)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "1", "-subj", "/CN=soa-test-ca")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n", encoding="utf-8")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "ext")
+    return folder
+
+
+def test_etcd_with_tls_and_auth_read_only_client(tmp_path, echoes, etcd, etcd_config, node_gen):
+    """The plugin reads an etcd that serves TLS only and requires a user: with the CA and a
+    read-only user it discovers and calls; a wrong password, or no CA, is one clear error."""
+    server = echoes.add("a")
+    value = etcd.get(f"{etcd_config.prefix}/services/echo/{server.address}")[0]
+    certs = make_certs(tmp_path / "certs")
+    secure = TlsEtcd(tmp_path / "etcd-tls", certs)
+    secure.start()
+    try:
+        ctl = [etcd_binary("etcdctl"), f"--endpoints=https://{secure.endpoint}",
+               f"--cacert={certs / 'ca.pem'}"]
+        for args in (["user", "add", "root", "--new-user-password=rootpw", "--interactive=false"],
+                     ["user", "grant-role", "root", "root"],
+                     ["role", "add", "reader"],
+                     ["role", "grant-permission", "reader", "--prefix=true", "read", "/auth/"],
+                     ["user", "add", "reader", "--new-user-password=readerpw",
+                      "--interactive=false"],
+                     ["user", "grant-role", "reader", "reader"],
+                     ["auth", "enable"],
+                     ["--user=root:rootpw", "put", f"/auth/services/echo/{server.address}",
+                      value.decode()]):
+            run([*ctl, *args], tmp_path, 30)
+        etcd_opts = {"endpoints": [secure.endpoint], "prefix": "/auth", "user": "reader",
+                     "password": "readerpw", "tls": {"ca": str(certs / "ca.pem")}}
+        node = Driver(node_gen, etcd_config, {"etcd": etcd_opts})
+        try:
+            assert node.send("instances")["instances"] == [server.address]
+            out = node.send("calls", method="echo", args=["over tls etcd"], n=5)
+            assert out["failed"] == 0 and out["served"] == {server.address: 5}, out
+        finally:
+            node.close()
+        for bad, why in (({"password": "wrong"}, "authentication failed"),
+                         ({"tls": None}, "")):
+            node = Driver(node_gen, etcd_config, {"etcd": {**etcd_opts, **bad, "timeout": 1000}})
+            try:
+                assert node.proc.wait(30) == 1
+                err = node.proc.stderr.read()
+                first = next(line for line in err.splitlines() if "Error" in line)
+                assert first.startswith("DiscoveryError: soa: etcd: cannot list /auth/services/"
+                                        "echo/"), err
+                assert why in first.lower(), err
+                assert "wrong" not in err and "readerpw" not in err, err  # no secret in errors
+            finally:
+                node.close()
+    finally:
+        secure.stop()

@@ -123,6 +123,6 @@ async function main() {
 }
 
 main().catch((e) => {
-  process.stderr.write(`${e.stack || e}\n`);
+  process.stderr.write(e instanceof soa.SoaError ? `${e.name}: ${e.message}\n` : `${e.stack || e}\n`);
   process.exit(1);
 });
