@@ -82,8 +82,9 @@ export interface ClientOptions {
   hashKey?: (method: string, args: unknown[]) => HashKey;
   /** THeader `soa-caller`. */
   caller?: string;
-  /** For instances with `tls: true` (node:tls connect options: ca, cert, key, servername...). */
-  tls?: import('node:tls').ConnectionOptions;
+  /** For instances with `tls: true`: PEM file paths (as soa.yaml's client.tls), and the name
+   * to verify instead of the instance's host. The server's certificate is always verified. */
+  tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
   logger?: Logger;
 }
 

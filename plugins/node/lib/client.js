@@ -16,6 +16,7 @@
  * Everything runs on the event loop; nothing blocks.
  */
 
+const fs = require('node:fs');
 const { performance } = require('node:perf_hooks');
 const { byName } = require('./balancers');
 const { address } = require('./instance');
@@ -46,6 +47,28 @@ const DEFAULTS = {
   probeInterval: 1000,
 };
 
+/**
+ * node:tls options from ours (`ca`, `cert`, `key`: PEM file paths, as soa.yaml's
+ * `client.tls`; `serverName`: the name to verify instead of the instance's host). Without
+ * `ca` the system's CAs verify; the server's certificate is always verified.
+ */
+function tlsOptions(tls) {
+  if (!tls) return {};
+  const read = (what) => {
+    try {
+      return fs.readFileSync(tls[what]);
+    } catch (e) {
+      throw new ConfigError(`soa: tls.${what}: cannot read ${tls[what]}: ${e.code || e.message}`);
+    }
+  };
+  if (Boolean(tls.cert) !== Boolean(tls.key)) throw new ConfigError('soa: tls: cert and key go together');
+  const out = { rejectUnauthorized: true };
+  if (tls.ca) out.ca = read('ca');
+  if (tls.cert) { out.cert = read('cert'); out.key = read('key'); }
+  if (tls.serverName) out.servername = tls.serverName;
+  return out;
+}
+
 /** What makes a registration another one: a new process, or a new wire format. */
 const identity = (i) => `${i.id}|${i.pid}|${i.started_at}|${i.protocol}|${i.transport}|${i.theader}|${i.tls}`;
 
@@ -74,6 +97,7 @@ class Client {
     } catch (e) {
       throw new ConfigError(e.message);
     }
+    this.tls = tlsOptions(o.tls);
     this.budget = new RetryBudget({ ratio: o.retryBudget });
     this.pools = new Map(); // address -> Pool
     this.known = new Map(); // address -> instance
@@ -84,7 +108,7 @@ class Client {
     this.addrs = new WeakMap(); // instance -> address
     this.held = new Map(); // address -> instance kept through a mass removal
     this.listed = false;
-    this.probe = prober(ServiceClient, { connectTimeout: o.connectTimeout, tls: o.tls });
+    this.probe = prober(ServiceClient, { connectTimeout: o.connectTimeout, tls: this.tls });
     this.lastInstance = null;
     this.counters = { calls: 0, retries: 0, ejections: 0, wrongTarget: 0 };
     this.ownsSource = false;
@@ -244,7 +268,7 @@ class Client {
     if (!pool) {
       const o = this.options;
       pool = new Pool(instance, {
-        size: o.poolSize, idleTimeout: o.poolIdleTimeout, connectTimeout: o.connectTimeout, tls: o.tls, ServiceClient: this.ServiceClient,
+        size: o.poolSize, idleTimeout: o.poolIdleTimeout, connectTimeout: o.connectTimeout, tls: this.tls, ServiceClient: this.ServiceClient,
       });
       this.pools.set(addr, pool);
     }

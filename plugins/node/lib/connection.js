@@ -17,7 +17,9 @@ const { performance } = require('node:perf_hooks');
 const thrift = require('thrift');
 const theader = require('./theader');
 const { address } = require('./instance');
-const { ConnectError, TransportError, WrongTarget, DeadlineExceeded } = require('./errors');
+const {
+  ConnectError, TransportError, WrongTarget, DeadlineExceeded, oneLine,
+} = require('./errors');
 
 const PROTOCOLS = { binary: thrift.TBinaryProtocol, compact: thrift.TCompactProtocol };
 const PROTOCOL_BY_ID = { 0: thrift.TBinaryProtocol, 2: thrift.TCompactProtocol };
@@ -152,7 +154,7 @@ class Connection {
     try {
       this.parse();
     } catch (e) {
-      this.kill(new TransportError(`soa: bad reply from ${this.address}: ${e.message}`, { address: this.address, sent: true, cause: e }));
+      this.kill(new TransportError(`soa: bad reply from ${this.address}: ${oneLine(e)}`, { address: this.address, sent: true, cause: e }));
     }
   }
 
@@ -228,7 +230,7 @@ class Connection {
     const call = this.pending;
     const error = cause instanceof Error && (cause.name === 'TransportError' || cause.name === 'DeadlineExceeded')
       ? cause
-      : new TransportError(`soa: connection to ${this.address} broke: ${cause && cause.message}`, { address: this.address, sent: call ? call.sent : false, cause });
+      : new TransportError(`soa: connection to ${this.address} broke: ${oneLine(cause)}`, { address: this.address, sent: call ? call.sent : false, cause });
     this.kill(error);
   }
 

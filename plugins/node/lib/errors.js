@@ -6,6 +6,9 @@
  * IDL, and Thrift's TApplicationException, are answers and pass through as they are.
  */
 
+/** A cause's message on one line. */
+const oneLine = (cause) => String(cause && cause.message ? cause.message : cause).replace(/\s+/g, ' ').trim();
+
 class SoaError extends Error {
   constructor(message, options) {
     super(message, options);
@@ -40,7 +43,7 @@ class TransportError extends SoaError {
 /** The connection could not be made (refused, timed out, TLS handshake failed): not sent. */
 class ConnectError extends TransportError {
   constructor(address, cause) {
-    super(`soa: cannot connect to ${address}: ${cause && cause.message ? cause.message : cause}`, { address, sent: false, cause });
+    super(`soa: cannot connect to ${address}: ${oneLine(cause)}`, { address, sent: false, cause });
   }
 }
 
@@ -73,5 +76,5 @@ class RetryError extends SoaError {
 }
 
 module.exports = {
-  SoaError, ConfigError, DiscoveryError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
+  oneLine, SoaError, ConfigError, DiscoveryError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
 };

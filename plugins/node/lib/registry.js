@@ -14,7 +14,7 @@ const { EventEmitter } = require('node:events');
 const { Etcd3, isRecoverableError } = require('etcd3');
 const cockatiel = require('cockatiel');
 const { parseInstance, servicePrefix, address } = require('./instance');
-const { ConfigError, DiscoveryError } = require('./errors');
+const { ConfigError, DiscoveryError, oneLine } = require('./errors');
 
 /** key -> instance for one watched range; invalid values skipped with one warning each. */
 class Mirror {
@@ -202,7 +202,7 @@ class Registry {
     try {
       return await this.etcd.getAll().prefix(range).exec();
     } catch (e) {
-      throw new DiscoveryError(`soa: etcd: cannot list ${range}: ${e.message}`, { cause: e });
+      throw new DiscoveryError(`soa: etcd: cannot list ${range}: ${oneLine(e)}`, { cause: e });
     }
   }
 
@@ -220,7 +220,7 @@ class Registry {
       return await resolver.start();
     } catch (e) {
       await resolver.close();
-      throw e instanceof DiscoveryError ? e : new DiscoveryError(`soa: etcd: cannot watch ${service}: ${e.message}`, { cause: e });
+      throw e instanceof DiscoveryError ? e : new DiscoveryError(`soa: etcd: cannot watch ${service}: ${oneLine(e)}`, { cause: e });
     }
   }
 
