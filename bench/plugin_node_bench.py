@@ -3,7 +3,9 @@
 Groups (per concurrency, 1 and 64 concurrent promises): ``raw thrift (node)`` is Apache's Node
 client pinned to the server's address over one reused connection (concurrent calls pipelined
 on it); ``soa plugin (node)`` is plugins/node calling through discovery (a real etcd),
-balancing and its connection pool, THeader included when the server speaks it. Both run in one
+balancing and its connection pool, THeader included when the server speaks it (and once more
+with ``theader: false``, plain Thrift to the same server, which tells the plugin's own cost
+from that of the server's THeader path). All run in one
 Node process (plugins/node/bench/bench.js), alternating round by round against the same soa
 server, so ratios are taken round by round. Calls: ``ping``. The goal: the plugin reaches at
 least 0.9x the raw client's calls/s, and its p99 is at most 1.2x the raw client's.
@@ -23,25 +25,27 @@ NODE_DIR = ROOT / "plugins" / "node"
 PREFIX = "/soa-bench-node"
 
 
-def registered_server(endpoint, prefix):
-    """A soa server of BenchService, registered in the etcd at ``endpoint``; returns its port."""
-    from soa.config import load_config
-    from soa.server import Server
+def register(endpoint, port):
+    """Put the server's registry value in etcd under a lease, from this process: the server
+    itself runs without registration, so that no etcd traffic shares its loop with the calls
+    measured. Returns a function that revokes the lease."""
+    from soa.config import EtcdConfig
+    from soa.registry.etcd import EtcdConnection
+    from soa.registry.instance import Instance, instance_key
 
-    root = Path(tempfile.mkdtemp(prefix="soa-bench-node-"))
-    (root / "soa.yaml").write_text(
-        f"etcd: {{endpoints: ['{endpoint}'], prefix: '{prefix}', lease_ttl: 10}}\n"
-        "services:\n"
-        "  bench:\n"
-        f"    idl: {IDL}\n"
-        "    service: BenchService\n"
-        "    handler: bench.server_bench:BenchHandler\n"
-        "    host: 127.0.0.1\n"
-        "    port: 0\n"
-    )
-    config = load_config(str(root / "soa.yaml"))
-    server = Server(config, config.service("bench")).start()
-    return server.address[1]
+    connection = EtcdConnection(EtcdConfig(endpoints=(endpoint,), prefix=PREFIX))
+    client = connection.client()
+    instance = Instance(service="bench", host=harness.HOST, port=port, theader=True)
+    lease = client.lease(600)
+    client.put(instance_key(PREFIX, instance), instance.encode(), lease=lease)
+
+    def revoke():
+        try:
+            client.revoke_lease(lease.id)
+        finally:
+            connection.close()
+
+    return revoke
 
 
 def _tool(name):
@@ -63,10 +67,10 @@ def run(args):
     subprocess.run([_tool("thrift"), "--gen", "js:node", "-out", str(gen), str(IDL)], check=True)
     etcd = EtcdProcess(work / "etcd")
     etcd.start()
-    server = None
+    server = unregister = None
     try:
-        server = harness.start_server("bench.plugin_node_bench:registered_server", etcd.endpoint,
-                                      PREFIX)
+        server = harness.start_server("bench.server_bench:soa_server")
+        unregister = register(etcd.endpoint, server.port)
         cmd = [_tool("node"), str(NODE_DIR / "bench" / "bench.js"), f"--gen={gen}",
                f"--port={server.port}", f"--etcd={etcd.endpoint}", f"--prefix={PREFIX}",
                f"--seconds={args.seconds}", f"--rounds={args.rounds}"]
@@ -79,6 +83,8 @@ def run(args):
             raise RuntimeError(f"bench.js failed: {err.strip()}")
         data = json.loads(out)
     finally:
+        if unregister is not None:
+            unregister()
         if server is not None:
             server.stop()
         etcd.stop()
@@ -91,6 +97,8 @@ def run(args):
                                 [_result(r) for r in data["raw"][c]], baseline=True))
         rows.append(harness.Row(group, f"soa plugin (node){theader}",
                                 [_result(r) for r in data["plugin"][c]]))
+        rows.append(harness.Row(group, "soa plugin (node), theader: false",
+                                [_result(r) for r in data["plain"][c]]))
     return rows
 
 

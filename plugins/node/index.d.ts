@@ -80,6 +80,10 @@ export interface ClientOptions {
   lateGrace?: number;
   /** The key of consistent_hash, from the call. */
   hashKey?: (method: string, args: unknown[]) => HashKey;
+  /** Calls in flight at once on one connection (pipelined); default 8. */
+  pipeline?: number;
+  /** false: plain Thrift even to THeader instances (no deadline or identity travels); default true. */
+  theader?: boolean;
   /** THeader `soa-caller`. */
   caller?: string;
   /** For instances with `tls: true`: PEM file paths (as soa.yaml's client.tls), and the name

@@ -4,7 +4,9 @@
  * one address, reused, concurrent calls pipelined on it) against the plugin (discovery through
  * etcd, balancing, pooling, retries, THeader when the server speaks it), on the same server,
  * alternating round by round in this one process. Prints one JSON line:
- * {"raw": {"1": [round...], "64": [...]}, "plugin": {...}}, each round {calls, seconds, p50_ms, p99_ms}.
+ * {"raw": {"1": [round...], "64": [...]}, "plugin": {...}, "plain": {...}}, each round
+ * {calls, seconds, p50_ms, p99_ms}; "plain" is the plugin with `theader: false` (plain Thrift
+ * to the same server), which tells the plugin's own cost from the server's THeader path.
  *
  *   node bench.js --gen DIR --port PORT --etcd HOST:PORT --prefix /p --seconds 1.2 --rounds 5
  */
@@ -61,24 +63,27 @@ async function main() {
   const plugin = await soa.connect('bench', Bench, {
     etcd: { endpoints: [values.etcd], prefix: values.prefix }, timeout: 30000, idempotent: ['ping'],
   });
-  plugin.source.on('change', (set) => process.stderr.write(`${new Date().toISOString()} set: ${set.map(soa.address)}\n`));
   for (const until = Date.now() + 15000; !plugin.source.instances.length;) { // registration is asynchronous
     if (Date.now() > until) throw new Error('the server never registered');
     await new Promise((r) => { setTimeout(r, 20); });
   }
-  const out = { raw: {}, plugin: {}, theader: plugin.source.instances.map((i) => i.theader) };
+  const plain = new soa.Client(plugin.source, Bench, { service: 'bench', timeout: 30000, idempotent: ['ping'], theader: false });
+  const out = { raw: {}, plugin: {}, plain: {}, theader: plugin.source.instances.map((i) => i.theader) };
   try {
     for (const c of values.concurrency.split(',').map(Number)) {
       out.raw[c] = [];
       out.plugin[c] = [];
+      out.plain[c] = [];
       for (let r = 0; r < Number(values.rounds); r += 1) {
         out.raw[c].push(await measure(raw.ping, c, seconds, warmup));
         out.plugin[c].push(await measure(() => plugin.call('ping'), c, seconds, warmup));
+        out.plain[c].push(await measure(() => plain.call('ping'), c, seconds, warmup));
       }
     }
     out.connections = plugin.stats();
   } finally {
     raw.close();
+    await plain.close();
     await plugin.close();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -38,6 +38,8 @@ const DEFAULTS = {
   retryBudget: 0.1,
   poolSize: 64,
   poolIdleTimeout: 60000,
+  pipeline: 8,
+  theader: true,
   idlMismatch: 'warn',
   ejectAfter: 3,
   ejectBase: 500,
@@ -82,7 +84,7 @@ class Client {
     if (!clientClass(ServiceClient)) throw new ConfigError('soa: expected the generated service module or its Client class');
     this.options = { ...DEFAULTS, ...options };
     const o = this.options;
-    for (const k of ['timeout', 'connectTimeout', 'poolSize', 'poolIdleTimeout', 'ejectAfter']) {
+    for (const k of ['timeout', 'connectTimeout', 'poolSize', 'pipeline', 'poolIdleTimeout', 'ejectAfter']) {
       if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new ConfigError(`soa: ${k}: expected a positive number, got ${JSON.stringify(o[k])}`);
     }
     this.source = source;
@@ -124,7 +126,8 @@ class Client {
    * be written again): the removed ones are held, and dropped one by one as probes fail.
    */
   update(instances, guard = true) {
-    const fresh = new Map(instances.map((i) => [address(i), i]));
+    const plain = this.options.theader === false;
+    const fresh = new Map(instances.map((i) => [address(i), plain && i.theader ? { ...i, theader: false } : i]));
     for (const addr of this.held.keys()) if (fresh.has(addr)) this.held.delete(addr); // back: the registry is right again
     const registered = this.known.size - this.held.size;
     const removed = [...this.known.keys()].filter((a) => !fresh.has(a) && !this.held.has(a));
@@ -268,7 +271,7 @@ class Client {
     if (!pool) {
       const o = this.options;
       pool = new Pool(instance, {
-        size: o.poolSize, idleTimeout: o.poolIdleTimeout, connectTimeout: o.connectTimeout, tls: this.tls, ServiceClient: this.ServiceClient,
+        size: o.poolSize, pipeline: o.pipeline, idleTimeout: o.poolIdleTimeout, connectTimeout: o.connectTimeout, tls: this.tls, ServiceClient: this.ServiceClient,
       });
       this.pools.set(addr, pool);
     }
@@ -284,7 +287,9 @@ class Client {
       conn = pool.take() || await pool.acquire(deadline);
       const headers = instance.theader ? this.headers(instance) : null;
       const wait = instance.theader ? deadline + this.options.lateGrace : deadline;
-      const result = await conn.call(method, args, headers, wait, deadline);
+      const pending = conn.call(method, args, headers, wait, deadline);
+      conn = null;
+      const result = await pending;
       this.succeeded(addr);
       this.lastInstance = instance;
       return result;
@@ -295,7 +300,7 @@ class Client {
       throw e;
     } finally {
       this.inflight.set(addr, this.inflight.get(addr) - 1);
-      if (conn) pool.release(conn);
+      if (conn) { conn.reserved -= 1; pool.wake(); } // reserved, never used
     }
   }
 
@@ -356,7 +361,7 @@ class Client {
   /** Connections opened so far, per address (what the pools did; for tests and metrics). */
   stats() {
     const out = {};
-    for (const [addr, pool] of this.pools) out[addr] = { opened: pool.opened, open: pool.count, idle: pool.idle.length };
+    for (const [addr, pool] of this.pools) out[addr] = { opened: pool.opened, open: pool.conns.length, idle: pool.conns.filter((c) => c.inflight.size === 0).length };
     return out;
   }
 

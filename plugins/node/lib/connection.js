@@ -1,14 +1,17 @@
 'use strict';
 /**
- * One connection to one instance, carrying one call at a time, in the instance's format: plain
+ * One connection to one instance, carrying calls in the instance's format: plain
  * Thrift (its `protocol`, `buffered` or `framed`), or THeader frames for instances with
  * `theader: true`, with per-call info headers (SCHEMA.md "Call metadata"). TLS when the
  * instance says `tls: true`.
  *
  * Calls go through the Apache-generated client's `send_<method>` / `recv_<method>`, so replies
  * are decoded by the generated code and IDL exceptions come back as their own classes.
- * A connection that saw any transport error, a timeout or a malformed reply is `broken` and is
- * never used again (the pool drops it).
+ * Several calls may be in flight on one connection (pipelined, as Apache's own Node client does);
+ * replies are matched to calls by sequence id. A connection that saw a transport error or a
+ * malformed reply is `broken`: every call in flight on it fails (TransportError, sent) and it is
+ * never used again. One whose call timed out is `draining`: it takes no new calls, the late
+ * reply is read and dropped, and it closes once its other calls are done.
  */
 
 const net = require('node:net');
@@ -84,53 +87,67 @@ class Connection {
     this.Protocol = PROTOCOLS[instance.protocol];
     this.client = new (clientClass(ServiceClient))(new Output((payload, seqid) => this.write(payload, seqid)), this.Protocol);
     this.broken = false;
-    this.pending = null; // the call in flight: {resolve, reject, timer, method, headers, deadline}
+    this.draining = false;
+    this.inflight = new Map(); // seqid -> call
+    this.writing = null; // the call whose request is being written
+    this.reserved = 0; // slots the pool handed out for calls about to start
     this.inbox = [];
-    this.inboxBytes = 0;
     this.calls = 0;
     this.idleSince = performance.now();
+    this.onIdle = null; // set by the pool: called when the last call in flight ends
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.onData(chunk));
     socket.on('error', (e) => this.fail(e));
     socket.on('close', () => this.fail(new Error('closed by the server')));
   }
 
+  /** Whether it can take another call. */
+  get usable() {
+    return !this.broken && !this.draining;
+  }
+
   /**
    * Sends `method(...args)` and resolves to its result. `headers` (THeader info keys; ignored on
    * plain connections) are written with the frame, with `deadline` (performance.now() ms) as
    * `soa-deadline-ms`; the answer is awaited until `wait` (the deadline, plus a grace on THeader
-   * connections so that the server's own `late` refusal can arrive). Rejects with the IDL's exceptions or a
-   * TApplicationException (answers), DeadlineExceeded, WrongTarget or TransportError.
+   * connections so that the server's own `late` refusal can arrive). Rejects with the IDL's
+   * exceptions or a TApplicationException (answers), DeadlineExceeded, WrongTarget or
+   * TransportError.
    */
   call(method, args, headers, wait, deadline = wait) {
-    if (this.broken || this.pending) throw new Error('soa: internal: connection not idle');
+    if (this.reserved > 0) this.reserved -= 1;
     const send = this.client[`send_${method}`];
     if (typeof send !== 'function') return Promise.reject(new TypeError(`soa: the generated client has no method ${method}`));
+    if (!this.usable) return Promise.reject(new TransportError(`soa: connection to ${this.address} is closed`, { address: this.address, sent: false }));
     this.calls += 1;
     return new Promise((resolve, reject) => {
-      const left = wait - performance.now();
-      const call = { resolve, reject, method, headers, deadline, oneway: typeof this.client[`recv_${method}`] !== 'function', sent: false };
-      call.timer = setTimeout(() => {
-        this.kill(new DeadlineExceeded(`soa: ${method} on ${this.address}: no answer within the deadline`, { address: this.address, sent: call.sent }));
-      }, Math.max(0, left));
-      this.pending = call;
       this.client._seqid = (this.client._seqid + 1) | 0;
+      const seqid = this.client._seqid;
+      const call = {
+        resolve, reject, method, headers, deadline, seqid, sent: false, oneway: typeof this.client[`recv_${method}`] !== 'function',
+      };
+      this.writing = call;
       try {
         send.apply(this.client, args);
       } catch (e) { // bad arguments: the generated code could not write them; nothing was sent
-        clearTimeout(call.timer);
-        this.pending = null;
+        this.writing = null;
         this.client.output.parts = [];
-        if (call.sent) this.kill(e);
         reject(e);
         return;
       }
-      if (call.oneway && this.pending === call) this.settle(null, undefined);
+      this.writing = null;
+      if (call.oneway) {
+        resolve(undefined);
+        if (this.onIdle) this.onIdle(this);
+        return;
+      }
+      call.timer = setTimeout(() => this.expire(call), Math.max(0, wait - performance.now()));
+      this.inflight.set(seqid, call);
     });
   }
 
   write(payload, seqid) {
-    const call = this.pending;
+    const call = this.writing;
     let frame = payload;
     if (this.format === 'theader') {
       const headers = { ...call.headers, 'soa-deadline-ms': String(Math.max(1, Math.floor(call.deadline - performance.now()))) };
@@ -144,66 +161,73 @@ class Connection {
     this.socket.write(frame);
   }
 
+  /** A call's deadline passed: it fails, and the connection takes no new calls. */
+  expire(call) {
+    if (this.inflight.get(call.seqid) !== call) return;
+    call.reject(new DeadlineExceeded(`soa: ${call.method} on ${this.address}: no answer within the deadline`, { address: this.address, sent: true }));
+    call.resolve = null; // its reply, if it comes, is read and dropped
+    this.draining = true;
+    this.ended(call, false);
+  }
+
   onData(chunk) {
     this.inbox.push(chunk);
-    this.inboxBytes += chunk.length;
-    if (!this.pending) {
-      this.fail(new Error('data with no call in flight'));
-      return;
-    }
     try {
       this.parse();
     } catch (e) {
-      this.kill(new TransportError(`soa: bad reply from ${this.address}: ${oneLine(e)}`, { address: this.address, sent: true, cause: e }));
+      this.fail(new TransportError(`soa: bad reply from ${this.address}: ${oneLine(e)}`, { address: this.address, sent: true, cause: e }));
     }
   }
 
   parse() {
-    const buf = this.inbox.length === 1 ? this.inbox[0] : Buffer.concat(this.inbox);
-    this.inbox = [buf];
-    if (this.format === 'buffered') {
-      const done = this.dispatch(buf, this.Protocol, {});
-      if (done) this.consume(buf.length);
-      return;
-    }
-    if (buf.length < 4) return;
-    const length = buf.readUInt32BE(0);
-    if (length > MAX_FRAME) throw new Error(`frame of ${length} bytes`);
-    if (buf.length < 4 + length) return;
-    if (buf.length > 4 + length) throw new Error('more than one reply');
-    const frame = buf.subarray(4, 4 + length);
-    if (this.format === 'framed') {
-      if (!this.dispatch(frame, this.Protocol, {})) throw new Error('truncated message in frame');
-    } else {
-      const { protocolId, headers, payload } = theader.decode(frame);
+    let buf = this.inbox.length === 1 ? this.inbox[0] : Buffer.concat(this.inbox);
+    this.inbox = [];
+    while (buf.length && !this.broken) {
+      if (this.format === 'buffered') {
+        const input = new thrift.TFramedTransport(buf);
+        if (!this.dispatch(new this.Protocol(input), null)) break;
+        buf = buf.subarray(input.readPos);
+        continue;
+      }
+      if (buf.length < 4) break;
+      const length = buf.readUInt32BE(0);
+      if (length > MAX_FRAME) throw new Error(`frame of ${length} bytes`);
+      if (buf.length < 4 + length) break;
+      const frame = buf.subarray(4, 4 + length);
+      buf = buf.subarray(4 + length);
+      if (this.format === 'framed') {
+        if (!this.dispatch(new this.Protocol(new thrift.TFramedTransport(frame)), null)) throw new Error('truncated message in frame');
+        continue;
+      }
+      const { seqid, protocolId, headers, payload } = theader.decode(frame);
+      const call = this.inflight.get(seqid);
       const error = headers['soa-error'];
-      if (error === 'late') {
-        this.settle(new DeadlineExceeded(`soa: ${this.pending.method}: ${this.address} refused it: the deadline had passed on arrival`, { address: this.address, sent: false, late: true }));
-      } else if (error === 'wrong-target') {
-        this.settle(new WrongTarget(this.address));
-      } else if (!this.dispatch(payload, PROTOCOL_BY_ID[protocolId], headers)) {
+      if (error === 'late' || error === 'wrong-target') {
+        if (!call) throw new Error(`a reply to no call (seqid ${seqid})`);
+        this.finish(call, error === 'late'
+          ? new DeadlineExceeded(`soa: ${call.method}: ${this.address} refused it: the deadline had passed on arrival`, { address: this.address, sent: false, late: true })
+          : new WrongTarget(this.address));
+      } else if (!this.dispatch(new PROTOCOL_BY_ID[protocolId](new thrift.TFramedTransport(payload)), seqid)) {
         throw new Error('truncated message in frame');
       }
     }
-    this.consume(buf.length);
+    if (buf.length && !this.broken) this.inbox = [buf];
   }
 
-  consume() {
-    this.inbox = [];
-    this.inboxBytes = 0;
-  }
-
-  /** Decodes one reply message from `buf`; false when `buf` holds only part of it. */
-  dispatch(buf, Protocol) {
-    const input = new Protocol(new thrift.TFramedTransport(buf));
-    const call = this.pending;
+  /**
+   * Decodes one reply message from `input` and settles its call; false when the bytes hold only
+   * part of it. A reply to a call that timed out is read and dropped.
+   */
+  dispatch(input, frameSeqid) {
     let outcome = null;
+    let call;
     try {
-      const { fname, mtype } = input.readMessageBegin();
+      const { fname, mtype, rseqid } = input.readMessageBegin();
+      call = this.inflight.get(frameSeqid === null ? rseqid : frameSeqid);
+      if (!call) throw new Error(`a reply to no call (seqid ${rseqid})`);
       if (fname !== call.method) throw new Error(`reply to ${fname}, expected ${call.method}`);
-      const recv = this.client[`recv_${fname}`];
       this.client._reqs[0] = (err, result) => { outcome = { err, result }; };
-      recv.call(this.client, input, mtype, 0);
+      this.client[`recv_${fname}`](input, mtype, 0);
     } catch (e) {
       delete this.client._reqs[0];
       if (e instanceof thrift.InputBufferUnderrunError) return false;
@@ -212,42 +236,49 @@ class Connection {
     if (outcome === null) throw new Error('the generated client did not answer');
     let { err } = outcome;
     if (typeof err === 'string') err = new thrift.Thrift.TApplicationException(thrift.Thrift.TApplicationExceptionType.MISSING_RESULT, err);
-    this.settle(err || null, outcome.result);
+    if (err) this.finish(call, err); else this.finish(call, null, outcome.result);
     return true;
   }
 
-  settle(err, result) {
-    const call = this.pending;
-    if (!call) return;
-    this.pending = null;
+  finish(call, err, result) {
+    if (call.resolve) { // not timed out
+      if (err) call.reject(err); else call.resolve(result);
+    }
+    this.ended(call, true);
+  }
+
+  ended(call, answered) {
     clearTimeout(call.timer);
-    this.idleSince = performance.now();
-    if (err) call.reject(err); else call.resolve(result);
+    if (answered || !this.draining) this.inflight.delete(call.seqid);
+    else call.timer = null; // expired: kept until its reply comes, so the reply can be matched
+    if (this.inflight.size === 0 || (this.draining && [...this.inflight.values()].every((c) => !c.resolve))) {
+      this.idleSince = performance.now();
+      if (this.draining && this.reserved === 0) this.close();
+    }
+    if (this.onIdle) this.onIdle(this);
   }
 
-  /** The connection broke: reject the call in flight (if any) and never use it again. */
+  /** The connection broke: every call in flight fails, and it is never used again. */
   fail(cause) {
-    const call = this.pending;
-    const error = cause instanceof Error && (cause.name === 'TransportError' || cause.name === 'DeadlineExceeded')
-      ? cause
-      : new TransportError(`soa: connection to ${this.address} broke: ${oneLine(cause)}`, { address: this.address, sent: call ? call.sent : false, cause });
-    this.kill(error);
-  }
-
-  kill(error) {
-    const call = this.pending;
+    if (this.broken) return;
     this.broken = true;
     this.socket.destroy();
-    if (call) {
-      this.pending = null;
+    const calls = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const call of calls) {
       clearTimeout(call.timer);
-      call.reject(error);
+      if (call.resolve) {
+        const error = cause instanceof TransportError ? cause
+          : new TransportError(`soa: connection to ${this.address} broke: ${oneLine(cause)}`, { address: this.address, sent: call.sent, cause });
+        call.reject(error);
+      }
     }
+    if (this.onIdle) this.onIdle(this);
   }
 
   close() {
-    this.broken = true;
-    this.socket.destroy();
+    if (this.broken) return;
+    this.fail(new TransportError(`soa: connection to ${this.address} closed`, { address: this.address, sent: true }));
   }
 }
 

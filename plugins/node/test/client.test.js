@@ -270,3 +270,22 @@ test('a mass removal is held until probes fail; ejected instances come back thro
     await b.close();
   }
 });
+
+test('calls are pipelined on a connection; a timed-out one does not fail the others', async () => {
+  const server = await h.plainServer();
+  const c = client([server.instance], { poolSize: 1, pipeline: 4, idempotent: [] });
+  try {
+    const echoes = Array.from({ length: 12 }, (_, i) => c.invoke('echo', [`e${i}`], { timeout: 3000 }));
+    assert.deepEqual(await Promise.all(echoes), Array.from({ length: 12 }, (_, i) => `e${i}`));
+    assert.equal(server.connections, 1);
+    const slow = c.invoke('slow', [300], { timeout: 50 });
+    const behind = c.invoke('echo', ['behind'], { timeout: 3000 }); // same connection, after slow
+    await assert.rejects(slow, soa.DeadlineExceeded);
+    assert.equal(await behind, 'behind');
+    assert.equal(await c.call('echo', 'next'), 'next'); // the timed-out connection is not reused
+    assert.equal(server.connections, 2);
+  } finally {
+    await c.close();
+    await server.close();
+  }
+});
