@@ -93,29 +93,43 @@ class _Wire:
         pass
 
 
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4
+_PLAIN_REPLY = {pid: theader.header_block(pid, 0, b"") for pid in theader.PROTOCOL_NAMES}
+
+
 class _HeaderWire:
     """The socket as THeader frames: ``write`` collects a request, ``flush`` frames it with the
     call's metadata; ``read`` returns reply payload bytes, frame by frame, keeping each reply's
     headers in ``reply_headers``.
 
-    The identity headers are encoded once per connection; per call only the deadline is.
+    The identity headers are encoded once per connection; per call only the deadline's digits
+    are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
     """
 
-    __slots__ = ("_out", "_pairs", "_protocol_id", "_recv", "_send", "_sendall", "deadline",
-                 "left", "reply_headers", "seqid")
+    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_plain", "_protocol_id", "_recv",
+                 "_send", "_sendall", "_static", "deadline", "reply_headers", "seqid")
 
     def __init__(self, sock, protocol, service, instance_id):
         self._recv = sock.recv
         self._send, self._sendall = sock.send, sock.sendall
-        self._protocol_id = theader.PROTOCOL_IDS[protocol]
+        protocol_id = self._protocol_id = theader.PROTOCOL_IDS[protocol]
         pairs = [(theader.SERVICE, service)]
         if instance_id:
             pairs.append((theader.INSTANCE, instance_id))
-        self._pairs = (len(pairs) + 1, theader.encode_pairs(pairs))
+        encoded = theader.encode_pairs(pairs)
+        # Per call only the deadline's digits change: the block up to them is built here
+        # (protocol id, no transforms, one key-value info block of len(pairs) + 1 pairs, the
+        # identity pairs, the deadline's key); a block without a deadline is built whole.
+        self._plain = theader.header_block(protocol_id, len(pairs), encoded)
+        deadline_key = theader.encode_pairs(((theader.DEADLINE, ""),))[:-1]
+        self._static = bytes((protocol_id, 0, theader.INFO_KEYVALUE, len(pairs) + 1)) + \
+            encoded + deadline_key
+        self._fixed = theader.HEAD
         self._out = []
+        self._buf = b""
+        self._payload = b""
         self.deadline = None
         self.seqid = 0
-        self.left = 0
         self.reply_headers = None
 
     def write(self, data):
@@ -124,48 +138,82 @@ class _HeaderWire:
     def flush(self):
         payload = b"".join(self._out)
         self._out.clear()
-        count, encoded = self._pairs
-        ms = int((self.deadline - _monotonic()) * 1000) if self.deadline is not None else 0
-        if self.deadline is None:
-            count -= 1
+        deadline = self.deadline
+        if deadline is None:
+            block = self._plain
         else:
-            encoded += theader.encode_pairs(((theader.DEADLINE, str(ms if ms > 1 else 1)),))
-        block = theader.header_block(self._protocol_id, count, encoded)
-        data = theader.frame_prefix(self.seqid, block, len(payload)) + payload
+            ms = int((deadline - _monotonic()) * 1000)
+            digits = str(ms if ms > 1 else 1).encode()
+            block = self._static + bytes((len(digits),)) + digits
+            block += _PADDING[len(block) & 3]
+        data = self._fixed.pack(theader.FIXED_SIZE + len(block) + len(payload), theader.MAGIC,
+                                0, self.seqid, len(block) >> 2) + block + payload
         sent = self._send(data)
         if sent != len(data):
             self._sendall(memoryview(data)[sent:])
 
-    def _exact(self, n):
-        data = b""
-        while len(data) < n:
-            more = self._recv(n - len(data))
-            if not more:
-                raise TTransportException(TTransportException.END_OF_FILE,
-                                          "connection closed inside a THeader reply")
-            data += more
+    def _frame(self):
+        """Read one whole reply frame; keep its headers and payload."""
+        buf = self._buf
+        while len(buf) < theader.HEAD_SIZE:
+            buf += self._more()
+        size, magic, _flags, _seqid, words = theader.HEAD.unpack_from(buf)
+        if magic != theader.MAGIC or size <= theader.FIXED_SIZE:
+            raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, {size} bytes)")
+        end = 4 + size
+        while len(buf) < end:
+            buf += self._more()
+        start = theader.HEAD_SIZE + 4 * words
+        if start >= end:
+            raise theader.HeaderError("a THeader reply whose header fills the frame")
+        block = buf[theader.HEAD_SIZE:start]
+        if block and block == _PLAIN_REPLY.get(block[0]):
+            self.reply_headers = None
+        else:
+            self.reply_headers = theader.parse_block(block)[1] or None
+        self._payload = buf[start:end]
+        self._buf = buf[end:]
+
+    def _more(self):
+        data = self._recv(65536)
+        if not data:
+            raise TTransportException(TTransportException.END_OF_FILE,
+                                      "connection closed inside a THeader reply")
         return data
 
     def read(self, n):
-        if self.left == 0:
-            (size,) = theader.LENGTH.unpack(self._exact(4))
-            if size <= theader.FIXED_SIZE:
-                raise theader.HeaderError(f"a THeader reply of {size} bytes")
-            _, header_size = theader.parse_fixed(self._exact(theader.FIXED_SIZE))
-            if header_size >= size - theader.FIXED_SIZE:
-                raise theader.HeaderError("a THeader reply whose header fills the frame")
-            _, headers = theader.parse_block(self._exact(header_size))
-            self.reply_headers = headers or None
-            self.left = size - theader.FIXED_SIZE - header_size
-        data = self._recv(min(n, self.left))
-        self.left -= len(data)
-        return data
+        if not self._payload:
+            self._frame()
+        payload = self._payload
+        if n >= len(payload):
+            self._payload = b""
+            return payload
+        self._payload = payload[n:]
+        return payload[:n]
 
     def is_open(self):
         return True
 
     def close(self):
         pass
+
+
+def _tls_handshake(sock, instance, tls):
+    """The socket after a verified TLS handshake; ``ConnectError`` (not sent) in one line."""
+    from soa.tls import context_for, describe
+
+    server_name = (tls.server_name if tls is not None else None) or instance.host
+    try:
+        return context_for(tls).wrap_socket(sock, server_hostname=server_name)
+    except TimeoutError as e:
+        sock.close()
+        raise ConnectError("TLS handshake timed out", address=instance.address) from e
+    except OSError as e:
+        sock.close()
+        reason = describe(e)
+        if "eof" in reason.lower() or isinstance(e, ConnectionError):
+            reason = "the server closed the connection (is it serving TLS?)"
+        raise ConnectError(f"TLS handshake failed: {reason}", address=instance.address) from e
 
 
 class Connection:
@@ -189,7 +237,9 @@ class Connection:
         self.timeout = -1.0  # the socket's timeout as last set (seconds)
 
     @classmethod
-    def open(cls, instance, connect_timeout):
+    def open(cls, instance, connect_timeout, tls=None):
+        """Dial ``instance``; with TLS when its registry value says ``tls`` (``tls`` is the
+        client's ``ClientTls``: CA, certificate, server name)."""
         address = instance.address
         try:
             sock = socket.create_connection((instance.host, instance.port), timeout=connect_timeout)
@@ -199,6 +249,8 @@ class Connection:
         except OSError as e:
             raise ConnectError(f"connect failed: {e.strerror or e}", address=address) from e
         sock.setsockopt(std_socket.IPPROTO_TCP, std_socket.TCP_NODELAY, 1)
+        if instance.tls:
+            sock = _tls_handshake(sock, instance, tls)
         header = (instance.service, instance.id) if instance.theader else None
         return cls(address, sock, instance.protocol, instance.transport, header)
 
@@ -270,6 +322,11 @@ class Connection:
                              ) from e
         except (OSError, TTransportException) as e:
             self.broken = True
+            if "ALERT" in (getattr(e, "reason", None) or ""):  # a TLS alert: nothing was served
+                from soa.tls import describe
+
+                raise TransportError(f"the server refused the TLS session: {describe(e)}",
+                                     address=self.address, sent=False) from e
             raise TransportError(f"connection lost during the call: {e}", address=self.address
                                  ) from e
         except Exception as e:  # the protocol could not decode the reply
