@@ -21,6 +21,8 @@ use Soa\Cache\NoCache;
  * - stale_ttl (seconds a listing may serve while etcd is unreachable, 30.0; at least cache_ttl);
  * - cache: 'auto' (APCu if enabled, else a file), 'apcu', 'file', 'none', or a Cache\Cache;
  * - cache_dir: the file cache's private folder (default {sys_get_temp_dir()}/soa-php-{uid});
+ * - cluster: names the etcd cluster in cache keys (default: the endpoints, joined); registries
+ *   that reach one cluster through different endpoint lists share a cache when they share it;
  * - logger: a callable taking one message (default error_log).
  *
  * Not for concurrent use from several threads (PHP runs one request per process).
@@ -49,7 +51,8 @@ final class Registry
             error_log($message);
         };
         $this->cache = self::cache($options['cache'] ?? 'auto', $options['cache_dir'] ?? null, $this->logger);
-        $this->scope = implode(',', $endpoints) . '|' . $this->prefix . '|' . ($options['user'] ?? '');
+        $cluster = $options['cluster'] ?? implode(',', $endpoints);
+        $this->scope = $cluster . '|' . $this->prefix . '|' . ($options['user'] ?? '');
     }
 
     public function prefix(): string

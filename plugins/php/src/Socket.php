@@ -75,6 +75,9 @@ final class Socket extends TSocket
         }
         $this->handle_ = $handle;
         stream_set_blocking($handle, true);
+        // No PHP read buffer: with one, fread() after stream_select() copies what is buffered
+        // and then blocks for more; the transports above buffer anyway.
+        stream_set_read_buffer($handle, 0);
         if ($again && $this->isStale()) { // a persistent stream the server closed, or holding junk
             $this->close();
             $this->connect(false);

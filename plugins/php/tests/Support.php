@@ -50,8 +50,8 @@ final class Support
     }
 
     /**
-     * A forked child that accepts connections on a fresh port and runs $serve($conn) for each,
-     * one at a time; returns [port, stop]. stop() kills and reaps it.
+     * A forked server on a fresh port: each accepted connection is served by $serve($conn,
+     * $port) in a process of its own. Returns [port, stop]; stop() kills the whole group.
      */
     public static function fork(callable $serve): array
     {
@@ -59,15 +59,28 @@ final class Support
         $port = self::portOf($server);
         $pid = pcntl_fork();
         if ($pid === 0) {
-            while ($conn = @stream_socket_accept($server, 30)) {
-                $serve($conn);
-                @fclose($conn);
+            posix_setpgid(0, 0);
+            while (true) {
+                $conn = @stream_socket_accept($server, 60);
+                if ($conn === false) {
+                    break;
+                }
+                if (pcntl_fork() === 0) {
+                    fclose($server);
+                    $serve($conn, $port);
+                    @fclose($conn);
+                    posix_kill(posix_getpid(), SIGKILL); // no shutdown functions of PHPUnit's
+                }
+                fclose($conn);
+                while (pcntl_waitpid(-1, $status, WNOHANG) > 0) {
+                }
             }
-            exit(0);
+            posix_kill(posix_getpid(), SIGKILL);
         }
+        @posix_setpgid($pid, $pid); // in both, so stop() works whoever runs first
         fclose($server);
         return [$port, static function () use ($pid): void {
-            posix_kill($pid, SIGKILL);
+            posix_kill(-$pid, SIGKILL);
             pcntl_waitpid($pid, $status);
         }];
     }
