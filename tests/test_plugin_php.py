@@ -1,0 +1,209 @@
+"""The PHP plugin (plugins/php): its PHPUnit suite, then the plugin live against a real etcd and
+real soa servers of the echo service (tests/fixtures/echo.thrift), driven by
+plugins/php/tests/live/drive.php (one JSON summary line per run).
+
+Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP, Apache
+Thrift's PHP library, PHPUnit and APCu. APCu needs apc.enable_cli=1 on the command line (it is a
+php.ini-level setting). The Thrift code the programs use is generated into each test's tmp dir.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.server_support import echo_config
+from soa.balancer.consistent_hash import ConsistentHashPicker
+from soa.etcd_server import EtcdProcess, free_port
+from soa.registry.instance import Instance
+from soa.testing.poll import wait_until
+from soa.testing.processes import ServiceProcess, write_config
+from soa.testing.tools import require_tool as tool
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "plugins" / "php"
+DRIVE = PLUGIN / "tests" / "live" / "drive.php"
+WEB = PLUGIN / "tests" / "live" / "web.php"
+ECHO_IDL = ROOT / "tests" / "fixtures" / "echo.thrift"
+CATALOG_IDL = ROOT / "idl" / "catalog.thrift"
+
+
+def php_cmd(*args):
+    return [tool("php"), "-d", "apc.enable_cli=1", *[str(a) for a in args]]
+
+
+def run(cmd, cwd=ROOT, timeout=60, env=None):
+    """Run ``cmd``; fail with its output when it exits non-zero. Returns stdout."""
+    full_env = dict(os.environ, **(env or {}))
+    try:
+        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{cmd} timed out after {timeout}s:\n{e.stdout}\n{e.stderr}")
+    if proc.returncode != 0:
+        pytest.fail(f"{cmd} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def thrift_gen(idl, out):
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run([tool("thrift"), "-r", "--gen", "php", "-out", out, idl], timeout=60)
+    return out
+
+
+@pytest.fixture(scope="module")
+def echo_gen(tmp_path_factory):
+    return thrift_gen(ECHO_IDL, tmp_path_factory.mktemp("gen-php-echo"))
+
+
+class LoggedServiceProcess(ServiceProcess):
+    """``soa -v serve``: the access log (one line per call, with the caller's address) is on."""
+
+    def command(self):
+        cmd = super().command()
+        return cmd[:3] + ["-v"] + cmd[3:]
+
+    def peers(self):
+        """The distinct client addresses (host:port) of the calls this server logged."""
+        return set(re.findall(r"peer=(\S+)", self.output()))
+
+
+class EchoFleet:
+    """Echo instances of one registry prefix, each in its own config root."""
+
+    def __init__(self, tmp_path, etcd_config, lease_ttl=2):
+        self.tmp_path = tmp_path
+        self.etcd_config = etcd_config
+        self.lease_ttl = lease_ttl
+        self.processes = {}
+
+    def add(self, name, logged=False, **service):
+        root = self.tmp_path / f"echo-{name}"
+        root.mkdir()
+        path = echo_config(root, self.etcd_config, **service)
+        if self.lease_ttl != 2:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(text.replace("lease_ttl: 2", f"lease_ttl: {self.lease_ttl}"),
+                            encoding="utf-8")
+        cls = LoggedServiceProcess if logged else ServiceProcess
+        self.processes[name] = process = cls(path, "echo")
+        process.start(30)  # one at a time: a fork while gRPC polls etcd can crash the child
+        return process
+
+    def address(self, name):
+        return self.processes[name].address
+
+    def stop(self):
+        for process in self.processes.values():
+            process.stop(timeout=5)
+
+
+@pytest.fixture
+def fleet(tmp_path, etcd_config):
+    made = EchoFleet(tmp_path, etcd_config)
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def drive(echo_gen, etcd_config, *args, timeout=60, endpoints=None):
+    endpoints = endpoints or ",".join(etcd_config.endpoints)
+    out = run(php_cmd(DRIVE, f"--gen={echo_gen}", f"--etcd={endpoints}",
+                      f"--prefix={etcd_config.prefix}", *args), timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def start_drive(echo_gen, etcd_config, *args, endpoints=None):
+    endpoints = endpoints or ",".join(etcd_config.endpoints)
+    cmd = php_cmd(DRIVE, f"--gen={echo_gen}", f"--etcd={endpoints}",
+                  f"--prefix={etcd_config.prefix}", *args)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+
+
+def finish(proc, timeout=60):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the driver did not finish in {timeout}s: {out}\n{err}")
+    assert proc.returncode == 0, f"{out}\n{err}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- the PHPUnit suite: vectors (registry and hash), balancers, caches, registry, client ------
+
+
+def test_phpunit(etcd_config):
+    """PHPUnit 9.6 from Debian over plugins/php/tests, with the session's real etcd."""
+    out = run(php_cmd(tool("phpunit"), "--colors=never"), cwd=PLUGIN, timeout=240,
+              env={"SOA_TEST_ETCD": etcd_config.endpoints[0],
+                   "SOA_TEST_PREFIX": etcd_config.prefix})
+    assert re.search(r"^OK \(\d+ tests", out, re.M), out
+    assert int(re.search(r"OK \((\d+) tests", out).group(1)) >= 80, out
+
+
+def test_composer_json_is_valid_and_maps_soa_to_src():
+    """composer.json without Composer (no network): its PSR-4 map matches the files, and every
+    class under src/ sits where PSR-4 expects it."""
+    data = json.loads((PLUGIN / "composer.json").read_text(encoding="utf-8"))
+    assert data["autoload"]["psr-4"] == {"Soa\\": "src/"}
+    assert data["name"] == "soa/soa-client"
+    assert "apache/thrift" in data["require"]
+    for path in (PLUGIN / "src").rglob("*.php"):
+        if path.name == "autoload.php":
+            continue
+        text = path.read_text(encoding="utf-8")
+        namespace = re.search(r"^namespace ([\w\\]+);", text, re.M).group(1)
+        declared = re.search(r"^(?:final |abstract )?(?:class|interface) (\w+)", text, re.M)
+        rel = path.relative_to(PLUGIN / "src").with_suffix("")
+        expected = "Soa\\" + str(rel).replace("/", "\\")
+        assert f"{namespace}\\{declared.group(1)}" == expected, path
+
+
+# --- live: real etcd, real soa servers -------------------------------------------------------
+
+
+def test_spread_per_balancer(fleet, echo_gen, etcd_config):
+    """Each balancer spreads calls as registry/BALANCING.md promises; the consistent-hash ring
+    maps each key to the instance Python's ring gives."""
+    fleet.add("a", weight=100)
+    fleet.add("b", weight=100)
+    fleet.add("c", weight=200)
+    a, b, c = (fleet.address(n) for n in "abc")
+
+    rr = drive(echo_gen, etcd_config, "--balancer=round_robin", "--calls=30")
+    assert rr["failed"] == 0, rr
+    assert rr["served"] == {a: 10, b: 10, c: 10}, rr
+
+    wrr = drive(echo_gen, etcd_config, "--balancer=weighted_round_robin", "--calls=40")
+    assert wrr["served"] == {a: 10, b: 10, c: 20}, wrr
+
+    wr = drive(echo_gen, etcd_config, "--balancer=weighted_random", "--calls=400")
+    assert wr["failed"] == 0 and sum(wr["served"].values()) == 400, wr
+    assert 140 <= wr["served"][c] <= 260, wr  # expected 200
+    assert 50 <= wr["served"][a] <= 150, wr  # expected 100
+
+    p2c = drive(echo_gen, etcd_config, "--balancer=least_inflight", "--calls=300")
+    assert p2c["failed"] == 0 and set(p2c["served"]) == {a, b, c}, p2c
+    assert all(60 <= n <= 140 for n in p2c["served"].values()), p2c  # uniform: weights unused
+
+    ch = drive(echo_gen, etcd_config, "--balancer=consistent_hash", "--keys=60")
+    assert ch["failed"] == 0, ch
+    instances = tuple(sorted((Instance("echo", "127.0.0.1", int(addr.rsplit(":", 1)[1]), weight=w)
+                              for addr, w in ((a, 100), (b, 100), (c, 200))),
+                             key=lambda i: i.address))
+    python_ring = ConsistentHashPicker(instances, key=lambda call: call)  # the call is the key
+    assert ch["keys"] == {k: python_ring.pick(k).address for k in ch["keys"]}
+    again = drive(echo_gen, etcd_config, "--balancer=consistent_hash", "--keys=60")
+    assert again["keys"] == ch["keys"], "the same key went elsewhere in another process"
+    assert len(set(ch["keys"].values())) == 3, ch
