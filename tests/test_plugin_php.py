@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.server_support import client as raw_client
 from fixtures.server_support import echo_config
+from soa import idl
 from soa.balancer.consistent_hash import ConsistentHashPicker
 from soa.etcd_server import EtcdProcess, free_port
 from soa.registry.instance import Instance
@@ -114,6 +116,15 @@ def fleet(tmp_path, etcd_config):
         made.stop()
 
 
+def call_count(process):
+    """The echo calls ``process`` has executed (its handler counts them), asked directly."""
+    c = raw_client(idl.load(ECHO_IDL), process.port)
+    try:
+        return c.call_count()
+    finally:
+        c.close()
+
+
 def drive(echo_gen, etcd_config, *args, timeout=60, endpoints=None):
     endpoints = endpoints or ",".join(etcd_config.endpoints)
     out = run(php_cmd(DRIVE, f"--gen={echo_gen}", f"--etcd={endpoints}",
@@ -207,3 +218,84 @@ def test_spread_per_balancer(fleet, echo_gen, etcd_config):
     again = drive(echo_gen, etcd_config, "--balancer=consistent_hash", "--keys=60")
     assert again["keys"] == ch["keys"], "the same key went elsewhere in another process"
     assert len(set(ch["keys"].values())) == 3, ch
+
+
+def test_kill_9_of_one_of_three_under_load_fails_no_idempotent_call(fleet, echo_gen, etcd_config):
+    """Three drivers call without pause while one of three instances dies by SIGKILL: its key
+    stays until the lease expires, so drivers meet refused connects and the calls whose
+    connection died mid-call; all of them are retried elsewhere."""
+    for name in "abc":
+        fleet.add(name)
+    drivers = [start_drive(echo_gen, etcd_config, "--duration=3.5", "--idempotent",
+                           "--cache-ttl=0.5", "--timeout-ms=1000") for _ in range(3)]
+    victim = fleet.processes["b"]
+    wait_until(lambda: call_count(victim) > 30, timeout=10, message="load on b")
+    victim.kill()
+    victim.wait(10)
+    results = [finish(d) for d in drivers]
+    print(results)
+    for r in results:
+        assert r["failed"] == 0, r
+        assert r["calls"] > 50, r
+    assert any(fleet.address("b") in r["served"] for r in results), "b took no calls before"
+    assert sum(r["refused"] for r in results) > 0, "the dead instance was never tried"
+    assert all(set(r["served"]) >= {fleet.address("a"), fleet.address("c")} for r in results)
+
+
+def test_a_new_instance_is_used_within_the_cache_ttl(fleet, echo_gen, etcd_config):
+    fleet.add("a")
+    driver = start_drive(echo_gen, etcd_config, "--duration=4", "--pause-ms=20",
+                         "--cache-ttl=1", "--cache=file", f"--cache-dir={fleet.tmp_path}/cache")
+    wait_until(lambda: call_count(fleet.processes["a"]) > 5, timeout=10, message="calls to a")
+    fleet.add("b")
+    registered = time.time()  # start() returned: the key is in etcd
+    result = finish(driver)
+    assert result["failed"] == 0, result
+    first = result["first_seen"].get(fleet.address("b"))
+    assert first is not None, f"the new instance was never used: {result}"
+    assert first - registered <= 1.0 + 0.3, f"used {first - registered:.2f}s after registering"
+
+
+def test_etcd_stopped_for_10s_fails_no_call(tmp_path, echo_gen):
+    """A dedicated etcd is stopped for 10 s while php-cli processes, one call each, keep calling:
+    the file cache (stale_ttl 30 s) serves them. After etcd returns, listing resumes: an instance
+    registered then is used within the cache TTL."""
+    etcd = EtcdProcess(tmp_path / "etcd" / "data")
+    etcd.start()
+    fleet = None
+    try:
+        from soa.config import EtcdConfig
+
+        config = EtcdConfig(endpoints=(etcd.endpoint,), prefix="/soa-php-down", lease_ttl=30)
+        fleet = EchoFleet(tmp_path, config, lease_ttl=30)
+        fleet.add("a")
+        fleet.add("b")
+        args = ["--calls=1", "--cache=file", f"--cache-dir={tmp_path}/cache", "--cache-ttl=0.5",
+                "--stale-ttl=30", "--idempotent"]
+        failed, calls = [], 0
+
+        def one_call():
+            nonlocal calls
+            calls += 1
+            r = drive(echo_gen, config, *args)
+            if r["failed"]:
+                failed.append(r)
+            return r
+
+        one_call()  # fills the cache
+        etcd.stop()
+        down_until = time.monotonic() + 10
+        while time.monotonic() < down_until:
+            one_call()
+        etcd.start()
+        assert failed == [], failed[:3]
+        assert calls > 20
+        fleet.add("c")
+        seen = wait_until(lambda: fleet.address("c") in one_call()["served"], timeout=10,
+                          message="the instance registered after etcd came back")
+        assert seen
+        assert failed == [], failed[:3]
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        etcd.stop()
