@@ -299,3 +299,59 @@ def test_etcd_stopped_for_10s_fails_no_call(tmp_path, echo_gen):
         if fleet is not None:
             fleet.stop()
         etcd.stop()
+
+
+class PhpWebServer:
+    """``php -S`` running plugins/php/tests/live/web.php: one PHP process serving requests in
+    turn, as a php-fpm worker does, so persistent sockets outlive each request."""
+
+    def __init__(self, echo_gen, etcd_config, persist, calls=4):
+        self.port = free_port()
+        env = dict(os.environ, SOA_GEN=str(echo_gen), SOA_ETCD=",".join(etcd_config.endpoints),
+                   SOA_PREFIX=etcd_config.prefix, SOA_PERSIST="1" if persist else "0",
+                   SOA_CALLS=str(calls))
+        env.pop("PHP_CLI_SERVER_WORKERS", None)
+        self.proc = subprocess.Popen(php_cmd("-S", f"127.0.0.1:{self.port}", WEB), cwd=ROOT,
+                                     env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def get(self):
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=10) as r:
+            return json.loads(r.read())
+
+    def ready(self):
+        try:
+            return self.get()
+        except OSError:
+            return None
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.mark.parametrize("persist", [True, False], ids=["persistent", "per-request"])
+def test_connections_are_reused_counted_from_the_server_side(fleet, echo_gen, etcd_config,
+                                                            persist):
+    """Eight requests of four calls each to two instances: with persistent sockets each server
+    sees the calls of all requests come over one connection; without, over one per request.
+    Counted from the servers' access logs (the peer address of each call)."""
+    fleet.add("a", logged=True)
+    fleet.add("b", logged=True)
+    web = PhpWebServer(echo_gen, etcd_config, persist)
+    try:
+        wait_until(web.ready, timeout=10, message="php -S")
+        pages = [web.get() for _ in range(7)]  # with the one of ready(): eight
+    finally:
+        web.stop()
+    for page in pages:
+        assert len(page["served"]) == 4 and len(set(page["served"])) == 2, page
+    for name in "ab":
+        process = fleet.processes[name]
+        wait_until(lambda p=process: len(re.findall(r"peer=", p.output())) >= 16, timeout=5,
+                   message="the access log lines")
+        assert len(re.findall(r"echo\.echo peer=", process.output())) == 16
+        peers = process.peers()
+        assert len(peers) == (1 if persist else 8), peers
