@@ -355,3 +355,32 @@ def test_connections_are_reused_counted_from_the_server_side(fleet, echo_gen, et
         assert len(re.findall(r"echo\.echo peer=", process.output())) == 16
         peers = process.peers()
         assert len(peers) == (1 if persist else 8), peers
+
+
+def test_the_example_calls_the_catalog(tmp_path, etcd_config):
+    """plugins/php/examples/catalog-call.php against two real catalog servers, one binary/
+    buffered and one compact/framed, behind a dead etcd endpoint."""
+    processes = []
+    try:
+        for name, protocol, transport in (("a", "binary", "buffered"), ("b", "compact", "framed")):
+            root = tmp_path / f"catalog-{name}"
+            root.mkdir()
+            service = {"idl": str(CATALOG_IDL), "service": "CatalogService",
+                       "handler": "services.catalog.handler:CatalogHandler", "host": "127.0.0.1",
+                       "protocol": protocol, "transport": transport, "grace_period": 0.1}
+            path = write_config(root, etcd_endpoints=list(etcd_config.endpoints),
+                                prefix=etcd_config.prefix, services={"catalog": service})
+            process = ServiceProcess(path, "catalog", env={"PYTHONPATH": str(ROOT)})
+            processes.append(process)
+            process.start(30)
+        gen = thrift_gen(CATALOG_IDL, tmp_path / "gen-php")
+        etcd = ",".join([f"127.0.0.1:{free_port()}", *etcd_config.endpoints])
+        out = json.loads(run(php_cmd("plugins/php/examples/catalog-call.php", f"--gen={gen}",
+                                     f"--etcd={etcd}", f"--prefix={etcd_config.prefix}",
+                                     "--calls=10")))
+        assert out["failed"] == 0, out
+        assert out["served"] == {p.address: 5 for p in processes}, out
+        assert out["products"] > 0, out
+    finally:
+        for process in processes:
+            process.stop(timeout=5)

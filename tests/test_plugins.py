@@ -1,9 +1,9 @@
-"""The Go, PHP and Node.js client plugins (plugins/): each language's own tests over the shared
+"""The Go and Node.js client plugins (plugins/): each language's own tests over the shared
 registry vectors, then each plugin live against a real etcd (behind a dead endpoint) and real
 catalog servers (two binary/buffered instances, one compact/framed): calls before and after a
 kill -9 of one of them, and the instance set seen as one leaves and another comes.
 
-Toolchains missing is a failure, never a skip: `bash .ci/ensure-tools` installs PHP's. The
+Toolchains missing is a failure, never a skip (PHP's tests are in test_plugin_php.py). The
 Thrift code the programs use is generated into each test's tmp_path.
 """
 
@@ -233,23 +233,3 @@ def test_node_live(catalogs, tmp_path):
 
     check_live(catalogs, call)
     check_watch(catalogs, [*program, "--watch"], node_dir, env)
-
-
-def test_php_unit_tests():
-    out = run([tool("php"), "plugins/php/tests/run.php"], ROOT, 60)
-    assert out.strip().splitlines()[-1].endswith(" passed, 0 failed"), out
-
-
-def test_php_live(catalogs, tmp_path):
-    gen = thrift_gen("php", tmp_path / "gen-php")
-
-    def call():
-        out = run([tool("php"), "plugins/php/examples/catalog-call.php", f"--gen={gen}",
-                   f"--etcd={catalogs.etcd}", f"--prefix={catalogs.prefix}", f"--calls={CALLS}"],
-                  ROOT, 60)
-        return json.loads(out)
-
-    check_live(catalogs, call)
-    check_watch(catalogs, [tool("php"), "plugins/php/examples/catalog-call.php", f"--gen={gen}",
-                           f"--etcd={catalogs.etcd}", f"--prefix={catalogs.prefix}", "--watch"],
-                ROOT)
