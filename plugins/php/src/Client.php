@@ -70,6 +70,9 @@ final class Client
     private ?array $lastSet = null;
     /** @var Instance[] */
     private array $usable = [];
+    /** @var array<string, true> methods known to exist on the generated client */
+    private array $methods = [];
+    private bool $countInflight;
 
     /**
      * @param Registry|Instance[] $source where instances come from: a Registry, or a fixed list
@@ -87,6 +90,7 @@ final class Client
         if ($this->balancer instanceof LeastInflight) {
             $this->inflight = $this->balancer->inflight();
         }
+        $this->countInflight = $this->balancer instanceof LeastInflight; // only it reads the counts
         $this->timeoutMs = self::positive($options, 'timeout_ms', 1000);
         $this->retries = (int) ($options['retries'] ?? 2);
         $this->idempotent = array_fill_keys($options['idempotent'] ?? [], true);
@@ -135,8 +139,11 @@ final class Client
      */
     public function call(string $method, array $args = [], array $options = []): mixed
     {
-        if (!method_exists($this->clientClass, $method)) {
-            throw new \BadMethodCallException("{$this->clientClass} has no method $method");
+        if (!isset($this->methods[$method])) {
+            if (!method_exists($this->clientClass, $method)) {
+                throw new \BadMethodCallException("{$this->clientClass} has no method $method");
+            }
+            $this->methods[$method] = true;
         }
         $deadline = microtime(true) + ($options['timeout_ms'] ?? $this->timeoutMs) / 1000;
         $key = array_key_exists('key', $options) ? self::render($options['key'])
@@ -220,7 +227,9 @@ final class Client
             }
             throw $e;
         }
-        $this->inflight->start($address);
+        if ($this->countInflight) {
+            $this->inflight->start($address);
+        }
         try {
             $connection->begin($deadline, $instance, $this->extraHeaders);
             $result = $connection->client($this->clientClass)->$method(...$args);
@@ -239,7 +248,9 @@ final class Client
             $this->pool->discard($connection);
             throw $e;
         } finally {
-            $this->inflight->finish($address);
+            if ($this->countInflight) {
+                $this->inflight->finish($address);
+            }
         }
         $this->pool->release($connection);
         $this->outliers->answered($address);
@@ -268,6 +279,9 @@ final class Client
      */
     private function pick(array $usable, array $tried, bool $unsent, ?string $key): ?Instance
     {
+        if (!$tried && $usable && $this->outliers->isQuiet()) {
+            return $this->balancer->pick($usable, $key); // the common case: nothing to leave out
+        }
         $now = microtime(true);
         $open = [];
         $ejected = [];

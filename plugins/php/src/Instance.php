@@ -11,6 +11,8 @@ final class Instance
     private const SERVICE_NAME = '/^[a-z][a-z0-9_-]*$/D';
     private const INSTANCE_ID = '/^[A-Za-z0-9_-]{1,64}$/D';
 
+    private string $address;
+
     /** @param array<string, string> $tags */
     public function __construct(
         public readonly string $service,
@@ -34,13 +36,13 @@ final class Instance
         public readonly bool $tls = false,
         public readonly int $metricsPort = 0,
     ) {
+        $this->address = (str_contains($host, ':') ? "[$host]" : $host) . ":$port";
     }
 
     /** host:port, with an IPv6 host in brackets (what the registry key ends with). */
     public function address(): string
     {
-        $host = str_contains($this->host, ':') ? "[{$this->host}]" : $this->host;
-        return "$host:{$this->port}";
+        return $this->address;
     }
 
     /** The schema's fields, named as in the registry value. */

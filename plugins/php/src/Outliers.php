@@ -27,6 +27,12 @@ final class Outliers
     {
     }
 
+    /** True when no instance has strikes, an ejection or a drop: nothing to leave out. */
+    public function isQuiet(): bool
+    {
+        return !$this->until && !$this->dropped;
+    }
+
     public function failed(string $address): void
     {
         $this->strikes[$address] = ($this->strikes[$address] ?? 0) + 1;

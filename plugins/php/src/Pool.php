@@ -4,8 +4,9 @@ namespace Soa;
 
 /**
  * Open connections, at most one idle per instance (PHP makes one call at a time), reused until
- * idle_timeout passes, until a transport error (then closed, never reused), or until the
- * instance leaves the registry or changes its wire format (retain()). With $persist, sockets are
+ * idle_timeout passes, until a transport error (then closed, never reused), until the server is
+ * seen to have closed it (checked after CHECK_AFTER idle seconds), or until the instance leaves
+ * the registry or changes its wire format (retain()). With $persist, sockets are
  * persistent streams: at the end of the request they are let go of, not closed, and the next
  * request of the same process reconnects to the same stream (stale ones are detected and
  * replaced, see Socket::isStale). A connection still busy when the request ends (a fatal error
@@ -13,6 +14,12 @@ namespace Soa;
  */
 final class Pool
 {
+    /**
+     * Seconds of idleness after which a connection is checked (one poll) for a close by the
+     * server before it carries a call; calls in a tight sequence skip the check.
+     */
+    public const CHECK_AFTER = 0.1;
+
     /** @var array<string, Connection> address => idle connection */
     private array $idle = [];
     /** @var array<int, Connection> spl_object_id => busy connection */
@@ -62,8 +69,9 @@ final class Pool
         $c = $this->idle[$address] ?? null;
         if ($c !== null) {
             unset($this->idle[$address]);
-            if (Connection::wire($c->instance) !== Connection::wire($instance)
-                || microtime(true) - $c->lastUsed > $this->idleTimeout || $c->socket->isStale()) {
+            if (($c->instance !== $instance && Connection::wire($c->instance) !== Connection::wire($instance))
+                || ($idle = microtime(true) - $c->lastUsed) > $this->idleTimeout
+                || ($idle > self::CHECK_AFTER && $c->socket->isStale())) {
                 $c->socket->close();
                 $c = null;
             }

@@ -117,7 +117,8 @@ final class Socket extends TSocket
         $read = [$this->handle_];
         $none = null;
         $left = $this->deadline - microtime(true);
-        if ($left <= 0 || ($ready = @stream_select($read, $none, $none, ...self::timeval($left))) === 0) {
+        $us = $left < 86400 ? (int) ($left * 1e6) : 86400000000; // no deadline (INF): a day
+        if ($us <= 0 || ($ready = @stream_select($read, $none, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
             throw new RpcTimeout('timed out waiting for the reply', $this->address(), true);
         }
         $data = $ready === false ? false : @fread($this->handle_, $len);
@@ -133,7 +134,8 @@ final class Socket extends TSocket
             $write = [$this->handle_];
             $none = null;
             $left = $this->deadline - microtime(true);
-            if ($left <= 0 || ($ready = @stream_select($none, $write, $none, ...self::timeval($left))) === 0) {
+            $us = $left < 86400 ? (int) ($left * 1e6) : 86400000000;
+            if ($us <= 0 || ($ready = @stream_select($none, $write, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
                 throw new RpcTimeout('timed out sending the request', $this->address(), $this->written > 0);
             }
             $n = $ready === false ? false : @fwrite($this->handle_, $buf);
@@ -141,14 +143,10 @@ final class Socket extends TSocket
                 throw new TransportError('the connection failed while sending', $this->address(), $this->written > 0);
             }
             $this->written += $n;
+            if ($n === strlen($buf)) {
+                return;
+            }
             $buf = substr($buf, $n);
         }
-    }
-
-    /** @return array{0: int, 1: int} seconds and microseconds for stream_select */
-    private static function timeval(float $seconds): array
-    {
-        $us = max(1, (int) ceil($seconds * 1e6));
-        return [intdiv($us, 1000000), $us % 1000000];
     }
 }
