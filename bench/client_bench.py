@@ -3,7 +3,8 @@
 Groups (per call and concurrency): ``raw thriftpy2 -> thriftpy2`` (baseline: ``make_client``, one
 connection per greenlet, against ``make_server`` on gevent), ``soa -> soa`` (one shared soa client,
 its pool and middleware, against a soa server), and ``soa -> thriftpy2`` (the client alone
-changes). The soa client gets its instance from a fixed resolver: discovery is off the call path
+changes). Against the soa server the client speaks THeader, as it does with a registered soa
+server (deadline and target identity on every call); against thriftpy2, plain. The soa client gets its instance from a fixed resolver: discovery is off the call path
 either way (a call never touches etcd), so this measures the per-call path. Calls: ``ping`` and a
 1 KB ``echo``; concurrency 1 and 64.
 
@@ -21,14 +22,16 @@ IDL = Path(__file__).with_name("bench.thrift")
 CONCURRENCY = (1, 64)
 
 
-def soa_caller(port, method, pool_size):
-    """One soa client shared by every greenlet of the measurement."""
+def soa_caller(port, method, pool_size, theader=False):
+    """One soa client shared by every greenlet of the measurement; ``theader`` as a soa server
+    registers itself (the call then carries its deadline and target in a THeader frame)."""
     from soa.registry.instance import Instance
     from soa.clients import StaticResolver
     from soa.clients.service_client import build
     from soa.config import Config
 
-    resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port)])
+    resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port,
+                                        theader=theader)])
     client = build("bench", Config(), resolver, idl=IDL, thrift_service="BenchService",
                    timeout_ms=30000, pool_size=pool_size)
     fn, args = getattr(client, method), CALLS[method]
@@ -70,7 +73,8 @@ def run(args):
                         if client == "raw":
                             make = thrift_caller(module, port, method)
                         else:
-                            make = soa_caller(port, method, max(concurrency, 1))
+                            make = soa_caller(port, method, max(concurrency, 1),
+                                              theader=server == "soa")
                         results[case].append(harness.measure(make, concurrency, args.seconds,
                                                              server_pid=me))
                 base = harness.median([r.cpu_us for r in results[cases[0][0]]])

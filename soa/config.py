@@ -98,6 +98,13 @@ class Config:
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
     services: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     client: ClientConfig = field(default_factory=ClientConfig)
+    pythonpath: tuple = ()  # folders put on sys.path before handlers are imported
+
+    @property
+    def import_paths(self):
+        """Where handler and middleware modules are imported from: ``pythonpath`` (relative to
+        soa.yaml; default: the folder of soa.yaml itself)."""
+        return self.pythonpath or (self.root,)
 
     def service(self, name):
         """The named service's config, or ``ConfigError`` naming the services that exist."""
@@ -156,8 +163,9 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
             raise top.fail(f"services.{name}", "service names are lower-case [a-z0-9_-]")
         services[name] = _service(name, services_raw.sub(name), root, check_idl)
     services_raw.done()
+    pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client)
+    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath)
 
 
 def _endpoints(f, key):

@@ -48,6 +48,9 @@ def shop_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=Non
         entry.update((overrides or {}).get(name, {}))
         kept[name] = entry
     data["services"] = kept
+    # Handlers stay importable from where the source config found them.
+    data["pythonpath"] = [str((source.parent / folder).resolve())
+                          for folder in data.get("pythonpath") or ["."]]
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
     path = target / "soa.yaml"

@@ -31,7 +31,7 @@ class Prober:
             if self.ping is None:
                 return True
             try:
-                conn.call(self.ping, (), 0, time.monotonic() + self.timeout)
+                conn.call(self.ping, (), time.monotonic() + self.timeout)
             except (TransportError, OSError):
                 return False
             except Exception:  # noqa: BLE001 - any reply means the process answered

@@ -9,7 +9,6 @@ the balancer needs it (least_inflight).
 
 import time
 
-from soa.deadline import MARK, MASK
 from soa.errors import RpcTimeout, TransportError
 
 from .pool import Pool
@@ -42,13 +41,10 @@ class Transport:
         call.peer = address
         deadline = call.deadline
         conn = pool.acquire(deadline)
-        # soa.deadline.encode_seqid, inlined: the remaining milliseconds under the soa marker
-        ms = int((deadline - _monotonic()) * 1000)
-        seqid = MARK | (1 if ms < 1 else MASK if ms > MASK else ms)
         load = self.load
         if load is None:
             try:
-                return conn.call(self.plans[call.method], call.args, seqid, deadline)
+                return conn.call(self.plans[call.method], call.args, deadline)
             except TransportError as e:
                 _lost(pool, e)
                 raise
@@ -58,7 +54,7 @@ class Transport:
         start = _monotonic()
         elapsed = None
         try:
-            result = conn.call(self.plans[call.method], call.args, seqid, deadline)
+            result = conn.call(self.plans[call.method], call.args, deadline)
             elapsed = _monotonic() - start
             return result
         except TransportError as e:

@@ -18,6 +18,8 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.buffered import TCyBufferedTransport
 
+from soa.theader import PROTOCOL_NAMES, is_header_start
+
 log = logging.getLogger("soa.server")
 
 READ_CHUNK = 65536
@@ -31,9 +33,15 @@ class FrameTooLarge(TTransportException):
 
 class _SocketIO:
     """Non-blocking reads and writes straight on the socket, waiting in the hub only when the
-    kernel says so (gevent's own recv/sendall do the same with more layers)."""
+    kernel says so (gevent's own recv/sendall do the same with more layers).
 
-    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit")
+    ``pending`` holds bytes already taken from the socket (the first bytes, read to tell THeader
+    from plain Thrift) that reads return first. ``headers`` is the THeader info of the message
+    being read: None on plain connections.
+    """
+
+    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit", "pending")
+    headers = None
 
     def __init__(self, sock, limit):
         raw = getattr(sock, "_sock", sock)
@@ -47,11 +55,32 @@ class _SocketIO:
             self._wait_readable = lambda: None
         self.count = 0
         self.limit = limit
+        self.pending = b""
 
     def _receive(self, n):
+        pending = self.pending
+        if pending:
+            self.pending = pending[n:]
+            return pending[:n]
         while True:
             try:
                 return self._recv(min(n, READ_CHUNK))
+            except BlockingIOError:
+                self._wait_readable()
+
+    def prefetch(self, n):
+        """Read until ``n`` bytes are pending or the peer closes; returns the pending bytes."""
+        while len(self.pending) < n:
+            more = self._receive_raw(n - len(self.pending))
+            if not more:
+                break
+            self.pending += more
+        return self.pending
+
+    def _receive_raw(self, n):
+        while True:
+            try:
+                return self._recv(n)
             except BlockingIOError:
                 self._wait_readable()
 
@@ -177,13 +206,28 @@ def make_protocol(io, protocol):
 
 
 def serve_connection(conn, processor, settings):
-    """Run one connection to its end; never raises (except GreenletExit, which ends it)."""
+    """Run one connection to its end; never raises (except GreenletExit, which ends it).
+
+    The first six bytes tell a THeader client from a plain one (``soa.theader``); a THeader
+    connection speaks the protocol its first frame names, a plain one the service's own.
+    """
     sock = conn.sock
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         io_cls = FramedIO if settings.transport == "framed" else StreamIO
-        conn.io = io_cls(sock, settings.max_frame_bytes)
-        proto, flush = make_protocol(conn.io, settings.protocol)
+        io = conn.io = io_cls(sock, settings.max_frame_bytes)
+        first = io.prefetch(6)
+        if not first:
+            return
+        protocol = settings.protocol
+        if is_header_start(first):
+            from .header import HeaderIO  # it builds on this module's _SocketIO
+
+            io = conn.io = HeaderIO(sock, settings.max_frame_bytes, first)
+            if not io.next_frame():
+                return
+            protocol = PROTOCOL_NAMES[io.protocol_id]
+        proto, flush = make_protocol(io, protocol)
         processor.run(conn, proto, flush)
     except TTransportException as e:
         if e.type != TTransportException.END_OF_FILE:

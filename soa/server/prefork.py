@@ -59,9 +59,9 @@ class Master:
         _, service_cls = loading.service_class(service)
         if self.handler is None or isinstance(self.handler, str):
             self.handler = loading.import_handler(self.handler or service.handler, service.name,
-                                                  self.config.root)
+                                                  self.config.import_paths)
         # Fail here, once, rather than in every worker.
-        loading.user_middleware(service, self.config.root)
+        loading.user_middleware(service, self.config.import_paths)
         listener = listen(service.host, service.port)
         self.address = listener.getsockname()[:2]
         self.instance = make_instance(service, service_cls, self.address[1])

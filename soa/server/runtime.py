@@ -7,6 +7,7 @@ Stop sequence (``Server.stop``): deregister and revoke the lease; keep serving f
 
 import logging
 import os
+import secrets
 import socket
 import time
 
@@ -53,7 +54,12 @@ def advertised_host(service):
     return "127.0.0.1" if service.host in ("0.0.0.0", "", "::") else service.host
 
 
-def make_instance(service, service_cls, port, pid=None):
+def new_instance_id():
+    """A fresh instance id: callers send it back, so a reused port cannot take their calls."""
+    return secrets.token_hex(8)
+
+
+def make_instance(service, service_cls, port, pid=None, instance_id=""):
     """The registry value this process publishes for ``service`` on ``port``."""
     return Instance(
         service=service.name,
@@ -67,6 +73,8 @@ def make_instance(service, service_cls, port, pid=None):
         tags=service.tags,
         pid=pid or os.getpid(),
         started_at=round(time.time(), 3),
+        id=instance_id,
+        theader=True,
     )
 
 
@@ -108,13 +116,15 @@ class Server:
         context = self.context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
         middlewares = [access_log, self.metrics.middleware]
-        middlewares += loading.user_middleware(service, self.config.root)
+        middlewares += loading.user_middleware(service, self.config.import_paths)
+        self.instance_id = new_instance_id()
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
-                                   self.metrics)
+                                   self.metrics, self.instance_id)
         if self._listener is None:
             self._listener = listen(service.host, service.port)
         self.address = self._listener.getsockname()[:2]
-        self.instance = make_instance(service, service_cls, self.address[1])
+        self.instance = make_instance(service, service_cls, self.address[1],
+                                      instance_id=self.instance_id)
         self._acceptor = gevent.spawn(self._accept_loop)
         self._sweeper = gevent.spawn(self._sweep_idle)
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
