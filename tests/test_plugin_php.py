@@ -384,3 +384,42 @@ def test_the_example_calls_the_catalog(tmp_path, etcd_config):
     finally:
         for process in processes:
             process.stop(timeout=5)
+
+
+def test_a_late_call_is_refused_by_the_server_and_not_executed(fleet, echo_gen, etcd_config):
+    """A THeader frame with soa-deadline-ms 1 gets soa-error: late and the handler never runs;
+    so does a plugin call with 1 ms left (or it times out locally: either way, not executed)."""
+    process = fleet.add("a")
+    assert process.instance.theader, "soa servers advertise THeader"
+    before = call_count(process)
+    late = json.loads(run(php_cmd(DRIVE, f"--gen={echo_gen}", f"--late={process.address}")))
+    assert late["refused"] is True, late
+    assert late["headers"].get("soa-error") == "late", late
+    one_ms = drive(echo_gen, etcd_config, "--calls=5", "--timeout-ms=1")
+    assert one_ms["failed"] == 5, one_ms
+    assert set(one_ms["error_types"]) == {"Soa\\RpcTimeout"}, one_ms
+    assert call_count(process) == before, "a late call was executed"
+    fine = drive(echo_gen, etcd_config, "--calls=3")
+    assert fine["failed"] == 0, fine
+    assert call_count(process) == before + 3
+
+
+def test_a_wrong_target_is_not_executed_and_goes_to_another_instance(fleet, echo_gen,
+                                                                     etcd_config):
+    """A registry value naming a's address with another instance id (a stale registration whose
+    port a new process took): a refuses the call unexecuted, the plugin retries it on b even
+    though echo is not marked idempotent, and leaves a alone afterwards."""
+    a, b = fleet.add("a"), fleet.add("b")
+    stale = dict(a.instance.to_dict(), id="stale-instance-id")
+    values = [stale, b.instance.to_dict()]
+    before = call_count(a)
+    r = drive(echo_gen, etcd_config, "--calls=6", f"--instances={json.dumps(values)}")
+    assert r["failed"] == 0, r
+    assert r["served"] == {b.address: 6}, r
+    assert call_count(a) == before, "a call meant for another instance ran"
+    other = dict(a.instance.to_dict(), service="other")
+    r = drive(echo_gen, etcd_config, "--calls=2", "--service=other",
+              f"--instances={json.dumps([other])}")
+    # the first call is refused; then the dropped instance is not called again
+    assert r["error_types"] == {"Soa\\WrongTarget": 1, "Soa\\NoInstanceAvailable": 1}, r
+    assert call_count(a) == before

@@ -95,7 +95,8 @@ final class THeaderTransport extends TTransport
     public function flush()
     {
         $payload = $this->wbuf;
-        $this->wbuf = '';
+        $this->wbuf = $this->rbuf = ''; // a new request: nothing left of the last reply is read
+        $this->rpos = 0;
         $this->seqid = self::seqidOf($payload, $this->protocolId);
         $headers = $this->headers;
         if ($this->deadline !== null) {
@@ -193,6 +194,9 @@ final class THeaderTransport extends TTransport
         $this->rbuf = $frame['payload'];
         $this->rpos = 0;
         $error = $frame['headers']['soa-error'] ?? null;
+        if ($error !== null) {
+            $this->rbuf = ''; // the refusal's payload is not for the caller's protocol to read
+        }
         if ($error === 'late') {
             throw new RpcTimeout('the server refused the call unexecuted: its deadline had passed on arrival',
                 $this->address, true, null, true);

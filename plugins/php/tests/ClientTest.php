@@ -265,6 +265,20 @@ final class ClientTest extends TestCase
         $this->assertSame("hello x from {$other->port}", $client->hello('x'));
     }
 
+    public function testAConnectionThatCarriedARefusalServesTheNextCallCleanly(): void
+    {
+        $server = $this->server('late-once', ['theader' => true]);
+        $client = $this->client([$server]);
+        try {
+            $client->hello('first');
+            $this->fail('no error');
+        } catch (RpcTimeout $e) {
+            $this->assertTrue($e->refused);
+        }
+        $this->assertSame("hello second from {$server->port}", $client->hello('second'));
+        $this->assertSame(1, $client->pool()->opened(), 'the refusal was read whole: the connection stays');
+    }
+
     public function testBadOptionsAreConfigErrors(): void
     {
         foreach ([['timeout_ms' => 0], ['balancer' => 'nope'], ['idl_mismatch' => 'ignore'], ['hash_key' => 1.5]] as $bad) {

@@ -13,7 +13,8 @@ use Thrift\Type\TType;
  * servers of the tests. It answers "hello NAME from PORT" for every call until the peer
  * closes, in the format the first bytes show (plain buffered, or THeader). $behaviour:
  * 'answer'; 'close' (closes on the first request); 'hang' (reads, never answers); for THeader,
- * 'late' or 'wrong-target' (refuses with that soa-error). Each request's THeader key-values
+ * 'late' or 'wrong-target' (refuses with that soa-error), 'late-once' (refuses the first call
+ * of the connection as late, answers the next ones). Each request's THeader key-values
  * are appended, as JSON lines, to $log when given.
  */
 final class TinyServer
@@ -22,6 +23,7 @@ final class TinyServer
     {
         stream_set_blocking($conn, true);
         stream_set_read_buffer($conn, 0); // fread returns what one recv gives, never waits for more
+        $first = true;
         while (true) {
             $head = self::read($conn, 4);
             if ($head === null) {
@@ -41,6 +43,10 @@ final class TinyServer
                     sleep(30);
                 }
                 $refusal = in_array($behaviour, ['late', 'wrong-target'], true) ? ['soa-error' => $behaviour] : [];
+                if ($behaviour === 'late-once' && $first) {
+                    $refusal = ['soa-error' => 'late'];
+                }
+                $first = false;
                 $reply = self::reply($name, $port);
                 fwrite($conn, THeaderTransport::frame($reply, $frame['seqid'], 0, $refusal));
                 continue;

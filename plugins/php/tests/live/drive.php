@@ -10,6 +10,8 @@
  *       [--balancer NAME] [--method echo|sleep|call_count] [--idempotent] [--timeout-ms MS]
  *       [--keys K] [--cache auto|apcu|file|none] [--cache-dir D] [--cache-ttl S] [--stale-ttl S]
  *       [--persist 0|1] [--pause-ms MS] [--idl-hash H] [--idl-mismatch warn|exclude]
+ *       [--user U --password P] [--ca F --cert F --key F]   (etcd authentication and TLS)
+ *       [--instances JSON]   (a fixed list of registry values instead of etcd; round robin from the first)
  *   php drive.php --gen DIR --late HOST:PORT   (one raw THeader call with soa-deadline-ms: 1)
  */
 
@@ -17,7 +19,7 @@ require __DIR__ . '/../../src/autoload.php';
 
 $o = getopt('', ['gen:', 'etcd:', 'prefix:', 'calls:', 'duration:', 'balancer:', 'method:', 'idempotent',
     'timeout-ms:', 'keys:', 'cache:', 'cache-dir:', 'cache-ttl:', 'stale-ttl:', 'persist:', 'pause-ms:',
-    'idl-hash:', 'idl-mismatch:', 'late:', 'service:']);
+    'idl-hash:', 'idl-mismatch:', 'late:', 'service:', 'instances:', 'user:', 'password:', 'ca:', 'cert:', 'key:']);
 Soa\Autoload::addPsr4('', $o['gen']);
 
 if (isset($o['late'])) {
@@ -46,10 +48,18 @@ $registry = new Soa\Registry(array_filter([
     'cache_ttl' => isset($o['cache-ttl']) ? (float) $o['cache-ttl'] : null,
     'stale_ttl' => isset($o['stale-ttl']) ? (float) $o['stale-ttl'] : null,
     'timeout' => 0.5, 'logger' => fn () => null,
+    'user' => $o['user'] ?? null, 'password' => $o['password'] ?? null,
+    'tls' => isset($o['ca']) ? array_filter(['ca' => $o['ca'], 'cert' => $o['cert'] ?? null, 'key' => $o['key'] ?? null]) : null,
 ], fn ($v) => $v !== null));
+$source = $registry;
+$balancer = $o['balancer'] ?? 'round_robin';
+if (isset($o['instances'])) {
+    $source = array_map(fn ($v) => Soa\Instance::parse(json_encode($v)), json_decode($o['instances']));
+    $balancer = new Soa\Balancer\RoundRobin(0);
+}
 $method = $o['method'] ?? 'echo';
-$client = new Soa\Client($registry, $o['service'] ?? 'echo', EchoServiceClient::class, array_filter([
-    'balancer' => $o['balancer'] ?? 'round_robin',
+$client = new Soa\Client($source, $o['service'] ?? 'echo', EchoServiceClient::class, array_filter([
+    'balancer' => $balancer,
     'timeout_ms' => isset($o['timeout-ms']) ? (int) $o['timeout-ms'] : 2000,
     'idempotent' => isset($o['idempotent']) ? [$method] : [],
     'persist' => ($o['persist'] ?? '1') === '1',
