@@ -423,3 +423,24 @@ def test_a_wrong_target_is_not_executed_and_goes_to_another_instance(fleet, echo
     # the first call is refused; then the dropped instance is not called again
     assert r["error_types"] == {"Soa\\WrongTarget": 1, "Soa\\NoInstanceAvailable": 1}, r
     assert call_count(a) == before
+
+
+def test_theader_frames_are_byte_for_byte_the_python_clients():
+    """The same payload, seqid, protocol and key-values make the same frame in PHP and in
+    soa.theader (what soa servers parse)."""
+    from soa import theader
+
+    cases = [(b"\x80\x01\x00\x01abc", 7, 0, {"soa-deadline-ms": "250", "soa-service": "echo",
+                                             "soa-instance": "3f9a1c7e5b2d4e60"}),
+             (b"\x82\x21\x05\x04ping", 5, 2, {}),
+             (b"x" * 300, 2**31 + 5, 0, {"soa-caller": "web", "soa-trace-id": "t" * 64})]
+    for payload, seqid, protocol, headers in cases:
+        block = theader.header_block(protocol, len(headers),
+                                     theader.encode_pairs(headers.items()))
+        python = theader.frame_prefix(seqid, block, len(payload)) + payload
+        script = ("require 'plugins/php/src/autoload.php'; $a = json_decode($argv[1], true);"
+                  " echo bin2hex(Soa\\THeaderTransport::frame(hex2bin($a[0]), $a[1], $a[2],"
+                  " (array) $a[3]));")
+        arg = json.dumps([payload.hex(), seqid, protocol, headers])
+        php = run([tool("php"), "-r", script, arg])
+        assert bytes.fromhex(php) == python, (php, python.hex())
