@@ -444,3 +444,165 @@ def test_theader_frames_are_byte_for_byte_the_python_clients():
         arg = json.dumps([payload.hex(), seqid, protocol, headers])
         php = run([tool("php"), "-r", script, arg])
         assert bytes.fromhex(php) == python, (php, python.hex())
+
+
+# --- etcd authentication and TLS (the JSON gateway, with etcd's own users and certificates) ---
+
+
+def etcd_http(endpoint, path, body, token=None, context=None):
+    import urllib.request
+
+    url = endpoint if "://" in endpoint else f"http://{endpoint}"
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": token} if token else {})
+    with urllib.request.urlopen(request, timeout=5, context=context) as r:
+        return json.loads(r.read())
+
+
+def b64(text):
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def copy_values(processes, endpoint, prefix, token=None, context=None):
+    """Writes the registry values of ``processes`` under ``prefix`` in another etcd."""
+    from soa.registry.instance import instance_key
+
+    for p in processes:
+        etcd_http(endpoint, "/v3/kv/put", {"key": b64(instance_key(prefix, p.instance)),
+                                           "value": b64(p.instance.encode().decode())},
+                  token, context)
+
+
+def test_etcd_user_and_password(tmp_path, fleet, echo_gen):
+    """etcd with auth enabled: a read-only user discovers and calls; wrong credentials get one
+    line that names the user and never the password; the read-only user cannot write."""
+    prefix = "/soa-php-auth"
+    a = fleet.add("a")
+    etcd = EtcdProcess(tmp_path / "etcd-auth" / "data").start()
+    try:
+        ep = etcd.endpoint
+        for path, body in [
+            ("/v3/auth/role/add", {"name": "root"}),
+            ("/v3/auth/user/add", {"name": "root", "password": "root-secret"}),
+            ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+            ("/v3/auth/role/add", {"name": "reader"}),
+            ("/v3/auth/role/grant", {"name": "reader", "perm": {
+                "permType": "READ", "key": b64(prefix + "/"), "range_end": b64(prefix + "0")}}),
+            ("/v3/auth/user/add", {"name": "reader", "password": "reader-secret"}),
+            ("/v3/auth/user/grant", {"user": "reader", "role": "reader"}),
+            ("/v3/auth/enable", {}),
+        ]:
+            etcd_http(ep, path, body)
+        token = etcd_http(ep, "/v3/auth/authenticate",
+                          {"name": "root", "password": "root-secret"})["token"]
+        copy_values([a], ep, prefix, token)
+
+        class Where:
+            endpoints = (ep,)
+
+        Where.prefix = prefix
+        ok = drive(echo_gen, Where, "--calls=3", "--user=reader", "--password=reader-secret")
+        assert ok["failed"] == 0 and ok["served"] == {a.address: 3}, ok
+        bad = drive(echo_gen, Where, "--calls=1", "--user=reader", "--password=wrong-secret")
+        assert bad["failed"] == 1, bad
+        (line,) = bad["errors"]
+        assert 'authentication as "reader" failed' in line, line
+        assert "wrong-secret" not in line and "\n" not in line, line
+        none = drive(echo_gen, Where, "--calls=1")
+        assert none["failed"] == 1, none  # without a token: permission denied
+        script = ("require 'plugins/php/src/autoload.php'; $g = new Soa\\EtcdGateway([$argv[1]],"
+                  " ['user' => 'reader', 'password' => 'reader-secret']);"
+                  " try { $g->put($argv[2], 'x'); echo 'written'; }"
+                  " catch (Soa\\DiscoveryError $e) { echo $e->getMessage(); }")
+        out = run([tool("php"), "-r", script, ep, f"{prefix}/services/echo/1.2.3.4:5"])
+        assert "written" not in out and "permission denied" in out, out
+    finally:
+        etcd.stop()
+
+
+def make_certificates(folder):
+    """A CA, a server certificate for 127.0.0.1 (also for clients: etcd's JSON gateway dials etcd
+    with it), a client certificate, and an unrelated CA."""
+    openssl = tool("openssl")
+    folder.mkdir()
+
+    def sh(*args):
+        run([openssl, *args], cwd=folder, timeout=30)
+
+    for ca in ("ca", "other-ca"):
+        sh("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
+           f"{ca}.crt", "-subj", f"/CN={ca}", "-days", "2")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        (folder / f"{name}.ext").write_text(ext + "\n", encoding="utf-8")
+        sh("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+           f"{name}.csr", "-subj", f"/CN={name}")
+        sh("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+           "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    return folder
+
+
+class TlsEtcd(EtcdProcess):
+    """etcd serving clients over https only, requiring a client certificate from ``ca``."""
+
+    def __init__(self, data_dir, certs):
+        super().__init__(data_dir)
+        self.certs = certs
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.client_port}"
+
+    def command(self):
+        cmd = [c.replace(f"http://127.0.0.1:{self.client_port}", self.url)
+               for c in super().command()]
+        c = self.certs
+        return cmd + ["--cert-file", str(c / "server.crt"), "--key-file", str(c / "server.key"),
+                      "--trusted-ca-file", str(c / "ca.crt"), "--client-cert-auth"]
+
+    def context(self):
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        context.load_cert_chain(str(self.certs / "client.crt"), str(self.certs / "client.key"))
+        return context
+
+    def healthy(self):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1,
+                                        context=self.context()) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+
+def test_etcd_over_tls_with_a_client_certificate(tmp_path, fleet, echo_gen):
+    """https to etcd, verified against the CA, with a client certificate; without the client
+    certificate, or trusting another CA, discovery fails with one line."""
+    certs = make_certificates(tmp_path / "certs")
+    prefix = "/soa-php-tls"
+    a = fleet.add("a")
+    etcd = TlsEtcd(tmp_path / "etcd-tls" / "data", certs).start()
+    try:
+        copy_values([a], etcd.url, prefix, context=etcd.context())
+
+        class Where:
+            endpoints = (etcd.url,)
+
+        Where.prefix = prefix
+        tls = [f"--ca={certs / 'ca.crt'}", f"--cert={certs / 'client.crt'}",
+               f"--key={certs / 'client.key'}"]
+        ok = drive(echo_gen, Where, "--calls=3", *tls)
+        assert ok["failed"] == 0 and ok["served"] == {a.address: 3}, ok
+        no_cert = drive(echo_gen, Where, "--calls=1", tls[0])
+        wrong_ca = drive(echo_gen, Where, "--calls=1", f"--ca={certs / 'other-ca.crt'}", *tls[1:])
+        for r in (no_cert, wrong_ca):
+            assert r["failed"] == 1 and r["error_types"] == {"Soa\\DiscoveryError": 1}, r
+            assert "etcd unreachable: https://127.0.0.1" in r["errors"][0], r
+        assert "certificate verify failed" in wrong_ca["errors"][0], wrong_ca
+    finally:
+        etcd.stop()

@@ -138,10 +138,18 @@ final class EtcdGateway
                     'peer_name' => $this->tls['server_name'] ?? null,
                 ], fn ($v) => $v !== null);
             }
-            error_clear_last();
-            $text = @file_get_contents($endpoint . $path, false, stream_context_create($options));
+            $warnings = [];
+            set_error_handler(static function (int $no, string $message) use (&$warnings): bool {
+                $warnings[] = self::cleanError($message); // TLS says why in an earlier warning
+                return true;
+            });
+            try {
+                $text = file_get_contents($endpoint . $path, false, stream_context_create($options));
+            } finally {
+                restore_error_handler();
+            }
             if ($text === false) {
-                $errors[] = "$endpoint: " . self::cleanError(error_get_last()['message'] ?? 'unreachable');
+                $errors[] = "$endpoint: " . (implode('; ', array_unique($warnings)) ?: 'unreachable');
                 continue;
             }
             $status = self::status($http_response_header ?? []);
@@ -158,10 +166,11 @@ final class EtcdGateway
         return [$status, null, $errors];
     }
 
-    /** PHP's stream warning without the function-call prefix. */
+    /** PHP's stream warning without the function-call prefix, on one line. */
     private static function cleanError(string $message): string
     {
-        return preg_replace('/^file_get_contents\([^)]*\): /', '', $message);
+        $message = preg_replace('/^file_get_contents\([^)]*\): /', '', $message);
+        return trim(preg_replace('/\s+/', ' ', $message));
     }
 
     private static function status(array $headers): int
