@@ -29,11 +29,14 @@ class BenchHandler:
 
 # -- servers (each runs in its own process, started by harness.start_server) -----------------
 
-def soa_server():
+def soa_server(tls_folder=None):
+    """The soa server; with ``tls_folder`` (holding server.crt/.key) it serves TLS."""
     from soa.config import load_config
     from soa.server import Server
 
     root = Path(tempfile.mkdtemp(prefix="soa-bench-"))
+    tls = (f"    tls: {{cert: {tls_folder}/server.crt, key: {tls_folder}/server.key}}\n"
+           if tls_folder else "")
     (root / "soa.yaml").write_text(
         "services:\n"
         "  bench:\n"
@@ -41,7 +44,7 @@ def soa_server():
         "    service: BenchService\n"
         "    handler: bench.server_bench:BenchHandler\n"
         "    host: 127.0.0.1\n"
-        "    port: 0\n"
+        "    port: 0\n" + tls
     )
     config = load_config(str(root / "soa.yaml"))
     # Registration is off: this measures serving, and needs no etcd.

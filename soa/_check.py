@@ -58,6 +58,16 @@ class Fields:
             raise self.fail(self.key(name), f"expected a non-empty string, got {show(value)}")
         return value
 
+    def secret(self, name, default=_MISSING):
+        """A string whose value never appears in an error (passwords)."""
+        value = self.raw(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, str) or not value:
+            kind = "an empty string" if value == "" else f"a YAML {type(value).__name__}"
+            raise self.fail(self.key(name), f"expected a non-empty string (quote it), got {kind}")
+        return value
+
     def int(self, name, default=_MISSING, lo=None, hi=None):
         value = self.raw(name, default)
         if value is default:

@@ -31,6 +31,12 @@ class DiscoveryError(SoaError):
     """The registry could not be read or written."""
 
 
+class EtcdAuthError(DiscoveryError):
+    """etcd refused the credentials (wrong user or password) or the operation (permission
+    denied). Retrying with the same config cannot help. The text names the endpoint, the user and
+    the key; never a password."""
+
+
 class NoInstanceAvailable(DiscoveryError):
     """No live instance of the service can take the call."""
 

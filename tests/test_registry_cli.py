@@ -148,7 +148,9 @@ def test_soa_etcd_serves_until_interrupted(tmp_path):
 def test_every_help_ends_with_examples():
     for args in (["--help"], ["registry", "--help"], ["registry", "ls", "--help"],
                  ["registry", "watch", "--help"], ["registry", "rm", "--help"],
-                 ["registry", "history", "--help"], ["etcd", "--help"]):
+                 ["registry", "history", "--help"], ["registry", "drain", "--help"],
+                 ["registry", "undrain", "--help"], ["registry", "weight", "--help"],
+                 ["etcd", "--help"]):
         result = subprocess.run([sys.executable, "-m", "soa", *args], capture_output=True,
                                 text=True, timeout=30)
         assert result.returncode == 0, args

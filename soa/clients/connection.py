@@ -188,6 +188,24 @@ class _HeaderWire:
         pass
 
 
+def _tls_handshake(sock, instance, tls):
+    """The socket after a verified TLS handshake; ``ConnectError`` (not sent) in one line."""
+    from soa.tls import context_for, describe
+
+    server_name = (tls.server_name if tls is not None else None) or instance.host
+    try:
+        return context_for(tls).wrap_socket(sock, server_hostname=server_name)
+    except TimeoutError as e:
+        sock.close()
+        raise ConnectError("TLS handshake timed out", address=instance.address) from e
+    except OSError as e:
+        sock.close()
+        reason = describe(e)
+        if "eof" in reason.lower() or isinstance(e, ConnectionError):
+            reason = "the server closed the connection (is it serving TLS?)"
+        raise ConnectError(f"TLS handshake failed: {reason}", address=instance.address) from e
+
+
 class Connection:
     __slots__ = ("address", "broken", "header", "idle_since", "proto", "seqid", "sock",
                  "timeout", "trans")
@@ -209,7 +227,9 @@ class Connection:
         self.timeout = -1.0  # the socket's timeout as last set (seconds)
 
     @classmethod
-    def open(cls, instance, connect_timeout):
+    def open(cls, instance, connect_timeout, tls=None):
+        """Dial ``instance``; with TLS when its registry value says ``tls`` (``tls`` is the
+        client's ``ClientTls``: CA, certificate, server name)."""
         address = instance.address
         try:
             sock = socket.create_connection((instance.host, instance.port), timeout=connect_timeout)
@@ -219,6 +239,8 @@ class Connection:
         except OSError as e:
             raise ConnectError(f"connect failed: {e.strerror or e}", address=address) from e
         sock.setsockopt(std_socket.IPPROTO_TCP, std_socket.TCP_NODELAY, 1)
+        if instance.tls:
+            sock = _tls_handshake(sock, instance, tls)
         header = (instance.service, instance.id) if instance.theader else None
         return cls(address, sock, instance.protocol, instance.transport, header)
 
@@ -290,6 +312,11 @@ class Connection:
                              ) from e
         except (OSError, TTransportException) as e:
             self.broken = True
+            if "ALERT" in (getattr(e, "reason", None) or ""):  # a TLS alert: nothing was served
+                from soa.tls import describe
+
+                raise TransportError(f"the server refused the TLS session: {describe(e)}",
+                                     address=self.address, sent=False) from e
             raise TransportError(f"connection lost during the call: {e}", address=self.address
                                  ) from e
         except Exception as e:  # the protocol could not decode the reply

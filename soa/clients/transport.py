@@ -11,6 +11,7 @@ import time
 
 from soa.errors import RpcTimeout, TransportError
 
+from .connection import Connection
 from .pool import Pool
 
 _monotonic = time.monotonic
@@ -26,6 +27,8 @@ class Transport:
         self.pool_size = client_config.pool_size
         self.idle_timeout = client_config.pool_idle_timeout
         self.connect_timeout = client_config.connect_timeout_ms / 1000.0
+        tls = client_config.tls
+        self.connect = lambda instance, timeout: Connection.open(instance, timeout, tls)
         self.closed = False
 
     def __call__(self, call):
@@ -90,7 +93,8 @@ class Transport:
         address = instance.address
         pool = self.pools.get(address)
         if pool is None:
-            pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout)
+            pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout,
+                        self.connect)
             if self.closed:
                 pool.close()
             self.pools[address] = pool

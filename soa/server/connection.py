@@ -44,12 +44,15 @@ class _SocketIO:
     headers = None
 
     def __init__(self, sock, limit):
-        raw = getattr(sock, "_sock", sock)
+        encrypted = hasattr(sock, "do_handshake")  # TLS: bytes come through the SSL object
+        raw = sock if encrypted else getattr(sock, "_sock", sock)
         self._recv = raw.recv
         self._send = raw.send
         self._sendall = sock.sendall
         wait, event = getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
-        if wait is not None and event is not None:
+        if encrypted:  # gevent's SSL socket waits in the hub by itself
+            self._wait_readable = lambda: None
+        elif wait is not None and event is not None:
             self._wait_readable = lambda: wait(event)
         else:  # not a gevent socket: let its blocking recv do the waiting
             self._wait_readable = lambda: None
@@ -196,6 +199,27 @@ class Connection:
         return now - self.idle_since
 
 
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _handshake(context, sock, peer):
+    """The TLS socket once the handshake is done, or None (logged in one line) when it fails."""
+    from soa.tls import describe
+
+    tls_sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        with gevent.Timeout(HANDSHAKE_TIMEOUT):
+            tls_sock.do_handshake()
+    except gevent.Timeout:
+        log.info("closing %s: no TLS handshake within %.0fs", peer, HANDSHAKE_TIMEOUT)
+    except OSError as e:
+        log.info("closing %s: TLS handshake failed: %s", peer, describe(e))
+    else:
+        return tls_sock
+    tls_sock.close()
+    return None
+
+
 def make_protocol(io, protocol):
     transport = TCyBufferedTransport(io, BUFFER_SIZE)
     if protocol == "compact":
@@ -205,15 +229,21 @@ def make_protocol(io, protocol):
     return proto, transport.flush
 
 
-def serve_connection(conn, processor, settings):
+def serve_connection(conn, processor, settings, tls=None):
     """Run one connection to its end; never raises (except GreenletExit, which ends it).
 
-    The first six bytes tell a THeader client from a plain one (``soa.theader``); a THeader
-    connection speaks the protocol its first frame names, a plain one the service's own.
+    With ``tls`` (an ``SSLContext``) the TLS handshake comes first, within
+    ``HANDSHAKE_TIMEOUT``. The first six bytes tell a THeader client from a plain one
+    (``soa.theader``); a THeader connection speaks the protocol its first frame names, a plain one
+    the service's own.
     """
     sock = conn.sock
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = conn.sock = _handshake(tls, sock, conn.peer)
+            if sock is None:
+                return
         io_cls = FramedIO if settings.transport == "framed" else StreamIO
         io = conn.io = io_cls(sock, settings.max_frame_bytes)
         first = io.prefetch(6)

@@ -26,7 +26,7 @@ from gevent.monkey import get_original
 from soa.errors import SoaError
 
 from . import loading
-from .runtime import Server, listen, make_instance, register
+from .runtime import Server, listen, make_instance, new_instance_id, register
 from .signals import on_stop_signals
 
 log = logging.getLogger("soa.server")
@@ -64,7 +64,9 @@ class Master:
         loading.user_middleware(service, self.config.import_paths)
         listener = listen(service.host, service.port)
         self.address = listener.getsockname()[:2]
-        self.instance = make_instance(service, service_cls, self.address[1])
+        self.instance_id = new_instance_id()
+        self.instance = make_instance(service, service_cls, self.address[1],
+                                      instance_id=self.instance_id)
         ready_r, ready_w = os.pipe()
         master_pid = os.getpid()
         pid = _fork()
@@ -241,7 +243,7 @@ def run_worker(master, listener, ready_w, parent_pid):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     gevent.reinit()
     server = Server(master.config, master.service, master.handler, listener=listener,
-                    register=False)
+                    register=False, instance_id=master.instance_id)
     try:
         server.start()
     except BaseException:

@@ -16,8 +16,9 @@ import gevent.event
 from gevent import socket as gsocket
 
 from soa.registry.instance import Instance
-from soa.errors import ConfigError, DiscoveryError
+from soa.errors import ConfigError, DiscoveryError, EtcdAuthError
 from soa.idl import idl_hash
+from soa.tls import server_context
 
 from . import loading
 from .access_log import access_log
@@ -75,6 +76,7 @@ def make_instance(service, service_cls, port, pid=None, instance_id=""):
         started_at=round(time.time(), 3),
         id=instance_id,
         theader=True,
+        tls=service.tls is not None,
     )
 
 
@@ -88,7 +90,8 @@ class Server:
     idempotent; ``wait()`` blocks until stopped. Everything runs in this process's gevent hub.
     """
 
-    def __init__(self, config, service, handler=None, *, listener=None, register=True):
+    def __init__(self, config, service, handler=None, *, listener=None, register=True,
+                 instance_id=None):
         self.config = config
         self.service = service
         self.metrics = Metrics(service.name)
@@ -99,6 +102,7 @@ class Server:
         self.handler = None
         self.context = None
         self._handler_spec = handler
+        self.instance_id = instance_id or new_instance_id()  # pre-fork workers share one
         self._listener = listener
         self._register = register
         self._registrar = None
@@ -117,7 +121,7 @@ class Server:
         self.handler = loading.build_handler(self._handler_spec, context)
         middlewares = [access_log, self.metrics.middleware]
         middlewares += loading.user_middleware(service, self.config.import_paths)
-        self.instance_id = new_instance_id()
+        self.tls = server_context(service.tls) if service.tls is not None else None
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
                                    self.metrics, self.instance_id)
         if self._listener is None:
@@ -130,7 +134,11 @@ class Server:
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
                  self.address[1], service.protocol, service.transport)
         if self._register:
-            self._registrar = register(self.config.etcd, self.instance)
+            try:
+                self._registrar = register(self.config.etcd, self.instance)
+            except EtcdAuthError:
+                self.close()  # refused for good: do not serve unregistered
+                raise
         return self
 
     def _accept_loop(self):
@@ -171,7 +179,7 @@ class Server:
 
     def _serve(self, conn):
         try:
-            serve_connection(conn, self.processor, self.service)
+            serve_connection(conn, self.processor, self.service, self.tls)
         finally:
             self.connections.discard(conn)
 
@@ -254,12 +262,17 @@ class Server:
 
 
 def register(etcd_config, instance):
-    """Register ``instance``; when etcd is unreachable, log and keep trying in the background."""
+    """Register ``instance``; when etcd is unreachable, log and keep trying in the background.
+    ``EtcdAuthError`` (credentials or permission refused) is raised: serving unregistered for
+    good would be silent."""
     from soa.registry.registrar import EtcdRegistrar
 
     registrar = EtcdRegistrar(etcd_config)
     try:
         registrar.register(instance)
+    except EtcdAuthError:
+        registrar.close()
+        raise
     except DiscoveryError as e:
         log.warning("not registered yet, serving anyway: %s", e)
     return registrar
