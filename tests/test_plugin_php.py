@@ -544,40 +544,22 @@ def make_certificates(folder):
     return folder
 
 
-class TlsEtcd(EtcdProcess):
-    """etcd serving clients over https only, requiring a client certificate from ``ca``."""
+def tls_etcd(data_dir, certs):
+    """etcd serving clients over https only, requiring a client certificate from the CA."""
+    from soa.etcd_server import ServerTls
 
-    def __init__(self, data_dir, certs):
-        super().__init__(data_dir)
-        self.certs = certs
+    c = certs
+    return EtcdProcess(data_dir, tls=ServerTls(
+        cert=str(c / "server.crt"), key=str(c / "server.key"), ca=str(c / "ca.crt"),
+        client_cert_auth=True, health_cert=str(c / "client.crt"), health_key=str(c / "client.key")))
 
-    @property
-    def url(self):
-        return f"https://127.0.0.1:{self.client_port}"
 
-    def command(self):
-        cmd = [c.replace(f"http://127.0.0.1:{self.client_port}", self.url)
-               for c in super().command()]
-        c = self.certs
-        return cmd + ["--cert-file", str(c / "server.crt"), "--key-file", str(c / "server.key"),
-                      "--trusted-ca-file", str(c / "ca.crt"), "--client-cert-auth"]
+def client_context(certs):
+    import ssl
 
-    def context(self):
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
-        context.load_cert_chain(str(self.certs / "client.crt"), str(self.certs / "client.key"))
-        return context
-
-    def healthy(self):
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1,
-                                        context=self.context()) as r:
-                return json.loads(r.read()).get("health") == "true"
-        except (OSError, ValueError):
-            return False
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.load_cert_chain(str(certs / "client.crt"), str(certs / "client.key"))
+    return context
 
 
 def test_etcd_over_tls_with_a_client_certificate(tmp_path, fleet, echo_gen):
@@ -586,12 +568,12 @@ def test_etcd_over_tls_with_a_client_certificate(tmp_path, fleet, echo_gen):
     certs = make_certificates(tmp_path / "certs")
     prefix = "/soa-php-tls"
     a = fleet.add("a")
-    etcd = TlsEtcd(tmp_path / "etcd-tls" / "data", certs).start()
+    etcd = tls_etcd(tmp_path / "etcd-tls" / "data", certs).start()
     try:
-        copy_values([a], etcd.url, prefix, context=etcd.context())
+        copy_values([a], etcd.client_url, prefix, context=client_context(certs))
 
         class Where:
-            endpoints = (etcd.url,)
+            endpoints = (etcd.client_url,)
 
         Where.prefix = prefix
         tls = [f"--ca={certs / 'ca.crt'}", f"--cert={certs / 'client.crt'}",
