@@ -129,6 +129,20 @@ def wire_caller(module, port, method):
     return _bytes_caller(port, _request_bytes(module, method), len(_reply_bytes(module, method)))
 
 
+def theader_wire_caller(module, port, method):
+    """The wire caller in THeader frames, with the metadata a soa client sends (service,
+    caller, a deadline): what the THeader path costs the server."""
+    from soa import theader
+
+    payload = _request_bytes(module, method)
+    pairs = [(theader.SERVICE, "bench"), (theader.CALLER, "bench-client"),
+             (theader.DEADLINE, "30000")]
+    block = theader.header_block(0, len(pairs), theader.encode_pairs(pairs))
+    request = theader.frame_prefix(1, block, len(payload)) + payload
+    reply = len(_reply_bytes(module, method)) + 4 + theader.FIXED_SIZE + 4
+    return _bytes_caller(port, request, reply)
+
+
 def _bytes_caller(port, request, size):
     def make():
         sock = socket.create_connection((harness.HOST, port))
@@ -194,6 +208,7 @@ def run(args):
             ("", "thriftpy2", "thriftpy2", thrift_caller, True),
             ("", "gevent echo", "gevent echo", echo_caller, False),
             (" wire", "soa", "soa", wire_caller, False),
+            (" wire", "soa THeader", "soa", theader_wire_caller, False),
             (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
         ]
         rows = []

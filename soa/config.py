@@ -130,6 +130,9 @@ class Config:
     services: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     client: ClientConfig = field(default_factory=ClientConfig)
     pythonpath: tuple = ()  # folders put on sys.path before handlers are imported
+    # the project's own `soa` subcommands: name -> "module:click_command"
+    commands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    alerts: object = None  # soa.monitor.rules.AlertsConfig when soa.yaml has ``alerts:``
 
     @property
     def import_paths(self):
@@ -177,7 +180,8 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
     endpoints = etcd_endpoints or os.environ.get("SOA_ETCD_ENDPOINTS")
     if endpoints:
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-        checked = _endpoints(Fields({"endpoints": items}, "SOA_ETCD_ENDPOINTS"), "endpoints")
+        where = "--etcd" if etcd_endpoints else "SOA_ETCD_ENDPOINTS"
+        checked = _endpoints(Fields({"endpoints": items}, where), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
     user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
     if user or password:
@@ -210,8 +214,29 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         services[name] = _service(name, services_raw.sub(name), root, check_idl)
     services_raw.done()
     pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
+    commands = _commands(top.sub("commands"))
+    alerts = None
+    if top.raw("alerts", None) is not None:
+        from .monitor.rules import parse_alerts
+
+        alerts = parse_alerts(top.sub("alerts"), root)
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath)
+    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath, commands,
+                  alerts=alerts)
+
+
+def _commands(f):
+    """``commands: {name: module:attribute}``: subcommands a project adds to ``soa``."""
+    out = {}
+    for name in list(f.data):
+        target = f.str(name)
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", str(name)):
+            raise f.fail(f.key(name), "command names are lower-case [a-z0-9-]")
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+            raise f.fail(f.key(name), f"expected module.path:command, got {show(target)}")
+        out[name] = target
+    f.done()
+    return MappingProxyType(out)
 
 
 def _endpoints(f, key):
@@ -385,5 +410,5 @@ def _service(name, f, root, check_idl):
 
 
 def _default_thrift_service(name):
-    """``flash_sale`` -> ``FlashSaleService``: the convention when ``service`` is omitted."""
+    """``user_profile`` -> ``UserProfileService``: the convention when ``service`` is omitted."""
     return "".join(part.capitalize() for part in re.split(r"[_-]", name)) + "Service"

@@ -9,22 +9,25 @@ by its bytes. ``reply_headers`` (set by the processor, cleared by ``flush``) go 
 from thriftpy2.transport import TTransportException
 
 from soa.theader import (
-    FIXED_SIZE,
+    HEAD,
+    HEAD_SIZE,
     LENGTH,
+    MAGIC,
     HeaderError,
     encode_pairs,
     frame_prefix,
     header_block,
     parse_block,
-    parse_fixed,
 )
 
 from .connection import READ_CHUNK, FrameTooLarge, _SocketIO
 
+BLOCK_CACHE = 16  # decoded header blocks kept per connection
+
 
 class HeaderIO(_SocketIO):
-    __slots__ = ("_plain_block", "headers", "left", "out", "protocol_id", "reply_headers",
-                 "seqid")
+    __slots__ = ("_blocks", "_plain_block", "headers", "left", "out", "protocol_id",
+                 "reply_headers", "seqid")
 
     def __init__(self, sock, max_bytes, pending=b""):
         super().__init__(sock, max_bytes)
@@ -36,10 +39,11 @@ class HeaderIO(_SocketIO):
         self.seqid = 0
         self.protocol_id = None
         self._plain_block = None
+        self._blocks = {}  # header block bytes -> (protocol id, headers), the last few
 
-    def _exact(self, n, at_start=False):
-        """``n`` bytes, reading ahead up to a chunk: a small frame costs one ``recv``; what is
-        read beyond it stays ``pending`` for the payload and the next frame."""
+    def _fill(self, n, at_start=False):
+        """At least ``n`` bytes pending, reading ahead up to a chunk (a small frame costs one
+        ``recv``); None when the peer closed before a new frame began."""
         pending = self.pending
         while len(pending) < n:
             more = self._receive_raw(READ_CHUNK)
@@ -49,25 +53,41 @@ class HeaderIO(_SocketIO):
                 raise TTransportException(TTransportException.END_OF_FILE,
                                           "connection closed inside a THeader frame")
             pending += more
-        self.pending = pending[n:]
-        return pending[:n]
+        self.pending = pending
+        return pending
 
     def next_frame(self):
-        """Read the next frame's length and header; returns its payload size, 0 at a clean end."""
-        head = self._exact(LENGTH.size, at_start=True)
-        if head is None:
-            return 0
-        (size,) = LENGTH.unpack(head)
+        """Read the next frame's length and header; returns its payload size, 0 at a clean end.
+
+        Header blocks repeat from call to call (a client's identity does not change, and its
+        deadline's digits seldom do), so the last few are kept decoded, per connection.
+        """
+        pending = self.pending
+        if len(pending) < HEAD_SIZE:
+            pending = self._fill(HEAD_SIZE, at_start=True)
+            if pending is None:
+                return 0
+        size, magic, _flags, seqid, words = HEAD.unpack_from(pending)
         if size > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
-        if size <= FIXED_SIZE:
-            raise HeaderError(f"a THeader frame of {size} bytes has no room for its header")
-        seqid, header_size = parse_fixed(self._exact(FIXED_SIZE))
-        payload = size - FIXED_SIZE - header_size
+        if magic != MAGIC:
+            raise HeaderError(f"not a THeader frame (magic {magic:#06x})")
+        header_end = HEAD_SIZE + words * 4
+        payload = size + LENGTH.size - header_end
         if payload <= 0:
-            raise HeaderError(f"a header of {header_size} bytes leaves no payload in {size}")
-        protocol_id, headers = parse_block(self._exact(header_size))
+            raise HeaderError(f"a header of {words * 4} bytes leaves no payload in {size}")
+        if len(pending) < header_end:
+            pending = self._fill(header_end)
+        block = pending[HEAD_SIZE:header_end]
+        self.pending = pending[header_end:]
+        decoded = self._blocks.get(block)
+        if decoded is None:
+            decoded = parse_block(block)
+            if len(self._blocks) >= BLOCK_CACHE:
+                self._blocks.clear()
+            self._blocks[block] = decoded
+        protocol_id, headers = decoded
         if self.protocol_id is None:
             self.protocol_id = protocol_id
             self._plain_block = header_block(protocol_id, 0, b"")
