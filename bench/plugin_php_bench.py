@@ -92,7 +92,8 @@ def _timed(fn, seconds):
     times.sort()
     n = len(times)
     return harness.Result(calls=n, seconds=time.perf_counter() - start,
-                          p50_ms=times[n // 2] * 1000, p99_ms=times[min(n - 1, int(n * .99))] * 1000)
+                          p50_ms=times[n // 2] * 1000,
+                          p99_ms=times[min(n - 1, int(n * .99))] * 1000)
 
 
 def _process(gen, mode, persist, address, etcd, cache_dir):

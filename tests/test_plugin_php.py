@@ -534,7 +534,8 @@ def make_certificates(folder):
     for ca in ("ca", "other-ca"):
         sh("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
            f"{ca}.crt", "-subj", f"/CN={ca}", "-days", "2")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
+    server_ext = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"
+    for name, ext in (("server", server_ext),
                       ("client", "extendedKeyUsage=clientAuth")):
         (folder / f"{name}.ext").write_text(ext + "\n", encoding="utf-8")
         sh("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
