@@ -59,6 +59,14 @@ class EtcdRegistrar:
         if keeper is not None:
             keeper.stop(self.connection, revoke=False)
 
+    def counters(self):
+        """``{"renewals", "lost", "registrations"}`` summed over the keys this registrar keeps:
+        lease renewals, leases found lost, and writes of a key after its first (metrics)."""
+        keepers = list(self._keepers.values())
+        return {"renewals": sum(k.renewals for k in keepers),
+                "lost": sum(k.lost for k in keepers),
+                "registrations": sum(max(0, k.writes - 1) for k in keepers)}
+
     def lease_id(self, instance):
         keeper = self._keepers.get(instance_key(self.config.prefix, instance))
         return keeper.lease_id if keeper else None
@@ -80,6 +88,9 @@ class _Keeper:
         self.lease_id = None
         self.registered = gevent.event.Event()
         self.last_error = None
+        self.renewals = 0  # counters read by EtcdRegistrar.counters()
+        self.lost = 0
+        self.writes = 0
         self._stopped = gevent.event.Event()
         self._greenlet = None
 
@@ -123,7 +134,9 @@ class _Keeper:
                 if not self._refresh(client):
                     log.warning("lease for %s was lost; registering again", self.key)
                     self.lease_id = None
+                    self.lost += 1
                     continue
+                self.renewals += 1
                 renewed_at = time.monotonic()
                 backoff.reset()
             except RETRYABLE as e:
@@ -132,6 +145,7 @@ class _Keeper:
                     connection.failed(client)
                 if self.lease_id is not None and time.monotonic() - renewed_at > self.ttl:
                     self.lease_id = None  # it has certainly expired by now
+                    self.lost += 1
                 delay = backoff.next()
                 log.warning("registry %s: %s; retrying in %.2fs", self.key, self.last_error, delay)
                 if self._stopped.wait(delay):
@@ -141,6 +155,7 @@ class _Keeper:
         lease = client.lease(self.ttl)
         client.put(self.key, self.value, lease=lease)
         self.lease_id = lease.id
+        self.writes += 1
         self.registered.set()
         log.info("registered %s (lease %x, ttl %ss)", self.key, lease.id, self.ttl)
 

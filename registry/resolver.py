@@ -50,6 +50,14 @@ class EtcdResolver:
     def subscribe(self, service, callback):
         self._watch(service).subscribe(callback)
 
+    def watch_state(self, service):
+        """``(relists, connected)`` of the service's watch: how many times it listed the range,
+        and 1 while its stream is up (0 before the first listing and after an error)."""
+        watch = self._watches.get(service)
+        if watch is None:
+            return 0, 0
+        return watch.relists, int(watch.connected)
+
     def unsubscribe(self, service, callback):
         watch = self._watches.get(service)
         if watch is not None:
@@ -78,6 +86,7 @@ class PrefixWatch:
         self.snapshot = ()
         self.revision = 0
         self.relists = 0
+        self.connected = False  # True from a successful listing until the next error
         self.ready = gevent.event.Event()
         self._entries = {}
         self._warned = set()
@@ -116,6 +125,7 @@ class PrefixWatch:
                 backoff.reset()
                 self._follow(client)
             except RETRYABLE as e:
+                self.connected = False
                 if self._stopped.is_set():
                     return
                 if client is not None:
@@ -138,6 +148,7 @@ class PrefixWatch:
             self._put(kv)
         self.revision = response.header.revision
         self.relists += 1
+        self.connected = True
         self._publish()
         self.ready.set()
 

@@ -72,9 +72,10 @@ class Client:
         self.ejector = Ejector(self.discovery, self.prober, settings.eject_after)
         self.budget = RetryBudget(settings.retry_budget)
         user = [load_middleware(m) if isinstance(m, str) else m for m in middleware]
+        measured = [self.metrics.middleware] if settings.metrics else []
         self.handler = chain(
             *user,
-            self.metrics.middleware,
+            *measured,
             timeout_middleware(settings.timeout_ms / 1000.0),
             retry_middleware(self.plans, settings.retries, self.budget,
                              self.transport.has_untried),
@@ -234,6 +235,10 @@ class Clients:
         made = build(service, self.config, resolver or self.resolver(), **options)
         self._clients.append(made)
         return made
+
+    def __iter__(self):
+        """The clients made so far and not closed (a copy: safe while clients are made)."""
+        return iter(list(self._clients))
 
     def close(self):
         clients, self._clients = self._clients, []

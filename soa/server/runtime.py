@@ -53,7 +53,7 @@ def advertised_host(service):
     return "127.0.0.1" if service.host in ("0.0.0.0", "", "::") else service.host
 
 
-def make_instance(service, service_cls, port, pid=None):
+def make_instance(service, service_cls, port, pid=None, metrics_port=0):
     """The registry value this process publishes for ``service`` on ``port``."""
     return Instance(
         service=service.name,
@@ -67,6 +67,7 @@ def make_instance(service, service_cls, port, pid=None):
         tags=service.tags,
         pid=pid or os.getpid(),
         started_at=round(time.time(), 3),
+        metrics_port=metrics_port,
     )
 
 
@@ -80,7 +81,8 @@ class Server:
     idempotent; ``wait()`` blocks until stopped. Everything runs in this process's gevent hub.
     """
 
-    def __init__(self, config, service, handler=None, *, listener=None, register=True):
+    def __init__(self, config, service, handler=None, *, listener=None, register=True,
+                 endpoint=True):
         self.config = config
         self.service = service
         self.metrics = Metrics(service.name)
@@ -94,6 +96,8 @@ class Server:
         self._listener = listener
         self._register = register
         self._registrar = None
+        self._endpoint_wanted = endpoint and service.metrics  # /metrics; see soa.observe
+        self.endpoint = None
         self._state = State()
         self._acceptor = None
         self._sweeper = None
@@ -107,14 +111,17 @@ class Server:
         idl, service_cls = loading.service_class(service)
         context = self.context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
-        middlewares = [access_log, self.metrics.middleware]
+        measured = service.metrics
+        middlewares = [access_log] + ([self.metrics.middleware] if measured else [])
         middlewares += loading.user_middleware(service, self.config.root)
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
-                                   self.metrics)
+                                   self.metrics if measured else None)
         if self._listener is None:
             self._listener = listen(service.host, service.port)
         self.address = self._listener.getsockname()[:2]
-        self.instance = make_instance(service, service_cls, self.address[1])
+        metrics_port = self._start_endpoint()
+        self.instance = make_instance(service, service_cls, self.address[1],
+                                      metrics_port=metrics_port)
         self._acceptor = gevent.spawn(self._accept_loop)
         self._sweeper = gevent.spawn(self._sweep_idle)
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
@@ -122,6 +129,32 @@ class Server:
         if self._register:
             self._registrar = register(self.config.etcd, self.instance)
         return self
+
+    def _start_endpoint(self):
+        """Serve /metrics, /healthz and /readyz on ``metrics_port``; returns the bound port."""
+        if not self._endpoint_wanted:
+            return 0
+        from soa.observe.endpoint import Endpoint, listen as listen_http, server_families
+
+        listener = listen_http(self.service.host, self.service.metrics_port)
+        self.endpoint = Endpoint(listener, lambda: server_families(self), self.ready).start()
+        log.info("%s metrics on http://%s:%s/metrics", self.service.name,
+                 advertised_host(self.service), self.endpoint.port)
+        return self.endpoint.port
+
+    @property
+    def registrar(self):
+        """The ``EtcdRegistrar`` keeping this instance registered, or None."""
+        return self._registrar
+
+    def ready(self):
+        """``/readyz``: serving, registered (when it registers), and no stop has begun."""
+        if self._stopping or self._acceptor is None or self._stopped.is_set():
+            return False
+        if not self._register:
+            return True
+        registrar = self._registrar
+        return registrar is not None and registrar.lease_id(self.instance) is not None
 
     def _accept_loop(self):
         listener = self._listener
@@ -231,6 +264,8 @@ class Server:
         self.deregister()
         if self.context is not None:
             self.context.close()
+        if self.endpoint is not None:
+            self.endpoint.stop()
         self._stopped.set()
         log.info("%s stopped", self.service.name)
 
