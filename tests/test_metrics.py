@@ -111,7 +111,7 @@ def test_client_series_of_a_handlers_clients(serve_echo, tmp_path, etcd_config):
     own = server.context.client("echo")
     for _ in range(4):
         own.echo("via context")
-    with pytest.raises(Exception):
+    with pytest.raises(server.context.idl.EchoError):
         own.fail("declared")
     samples = scrape(server.endpoint.port)
     calls = "soa_client_calls_total"

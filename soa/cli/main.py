@@ -19,6 +19,7 @@ COMMANDS = {
     "new": "soa.cli.new_cmd:new",
     "gen": "soa.cli.gen_cmd:gen",
     "idl": "soa.cli.idl_cmd:idl",
+    "top": "soa.cli.top_cmd:top",
 }
 
 
@@ -47,19 +48,24 @@ class LazyGroup(Examples, click.Group):
   soa serve order --port 0       # serve one service from soa.yaml
   soa call catalog ping          # call it through discovery
   soa up                         # etcd and the whole shop
+  soa top                        # live calls/s, errors and latency of every instance
+  soa --log-format json serve order   # one JSON object per log line
 """,
 )
 @click.option("--config", "config_path", metavar="PATH", help="soa.yaml to use [env SOA_CONFIG]")
 @click.option("--etcd", "etcd_endpoints", metavar="ENDPOINTS",
               help="comma-separated etcd endpoints [env SOA_ETCD_ENDPOINTS]")
 @click.option("-v", "--verbose", count=True, help="more logging (-vv for debug)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              envvar="SOA_LOG_FORMAT", show_default=True,
+              help="log lines as text, or one JSON object per line [env SOA_LOG_FORMAT]")
 @click.version_option(package_name="soa")
 @click.pass_context
-def cli(ctx, config_path, etcd_endpoints, verbose):
+def cli(ctx, config_path, etcd_endpoints, verbose, log_format):
     """soa: Thrift services that find each other through etcd."""
     from .context import CliContext
 
-    ctx.obj = CliContext(config_path, etcd_endpoints, verbose)
+    ctx.obj = CliContext(config_path, etcd_endpoints, verbose, log_format)
 
 
 def main(argv=None):
