@@ -1,5 +1,6 @@
 """The plain functions behind ``soa up`` and ``soa demo``: etcd, the shop, the demo flow."""
 
+import contextlib
 import shutil
 import socket
 import time
@@ -71,7 +72,28 @@ def run_up(config, *, etcd_port=None, services=None, timeout=60.0, echo=print):
 def run_demo_against(config, echo=print):
     """``soa demo``: the flow against whatever is registered in the configured etcd."""
     echo(f"soa demo against etcd {','.join(config.etcd.endpoints)} prefix {config.etcd.prefix}")
-    return run_demo(config, echo)
+    with top_around(config, echo):
+        summary = run_demo(config, echo)
+    return summary
+
+
+@contextlib.contextmanager
+def top_around(config, echo=print):
+    """Scrape every registered instance before and after the block, then print the
+    ``soa top --once`` table: its rates and percentiles cover the block (the purchase flow)."""
+    from .observe.top import Top, table
+
+    watcher = Top(config.etcd)
+    try:
+        watcher.sample()
+        started = time.monotonic()
+        yield
+        watcher.sample()
+        echo(f"soa top --once, over the {time.monotonic() - started:.1f}s of the flow"
+             " (metrics: the METRICS column of the status table above):")
+        echo(table(watcher.rows()))
+    finally:
+        watcher.close()
 
 
 def demo_up(config, echo=print):
@@ -91,7 +113,9 @@ def demo_up(config, echo=print):
             shop.start()
             echo(format_status(shop.status()))
             echo(f"shop up in {time.monotonic() - started:.1f}s")
-            summary = run_demo(load_config(str(demo_path), etcd.endpoint), echo)
+            demo_config = load_config(str(demo_path), etcd.endpoint)
+            with top_around(demo_config, echo):
+                summary = run_demo(demo_config, echo)
         finally:
             _removed, left = shop.stop()
     finally:
