@@ -105,7 +105,7 @@ def demo_up(config, echo=print):
     etcd = start_etcd(base / "etcd")
     try:
         demo_path = shop_config(path, base, etcd.endpoint)
-        shop = Shop(demo_path, etcd.endpoint, log_dir=base / "logs")
+        shop = Shop(demo_path, etcd.endpoint, log_dir=base / "logs", pythonpath=[path.parent])
         try:
             count = sum(shop.config.service(s).instances for s in shop.services)
             echo(f"starting etcd {etcd.endpoint} and {count} service processes "

@@ -9,6 +9,7 @@
 - ``start_etcd(data_dir, port)`` starts the embedded etcd.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -79,8 +80,12 @@ class Child:
 class Shop:
     """Every service of a soa.yaml as ``soa serve`` child processes (see the module docstring)."""
 
-    def __init__(self, config_path, etcd_endpoint, *, services=None, log_dir=None):
+    def __init__(self, config_path, etcd_endpoint, *, services=None, log_dir=None,
+                 pythonpath=()):
         self.config_path = Path(config_path).resolve()
+        # Folders the children import handlers from besides the config's (a copied soa.yaml
+        # in .soa/demo still imports the project's services/ package).
+        self.pythonpath = [str(Path(p).resolve()) for p in pythonpath]
         self.etcd_endpoint = etcd_endpoint
         self.config = load_config(str(self.config_path), etcd_endpoint)
         names = list(self.config.services)
@@ -98,10 +103,14 @@ class Shop:
     def spawn(self, service, index):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{service}-{index}.log"
+        env = dict(os.environ)
+        if self.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(
+                self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p])
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(self.command(service), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=str(self.config.root))
+                                    cwd=str(self.config.root), env=env)
         child = Child(service, index, proc, log_path)
         self.children.append(child)
         return child
