@@ -128,11 +128,12 @@ def test_live_view_in_a_real_terminal_follows_joins_and_leaves(shop, tmp_path):
                    timeout=15, message=f"the live view shows the instance's rate:\n{screen()}")
         assert screen().splitlines()[0].startswith("soa top")
         second = start()
-        joined = wait_until(lambda: row_of(second), timeout=3,
+        # Within a second of the registry change (the watch wakes the view; no polling tick).
+        joined = wait_until(lambda: row_of(second), timeout=1.0,
                             message=f"the new instance appears:\n{screen()}")
         assert joined[0] == "echo"
         second.stop(grace=0)
-        wait_until(lambda: row_of(second) is None, timeout=3,
+        wait_until(lambda: row_of(second) is None, timeout=1.0,
                    message=f"the stopped instance disappears:\n{screen()}")
         assert row_of(first) is not None
         assert "\x1b" not in screen()  # what the terminal shows, not the codes that drew it
