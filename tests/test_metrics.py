@@ -32,6 +32,8 @@ def serve_echo(tmp_path, etcd_config):
 def scrape(port):
     status, text = fetch("127.0.0.1", port)
     assert status == 200
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # every family once
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 

@@ -47,6 +47,9 @@ def test_calls_spread_over_three_workers_add_up_exactly(tmp_path, etcd_config):
 
         wait_until(one_more_connection, timeout=20, message="calls reach all three workers")
         assert proc.pid not in seen
+        status, text = fetch("127.0.0.1", port)
+        types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+        assert len(types) == len(set(types))  # each family once: merged, not repeated
         samples = scrape(port)
         assert calls(samples, "pid") == made["pid"]
         assert calls(samples, "echo") == made["echo"]

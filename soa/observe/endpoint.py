@@ -98,9 +98,10 @@ def _reply(start_response, status, body, content_type="text/plain; charset=utf-8
     return [body]
 
 
-def server_families(server):
+def server_families(server, registration=True):
     """Every series of a running ``soa.server.Server``: its calls, the clients its handler
-    made, and its registration (called at scrape time, in the endpoint's greenlet)."""
+    made, and (unless ``registration=False``: a pre-fork worker, whose master registers) its
+    registration. Called at scrape time, in the endpoint's greenlet."""
     from soa.clients.metrics import client_families
 
     connections = list(server.connections)
@@ -109,7 +110,8 @@ def server_families(server):
     context = server.context
     clients = context.clients() if context is not None else ()
     yield from client_families(clients)
-    yield from registry_families(server.service.name, server.registrar)
+    if registration:
+        yield from registry_families(server.service.name, server.registrar)
 
 
 def registry_families(service, registrar):

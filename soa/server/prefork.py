@@ -305,7 +305,7 @@ def run_worker(master, listener, ready_w, parent_pid):
             from soa.observe.workers import WorkerExport
 
             export = WorkerExport(master.metrics_dir,
-                                  make_registry(lambda: server_families(server))).start()
+                                  make_registry(lambda: server_families(server, False))).start()
     except BaseException:
         _write(ready_w, FAILED)
         raise
