@@ -2,10 +2,12 @@
 
 Groups (per call and concurrency): ``raw thriftpy2 -> thriftpy2`` (baseline: ``make_client``, one
 connection per greenlet, against ``make_server`` on gevent), ``soa -> soa`` (one shared soa client,
-its pool and middleware, against a soa server), and ``soa -> thriftpy2`` (the client alone
-changes). The soa client gets its instance from a fixed resolver: discovery is off the call path
-either way (a call never touches etcd), so this measures the per-call path. Calls: ``ping`` and a
-1 KB ``echo``; concurrency 1 and 64.
+its pool and middleware, against a soa server), ``soa -> soa over TLS`` (what TLS costs per call,
+in the same run), and ``soa -> thriftpy2`` (the client alone changes). Against soa servers the
+client speaks THeader, as it does with a registered soa server (deadline and target identity on
+every call); against thriftpy2, plain. The soa client gets its instance from a fixed resolver:
+discovery is off the call path either way (a call never touches etcd), so this measures the
+per-call path. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64.
 
 The CPU column is the CPU time of THIS process (the client side, load generator included) per
 call; the case name carries what soa adds per call over the baseline, in microseconds. The soa
@@ -24,16 +26,19 @@ IDL = Path(__file__).with_name("bench.thrift")
 CONCURRENCY = (1, 64)
 
 
-def soa_caller(port, method, pool_size, metrics=True):
-    """One soa client shared by every greenlet of the measurement."""
+def soa_caller(port, method, pool_size, theader=False, tls=None, metrics=True):
+    """One soa client shared by every greenlet of the measurement; ``theader`` as a soa server
+    registers itself (the call then carries its deadline and target in a THeader frame);
+    ``metrics=False`` drops the client's metrics middleware."""
     from soa.registry.instance import Instance
     from soa.clients import StaticResolver
     from soa.clients.service_client import build
     from soa.config import Config
 
-    resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port)])
+    resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port,
+                                        theader=theader, tls=tls is not None)])
     client = build("bench", Config(), resolver, idl=IDL, thrift_service="BenchService",
-                   timeout_ms=30000, pool_size=pool_size, metrics=metrics)
+                   timeout_ms=30000, pool_size=pool_size, tls=tls, metrics=metrics)
     fn, args = getattr(client, method), CALLS[method]
     open_callers = [0]
 
@@ -53,14 +58,25 @@ def run(args):
     import thriftpy2
 
     module = thriftpy2.load(str(IDL), module_name="bench_thrift")
+    import tempfile
+
+    from soa.testing.certs import Authority
+    from soa.tls import ClientTls
+
     me = os.getpid()
+    pki = Path(tempfile.mkdtemp(prefix="soa-bench-pki-"))
+    authority = Authority(pki, "ca")
+    authority.issue("server")
+    tls = ClientTls(ca=str(authority.path))
     servers = {}
     try:
         servers["soa"] = harness.start_server("bench.server_bench:soa_server")
+        servers["soa-tls"] = harness.start_server("bench.server_bench:soa_server", str(pki))
         servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
         cases = [
             ("raw thriftpy2 -> thriftpy2", "thriftpy2", "raw", True),
             ("soa -> soa", "soa", "soa", False),
+            ("soa -> soa over TLS", "soa-tls", "soa", False),
             ("soa -> thriftpy2", "thriftpy2", "soa", False),
             ("soa metrics off -> thriftpy2", "thriftpy2", "soa off", False),
         ]
@@ -75,6 +91,8 @@ def run(args):
                             make = thrift_caller(module, port, method)
                         else:
                             make = soa_caller(port, method, max(concurrency, 1),
+                                              theader=server.startswith("soa"),
+                                              tls=tls if server == "soa-tls" else None,
                                               metrics=client != "soa off")
                         results[case].append(harness.measure(make, concurrency, args.seconds,
                                                              server_pid=me))

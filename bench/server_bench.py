@@ -31,11 +31,15 @@ class BenchHandler:
 
 # -- servers (each runs in its own process, started by harness.start_server) -----------------
 
-def soa_server(metrics=True):
+def soa_server(tls_folder=None, metrics=True):
+    """The soa server; with ``tls_folder`` (holding server.crt/.key) it serves TLS; with
+    ``metrics=False`` it records nothing and serves no /metrics."""
     from soa.config import load_config
     from soa.server import Server
 
     root = Path(tempfile.mkdtemp(prefix="soa-bench-"))
+    tls = (f"    tls: {{cert: {tls_folder}/server.crt, key: {tls_folder}/server.key}}\n"
+           if tls_folder else "")
     (root / "soa.yaml").write_text(
         "services:\n"
         "  bench:\n"
@@ -43,8 +47,8 @@ def soa_server(metrics=True):
         "    service: BenchService\n"
         "    handler: bench.server_bench:BenchHandler\n"
         "    host: 127.0.0.1\n"
-        "    port: 0\n"
-        f"    metrics: {'true' if metrics else 'false'}\n"
+        "    port: 0\n" + tls
+        + f"    metrics: {'true' if metrics else 'false'}\n"
     )
     config = load_config(str(root / "soa.yaml"))
     # Registration is off: this measures serving, and needs no etcd.
@@ -129,6 +133,20 @@ def wire_caller(module, port, method):
     return _bytes_caller(port, _request_bytes(module, method), len(_reply_bytes(module, method)))
 
 
+def theader_wire_caller(module, port, method):
+    """The wire caller in THeader frames, with the metadata a soa client sends (service,
+    caller, a deadline): what the THeader path costs the server."""
+    from soa import theader
+
+    payload = _request_bytes(module, method)
+    pairs = [(theader.SERVICE, "bench"), (theader.CALLER, "bench-client"),
+             (theader.DEADLINE, "30000")]
+    block = theader.header_block(0, len(pairs), theader.encode_pairs(pairs))
+    request = theader.frame_prefix(1, block, len(payload)) + payload
+    reply = len(_reply_bytes(module, method)) + 4 + theader.FIXED_SIZE + 4
+    return _bytes_caller(port, request, reply)
+
+
 def _bytes_caller(port, request, size):
     def make():
         sock = socket.create_connection((harness.HOST, port))
@@ -186,7 +204,8 @@ def run(args):
     servers = {}
     try:
         servers["soa"] = harness.start_server("bench.server_bench:soa_server")
-        servers["soa metrics off"] = harness.start_server("bench.server_bench:soa_server", False)
+        servers["soa metrics off"] = harness.start_server("bench.server_bench:soa_server", None,
+                                                        False)
         servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
         servers["gevent echo"] = harness.start_server("bench.server_bench:echo_server")
         # (group suffix, case, server, load generator, baseline?)
@@ -197,6 +216,7 @@ def run(args):
             ("", "gevent echo", "gevent echo", echo_caller, False),
             (" wire", "soa", "soa", wire_caller, False),
             (" wire", "soa metrics off", "soa metrics off", wire_caller, False),
+            (" wire", "soa THeader", "soa", theader_wire_caller, False),
             (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
         ]
         rows = []

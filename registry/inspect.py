@@ -1,4 +1,5 @@
-"""One-shot registry reads and edits for tools: list with lease times, remove, history.
+"""One-shot registry reads and edits for tools: list with lease times, remove, drain, undrain,
+reweight, history.
 
 These are plain functions over an ``EtcdConnection``; the ``soa registry`` commands call them.
 """
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from soa.errors import DiscoveryError
 
+from . import operator
 from .etcd import RETRYABLE, describe, etcdrpc, range_end
 from .instance import InvalidInstance, parse_instance, service_prefix
 
@@ -61,10 +63,92 @@ def registered(connection, prefix, service=None):
     return [row.instance for row in rows if row.instance is not None]
 
 
-def remove(connection, prefix, service, address):
-    """Delete one instance's key. Returns False when there was no such key."""
+class NotRegistered(DiscoveryError):
+    """No key for that service and address."""
+
+
+class InstanceAlive(DiscoveryError):
+    """The instance's lease is alive: its registrar writes the key back at once."""
+
+
+def lease_left(connection, prefix, service, address):
+    """Seconds left on the lease of the instance's key: -1 without a live lease, None when
+    there is no such key."""
+    with _etcd(connection) as client:
+        value, meta = client.get(f"{service_prefix(prefix, service)}{address}")
+        if value is None:
+            return None
+        return client.get_lease_info(meta.lease_id).TTL if meta.lease_id else -1
+
+
+def remove(connection, prefix, service, address, force=True):
+    """Delete one instance's key. Returns False when there was no such key. Without ``force``,
+    an instance whose lease is alive is refused with ``InstanceAlive``: its registrar would
+    write the key back within a second anyway (drain it to take it out of traffic)."""
+    if not force:
+        left = lease_left(connection, prefix, service, address)
+        if left is None:
+            return False
+        if left > 0:
+            raise InstanceAlive(
+                f"{service} {address} is alive (lease {left}s left) and its registrar writes"
+                " it back within a second; use --force to remove it anyway, or drain it")
     with _etcd(connection) as client:
         return bool(client.delete(f"{service_prefix(prefix, service)}{address}"))
+
+
+@dataclass(frozen=True)
+class Edited:
+    """An operator edit: the instance before and after."""
+
+    before: object  # registry.Instance
+    after: object  # registry.Instance
+    changed: bool
+
+
+def drain(connection, prefix, service, address):
+    """Weight 0 with the weight remembered (``registry.operator``)."""
+    return _edit(connection, prefix, service, address, operator.drain)
+
+
+def undrain(connection, prefix, service, address):
+    """Back to the remembered weight."""
+    return _edit(connection, prefix, service, address, operator.undrain)
+
+
+def reweight(connection, prefix, service, address, weight):
+    """A new weight (a drained instance stays drained and returns to it on undrain)."""
+    return _edit(connection, prefix, service, address, lambda d: operator.reweight(d, weight))
+
+
+def _edit(connection, prefix, service, address, change, attempts=5):
+    """Rewrite one value with ``change(dict) -> dict``, under the key's own lease, only if no
+    one wrote the key in between (a transaction on its mod revision; retried). The instance's
+    registrar sees the write and keeps it."""
+    key = f"{service_prefix(prefix, service)}{address}"
+    with _etcd(connection) as client:
+        for _ in range(attempts):
+            value, meta = client.get(key)
+            if value is None:
+                raise NotRegistered(f"no instance {address} registered for {service}")
+            try:
+                before = parse_instance(value, key=key, prefix=prefix)
+            except InvalidInstance as e:
+                raise DiscoveryError(f"{key} holds an invalid value ({e}); not editing it") from e
+            data = json.loads(value)
+            edited = change(data)
+            after = parse_instance(json.dumps(edited), key=key, prefix=prefix)
+            if edited == data:
+                return Edited(before, after, False)
+            encoded = operator.encode(edited)
+            done, _ = client.transaction(
+                compare=[client.transactions.mod(key) == meta.mod_revision],
+                success=[client.transactions.put(key, encoded, lease=meta.lease_id or None)],
+                failure=[],
+            )
+            if done:
+                return Edited(before, after, True)
+    raise DiscoveryError(f"{key} kept changing; try again")
 
 
 @dataclass(frozen=True)

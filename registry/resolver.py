@@ -2,16 +2,19 @@
 
 import logging
 import threading
+import time
 
 import gevent
 import gevent.event
 
+from soa import entry
 from soa.backoff import Backoff
 
-from .etcd import RETRYABLE, EtcdConnection, describe, etcdrpc, range_end
+from .etcd import PERMANENT, RETRYABLE, EtcdConnection, describe, etcdrpc, range_end
 from .instance import InvalidInstance, parse_instance, service_prefix
 
 log = logging.getLogger("soa.registry")
+DEPARTED_FOR = 120.0  # seconds a deliberate deregistration is remembered
 
 
 class EtcdResolver:
@@ -22,7 +25,11 @@ class EtcdResolver:
     timeout) only for the very first listing, and returns ``()`` if etcd has not answered by then.
     ``subscribe`` calls ``callback(instances)`` at once with the current set when there is one,
     then after every change, always with the complete set, from the watch greenlet; a callback
-    must not block. On etcd errors the last good set is kept and nothing is published.
+    must not block. On etcd errors the last good set is kept and nothing is published. When
+    etcd refuses the credentials or the read before any set is known, ``instances`` raises that
+    ``EtcdAuthError`` (the watch keeps trying; a refusal after a first listing is logged as an
+    error). ``instances`` and ``subscribe`` raise ``SoaError`` in a process that has not patched
+    the socket module for gevent (``soa.entry.cooperative_grpc``): the watch would hang it.
     """
 
     def __init__(self, etcd_config, connection=None):
@@ -33,6 +40,7 @@ class EtcdResolver:
         self._lock = threading.Lock()
 
     def _watch(self, service):
+        entry.cooperative_grpc()  # here, so a process that cannot use grpc hears it at once
         with self._lock:
             watch = self._watches.get(service)
             if watch is None:
@@ -44,7 +52,9 @@ class EtcdResolver:
 
     def instances(self, service, wait=None):
         watch = self._watch(service)
-        watch.ready.wait(self.config.dial_timeout if wait is None else wait)
+        watch.settled.wait(self.config.dial_timeout if wait is None else wait)
+        if watch.refused is not None and not watch.ready.is_set():
+            raise watch.refused
         return watch.snapshot
 
     def subscribe(self, service, callback):
@@ -57,6 +67,17 @@ class EtcdResolver:
         if watch is None:
             return 0, 0
         return watch.relists, int(watch.connected)
+    def departed(self, service):
+        """Addresses of ``service`` that deregistered on purpose lately (their value was marked
+        ``leaving`` before the key went): a removal that no glitch explains."""
+        watch = self._watches.get(service)
+        return watch.departed if watch is not None else {}
+
+    def last_error(self, service):
+        """Why the watch of ``service`` has no listing yet (one line naming the endpoint), or
+        None when it has one."""
+        watch = self._watches.get(service)
+        return None if watch is None or watch.ready.is_set() else watch.last_error
 
     def unsubscribe(self, service, callback):
         watch = self._watches.get(service)
@@ -77,6 +98,8 @@ class PrefixWatch:
 
     ``snapshot`` is the complete set (a tuple sorted by service and address). ``ready`` is set
     after the first successful listing. ``revision`` is the etcd revision the snapshot reflects.
+    ``refused`` is the ``EtcdAuthError`` of the last attempt, if etcd refused it; ``settled`` is
+    set once there is a listing or a refusal.
     """
 
     def __init__(self, connection, prefix, range_prefix):
@@ -88,6 +111,10 @@ class PrefixWatch:
         self.relists = 0
         self.connected = False  # True from a successful listing until the next error
         self.ready = gevent.event.Event()
+        self.settled = gevent.event.Event()
+        self.refused = None
+        self.last_error = None  # the last failure, while there is no listing
+        self.departed = {}  # address -> monotonic time it was marked leaving (recent ones)
         self._entries = {}
         self._warned = set()
         self._subscribers = []
@@ -116,7 +143,7 @@ class PrefixWatch:
             self._subscribers.remove(callback)
 
     def _run(self):
-        backoff = Backoff(base=0.05, cap=2.0)
+        backoff = Backoff(base=0.05, cap=1.0)
         while not self._stopped.is_set():
             client = None
             try:
@@ -124,14 +151,25 @@ class PrefixWatch:
                 self._list(client)
                 backoff.reset()
                 self._follow(client)
+            except PERMANENT as e:
+                if self.refused is None:  # once per run of refusals
+                    # Before the first listing, instances() raises it to the caller instead.
+                    level = logging.ERROR if self.ready.is_set() else logging.INFO
+                    log.log(level, "watch %s: %s", self.range_prefix, e)
+                self.refused = e
+                self.settled.set()
+                if self._stopped.wait(backoff.next()):
+                    return
             except RETRYABLE as e:
                 self.connected = False
                 if self._stopped.is_set():
                     return
+                self.last_error = f"etcd {self.connection.endpoint} did not answer: {describe(e)}"
                 if client is not None:
                     self.connection.failed(client)
                 delay = backoff.next()
-                log.warning(
+                log.log(  # the first failure and every 10th after it (retries come often)
+                    logging.WARNING if backoff.attempt % 10 == 1 else logging.DEBUG,
                     "watch %s: %s; keeping %d known instance(s), retrying in %.2fs",
                     self.range_prefix,
                     describe(e),
@@ -149,8 +187,10 @@ class PrefixWatch:
         self.revision = response.header.revision
         self.relists += 1
         self.connected = True
+        self.refused = None
         self._publish()
         self.ready.set()
+        self.settled.set()
 
     def _follow(self, client):
         """Watch from revision+1 until the stream ends; returns to have the caller list again."""
@@ -208,6 +248,9 @@ class PrefixWatch:
                 log.warning("skipping %s: %s", key.decode("utf-8", "replace"), e)
             return self._entries.pop(key, None) is not None
         if instance.extra.get("leaving") is True:
+            now = time.monotonic()
+            self.departed = {a: t for a, t in self.departed.items() if t > now - DEPARTED_FOR}
+            self.departed[instance.address] = now
             return self._entries.pop(key, None) is not None
         previous = self._entries.get(key)
         self._entries[key] = instance

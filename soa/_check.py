@@ -1,7 +1,7 @@
 """Reading untrusted mappings (YAML, JSON) with one clear error per bad value.
 
 A ``Fields`` wraps one mapping and knows where it came from (file and key path), so every
-complaint names both: ``soa.yaml: services.order.port: expected an integer 1-65535, got "abc"``.
+complaint names both: ``soa.yaml: services.greeter.port: expected an integer 1-65535, got "abc"``.
 """
 
 import json
@@ -56,6 +56,16 @@ class Fields:
             return value
         if not isinstance(value, str) or not value:
             raise self.fail(self.key(name), f"expected a non-empty string, got {show(value)}")
+        return value
+
+    def secret(self, name, default=_MISSING):
+        """A string whose value never appears in an error (passwords)."""
+        value = self.raw(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, str) or not value:
+            kind = "an empty string" if value == "" else f"a YAML {type(value).__name__}"
+            raise self.fail(self.key(name), f"expected a non-empty string (quote it), got {kind}")
         return value
 
     def int(self, name, default=_MISSING, lo=None, hi=None):

@@ -13,8 +13,10 @@ from types import MappingProxyType
 
 import yaml
 
-from ._check import Fields, show
+from ._check import _MISSING, Fields, show
+from .config_env import expand_env
 from .errors import ConfigError
+from .tls import ClientTls, ServerTls
 
 DEFAULT_FILE = "soa.yaml"
 PROTOCOLS = ("binary", "compact")
@@ -31,13 +33,29 @@ _ENDPOINT = re.compile(r"^(?:https?://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{
 
 @dataclass(frozen=True)
 class TlsFiles:
+    """PEM files (absolute paths): the CA to verify the server with, and this side's
+    certificate and key (both or neither)."""
+
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
 
 
 @dataclass(frozen=True)
+class EtcdCredentials:
+    """An etcd user and its password (``services.X.etcd``). ``repr()`` hides the password."""
+
+    user: str
+    password: str
+
+    def __repr__(self):
+        return f"EtcdCredentials(user={self.user!r}, password=<redacted>)"
+
+
+@dataclass(frozen=True)
 class EtcdConfig:
+    """How to reach etcd. ``repr()`` never shows a password."""
+
     endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
     prefix: str = "/soa"
     lease_ttl: int = 10
@@ -45,6 +63,16 @@ class EtcdConfig:
     user: str | None = None
     password: str | None = None
     tls: TlsFiles | None = None
+    root_password: str | None = None  # only `soa etcd auth-setup` uses it
+
+    def __repr__(self):
+        def hidden(value):
+            return None if value is None else "<redacted>"
+
+        return (f"EtcdConfig(endpoints={self.endpoints!r}, prefix={self.prefix!r}, "
+                f"lease_ttl={self.lease_ttl!r}, dial_timeout={self.dial_timeout!r}, "
+                f"user={self.user!r}, password={hidden(self.password)}, tls={self.tls!r}, "
+                f"root_password={hidden(self.root_password)})")
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,8 @@ class ServiceConfig:
     # Monitoring: the HTTP endpoint (/metrics, /healthz, /readyz) and per-call recording.
     metrics: bool = True
     metrics_port: int = 0
+    tls: ServerTls | None = None
+    etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,7 @@ class ClientConfig:
     eject_after: int = 3
     hash_key: str | None = None
     metrics: bool = True  # per-call counters (soa_client_*); false drops the middleware
+    tls: ClientTls | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,15 @@ class Config:
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
     services: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     client: ClientConfig = field(default_factory=ClientConfig)
+    pythonpath: tuple = ()  # folders put on sys.path before handlers are imported
+    # the project's own `soa` subcommands: name -> "module:click_command"
+    commands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def import_paths(self):
+        """Where handler and middleware modules are imported from: ``pythonpath`` (relative to
+        soa.yaml; default: the folder of soa.yaml itself)."""
+        return self.pythonpath or (self.root,)
 
     def service(self, name):
         """The named service's config, or ``ConfigError`` naming the services that exist."""
@@ -112,6 +152,14 @@ class Config:
             raise ConfigError(
                 f"unknown service {name!r} (services: {known})", source=self.source
             ) from None
+
+    def etcd_for(self, name):
+        """The etcd config a process serving ``name`` uses: ``etcd`` with the service's own
+        credentials (``services.X.etcd``) when it has them."""
+        credentials = self.service(name).etcd
+        if credentials is None:
+            return self.etcd
+        return replace(self.etcd, user=credentials.user, password=credentials.password)
 
 
 def load_config(path=None, etcd_endpoints=None, check_idl=True):
@@ -135,8 +183,15 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
     endpoints = etcd_endpoints or os.environ.get("SOA_ETCD_ENDPOINTS")
     if endpoints:
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-        checked = _endpoints(Fields({"endpoints": items}, "SOA_ETCD_ENDPOINTS"), "endpoints")
+        where = "--etcd" if etcd_endpoints else "SOA_ETCD_ENDPOINTS"
+        checked = _endpoints(Fields({"endpoints": items}, where), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
+    user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
+    if user or password:
+        if not (user and password):
+            raise ConfigError("SOA_ETCD_USER and SOA_ETCD_PASSWORD go together",
+                              source="environment")
+        config = replace(config, etcd=replace(config.etcd, user=user, password=password))
     return config
 
 
@@ -150,9 +205,10 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}invalid YAML: {problem}", source=source) from e
+    data = expand_env(data, source)
     top = Fields(data, source)
-    etcd = _etcd(top.sub("etcd"))
-    client = _client(top.sub("client"))
+    etcd = _etcd(top.sub("etcd"), root)
+    client = _client(top.sub("client"), root)
     services_raw = top.sub("services")
     services = {}
     for name in services_raw.data:
@@ -160,8 +216,24 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
             raise top.fail(f"services.{name}", "service names are lower-case [a-z0-9_-]")
         services[name] = _service(name, services_raw.sub(name), root, check_idl)
     services_raw.done()
+    pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
+    commands = _commands(top.sub("commands"))
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client)
+    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath, commands)
+
+
+def _commands(f):
+    """``commands: {name: module:attribute}``: subcommands a project adds to ``soa``."""
+    out = {}
+    for name in list(f.data):
+        target = f.str(name)
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", str(name)):
+            raise f.fail(f.key(name), "command names are lower-case [a-z0-9-]")
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+            raise f.fail(f.key(name), f"expected module.path:command, got {show(target)}")
+        out[name] = target
+    f.done()
+    return MappingProxyType(out)
 
 
 def _endpoints(f, key):
@@ -177,30 +249,92 @@ def _endpoints(f, key):
     return tuple(out)
 
 
-def _etcd(f):
+def _etcd(f, root):
     endpoints = _endpoints(f, "endpoints")
     prefix = f.str("prefix", EtcdConfig.prefix)
     if not prefix.startswith("/") or prefix.endswith("/") and prefix != "/":
         raise f.fail(f.key("prefix"), f"expected a path like /soa, got {show(prefix)}")
-    tls = None
-    if "tls" in f.data:
-        t = f.sub("tls")
-        tls = TlsFiles(t.str("ca", None), t.str("cert", None), t.str("key", None))
-        t.done()
+    tls = _tls_files(f.sub("tls"), root) if f.raw("tls", None) is not None else None
+    user, password = f.str("user", None), f.secret("password", None)
+    if (user is None) != (password is None):
+        missing = "password" if password is None else "user"
+        raise f.fail(f.key(missing), "etcd.user and etcd.password go together")
     config = EtcdConfig(
         endpoints=endpoints,
         prefix=prefix.rstrip("/") or "/soa",
         lease_ttl=f.int("lease_ttl", EtcdConfig.lease_ttl, lo=2, hi=3600),
         dial_timeout=f.number("dial_timeout", EtcdConfig.dial_timeout, lo=0.1, hi=60),
-        user=f.str("user", None),
-        password=f.str("password", None),
+        user=user,
+        password=password,
         tls=tls,
+        root_password=f.secret("root_password", None),
     )
     f.done()
     return config
 
 
-def _client(f):
+def _file(f, name, root, required=False):
+    """A file path relative to soa.yaml's folder, which must exist."""
+    text = f.str(name, _MISSING if required else None)
+    if text is None:
+        return None
+    path = (root / text).resolve()
+    if not path.is_file():
+        raise f.fail(f.key(name), f"no such file: {text}")
+    return str(path)
+
+
+def _server_tls(f, root):
+    if not f.data:
+        return None
+    tls = ServerTls(cert=_file(f, "cert", root, True), key=_file(f, "key", root, True),
+                    ca=_file(f, "ca", root), require_client_cert=f.bool("require_client_cert",
+                                                                        False))
+    if tls.require_client_cert and not tls.ca:
+        raise f.fail(f.key("require_client_cert"), "needs tls.ca: the CA whose clients to accept")
+    f.done()
+    return tls
+
+
+def _client_tls(f, root):
+    if not f.data:
+        return None
+    tls = ClientTls(ca=_file(f, "ca", root), cert=_file(f, "cert", root),
+                    key=_file(f, "key", root), server_name=f.str("server_name", None))
+    if bool(tls.cert) != bool(tls.key):
+        raise f.fail(f.key("cert" if tls.key else "key"), "cert and key go together")
+    f.done()
+    return tls
+
+
+def _credentials(f):
+    """``services.X.etcd: {user, password}``."""
+    credentials = EtcdCredentials(f.str("user"), f.secret("password"))
+    f.done()
+    return credentials
+
+
+def _tls_files(t, root):
+    """``{ca, cert, key}``: paths relative to soa.yaml's folder, checked to exist; ``ca`` is
+    required, ``cert`` and ``key`` (a client certificate) go together."""
+    paths = {}
+    for name in ("ca", "cert", "key"):
+        text = t.str(name, None)
+        if text is not None:
+            path = (Path(root) / text).resolve()
+            if not path.is_file():
+                raise t.fail(t.key(name), f"no such file: {text}")
+            paths[name] = str(path)
+    t.done()
+    if ("cert" in paths) != ("key" in paths):
+        raise t.fail(t.key("key" if "cert" in paths else "cert"), "cert and key go together")
+    if "ca" not in paths:
+        raise t.fail(t.key("ca"), "is required: the CA file that etcd's certificate is checked"
+                     " against")
+    return TlsFiles(**paths)
+
+
+def _client(f, root=Path(".")):
     d = ClientConfig
     config = ClientConfig(
         balancer=f.choice("balancer", BALANCERS, d.balancer),
@@ -215,6 +349,7 @@ def _client(f):
         eject_after=f.int("eject_after", d.eject_after, lo=1, hi=1000),
         hash_key=f.str("hash_key", None),
         metrics=f.bool("metrics", d.metrics),
+        tls=_client_tls(f.sub("tls"), root),
     )
     f.done()
     return config
@@ -254,6 +389,8 @@ def _service(name, f, root, check_idl):
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
         metrics=f.bool("metrics", d.metrics),
         metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
+        tls=_server_tls(f.sub("tls"), root),
+        etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
     )
     f.done()
     if check_idl:
@@ -273,5 +410,5 @@ def _service(name, f, root, check_idl):
 
 
 def _default_thrift_service(name):
-    """``flash_sale`` -> ``FlashSaleService``: the convention when ``service`` is omitted."""
+    """``user_profile`` -> ``UserProfileService``: the convention when ``service`` is omitted."""
     return "".join(part.capitalize() for part in re.split(r"[_-]", name)) + "Service"

@@ -5,6 +5,8 @@ callers branch on the type, never on the message. Exceptions declared in a servi
 not part of this hierarchy: they pass through soa untouched, as their own types.
 """
 
+import functools
+
 
 class SoaError(Exception):
     """Root of every error raised by soa itself."""
@@ -29,6 +31,12 @@ class DiscoveryError(SoaError):
     """The registry could not be read or written."""
 
 
+class EtcdAuthError(DiscoveryError):
+    """etcd refused the credentials (wrong user or password) or the operation (permission
+    denied). Retrying with the same config cannot help. The text names the endpoint, the user and
+    the key; never a password."""
+
+
 class NoInstanceAvailable(DiscoveryError):
     """No live instance of the service can take the call."""
 
@@ -46,6 +54,14 @@ class TransportError(SoaError):
         super().__init__(f"{address}: {message}" if address else message)
 
 
+class WrongTarget(TransportError):
+    """The address serves another service or instance now (its port was reused after a crash);
+    the server refused the call unexecuted, so it is retried elsewhere and the address dropped."""
+
+    def __init__(self, message, *, address=None):
+        super().__init__(message, address=address, sent=False)
+
+
 class RpcTimeout(TransportError):
     """The call's deadline passed before the reply arrived."""
 
@@ -61,3 +77,29 @@ class RetryError(SoaError):
         super().__init__(
             f"{service}.{method}: {len(self.attempts)} attempt(s) failed; last: {last!r}"
         )
+
+
+
+@functools.cache
+def _not_implemented_yet():
+    from thriftpy2.thrift import TApplicationException
+
+    class NotImplementedYet(TApplicationException, NotImplementedError):
+        """What a generated stub raises until the method is written: a ``NotImplementedError``
+        that a soa server answers as a ``TApplicationException`` (``UNKNOWN``) with its message,
+        since the text is the framework's own and says nothing private. Other unexpected
+        exceptions reach the caller only as an error id."""
+
+        def __init__(self, message):
+            TApplicationException.__init__(self, TApplicationException.UNKNOWN, message)
+
+    NotImplementedYet.__module__ = __name__
+    NotImplementedYet.__qualname__ = "NotImplementedYet"
+    return NotImplementedYet
+
+
+def __getattr__(name):
+    # NotImplementedYet builds on thriftpy2, which ``import soa`` does not load.
+    if name == "NotImplementedYet":
+        return _not_implemented_yet()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

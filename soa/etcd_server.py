@@ -9,10 +9,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SoaError
@@ -43,11 +45,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS for etcd's client port: its certificate and key, the CA that signed client
+    certificates (and, for the health check, the server's), and whether a client certificate is
+    required (``--client-cert-auth``; etcd then takes the user name from its CN)."""
+
+    cert: str
+    key: str
+    ca: str
+    client_cert_auth: bool = False
+    # a client certificate for the health check, when client_cert_auth is on
+    health_cert: str | None = None
+    health_key: str | None = None
+
+
 class EtcdProcess:
-    """One etcd member as a child process. ``start()`` returns once it answers /health."""
+    """One etcd member as a child process. ``start()`` returns once it answers /health.
+
+    ``tls`` (a ``ServerTls``) serves the client port over https; ``extra_args`` are more etcd
+    flags (``--auth-token-ttl``, ``--grpc-keepalive-min-time``, ...).
+    """
 
     def __init__(self, data_dir, name="default", client_port=None, peer_port=None,
-                 initial_cluster=None, cluster_state="new", log_path=None, cluster_token=None):
+                 initial_cluster=None, cluster_state="new", log_path=None, cluster_token=None,
+                 tls=None, extra_args=()):
         self.data_dir = Path(data_dir)
         self.name = name
         self.client_port = client_port or free_port()
@@ -56,15 +78,27 @@ class EtcdProcess:
         self.cluster_state = cluster_state
         self.cluster_token = cluster_token or f"soa-{os.getpid()}-{self.peer_port}"
         self.log_path = Path(log_path) if log_path else self.data_dir.with_suffix(".log")
+        self.tls = tls
+        self.extra_args = tuple(extra_args)
         self.process = None
 
     @property
     def endpoint(self):
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def client_url(self):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
+
     def command(self):
-        client = f"http://127.0.0.1:{self.client_port}"
+        client = self.client_url
         peer = f"http://127.0.0.1:{self.peer_port}"
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", self.tls.cert, "--key-file", self.tls.key,
+                   "--trusted-ca-file", self.tls.ca]
+            if self.tls.client_cert_auth:
+                tls.append("--client-cert-auth")
         return [
             etcd_binary(),
             "--name", self.name,
@@ -79,23 +113,39 @@ class EtcdProcess:
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
             "--log-level", "warn",
+            *tls,
+            *self.extra_args,
         ]
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=30, guard=False):
+        """Start the member; with ``wait``, return once it is healthy. A member that does not
+        become healthy is stopped before the error is raised: no etcd is left behind. With
+        ``guard`` it also dies when this process does (``soa.orphans``)."""
+        from .orphans import guarded
+
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
+        command = guarded(self.command()) if guard else self.command()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def healthy(self):
         try:
-            url = f"http://{self.endpoint}/health"
-            with urllib.request.urlopen(url, timeout=1) as response:
+            url = f"{self.client_url}/health"
+            context = None
+            if self.tls:
+                context = ssl.create_default_context(cafile=self.tls.ca)
+                if self.tls.health_cert:
+                    context.load_cert_chain(self.tls.health_cert, self.tls.health_key)
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 return json.loads(response.read()).get("health") == "true"
         except (OSError, ValueError):
             return False

@@ -96,7 +96,7 @@ def test_new_serve_call_implement(project, etcd_config):
     # The developer fills in greet.
     handler = project / "services" / "greeter" / "handler.py"
     source = handler.read_text()
-    stub = 'raise NotImplementedError("greeter.greet is not implemented yet")'
+    stub = 'raise NotImplementedYet("greeter.greet is not implemented yet")'
     assert source.count(stub) == 1
     handler.write_text(source.replace(stub, 'return " ".join([f"Hello, {name}!"] * times)'))
 

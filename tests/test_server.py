@@ -3,20 +3,16 @@
 import json
 import logging
 import socket
-import time
 from dataclasses import replace
 
 import pytest
-from thriftpy2.protocol import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport import TMemoryBuffer
 
 import soa
-from fixtures.server_support import client, echo_config, echo_idl
+from fixtures.server_support import client, echo_config, echo_idl, header_call
 from soa.registry.etcd import EtcdConnection
 from soa.registry.instance import instance_key, parse_instance
 from soa.config import load_config
-from soa.deadline import MARK, encode_seqid
 from soa.errors import ConfigError
 from soa.etcd_server import EtcdProcess, free_port
 from soa.idl import idl_hash
@@ -91,7 +87,7 @@ def test_undeclared_exception_is_internal_error_and_server_survives(serve_echo, 
         with pytest.raises(TApplicationException) as info:
             c.fail("internal")
     assert info.value.type == TApplicationException.INTERNAL_ERROR
-    assert "KeyError" in info.value.message
+    assert "KeyError" not in info.value.message and "error id" in info.value.message
     logged = [r for r in caplog.records if r.name == "soa.server" and r.exc_info]
     assert logged and isinstance(logged[0].exc_info[1], KeyError)
     assert c.echo("still here") == "still here"
@@ -148,35 +144,97 @@ def test_access_log_and_metrics_record_calls(serve_echo, tmp_path, caplog):
 def test_deadline_already_passed_is_not_executed(serve_echo, tmp_path):
     server = serve_echo()
     module = echo_idl(tmp_path)
-    c = client(module, server.address[1])
-    before = c.call_count()
-    c._seqid = MARK | 1  # a soa client's "no time left"
-    with pytest.raises(TApplicationException, match="deadline exceeded"):
-        c.echo("too late")
-    c._seqid = 0
-    assert c.call_count() == before
-    assert server.metrics.snapshot()["methods"]["echo"]["errors"] == {"late": 1}
+    before = server.handler.calls
+    headers, _, reply = header_call(server.address[1], module, "ping",
+                                    headers={"soa-deadline-ms": "1"})
+    assert headers == {"soa-error": "late"}
+    assert isinstance(reply, TApplicationException) and "deadline exceeded" in reply.message
+    assert server.handler.calls == before
+    assert server.metrics.snapshot()["methods"]["ping"]["errors"] == {"late": 1}
 
 
 def test_deadline_is_current_in_the_handler_and_seqid_is_echoed(serve_echo, tmp_path):
     server = serve_echo()
     module = echo_idl(tmp_path)
-    c = client(module, server.address[1])
-    c._seqid = encode_seqid(time.monotonic() + 5.0)
-    assert 4.0 < c.deadline_left() <= 5.0
-    c._seqid = 0
-    assert c.deadline_left() == -1.0
-    # The reply carries the request's sequence id, deadline bits included.
-    seqid = encode_seqid(time.monotonic() + 3.0)
-    request = TMemoryBuffer()
-    proto = TBinaryProtocol(request)
-    proto.write_message_begin("ping", TMessageType.CALL, seqid)
-    proto.write_struct(module.EchoService.ping_args())
+    headers, seqid, reply = header_call(server.address[1], module, "deadline_left",
+                                        headers={"soa-deadline-ms": "5000"}, seqid=0x5D0000FF)
+    assert headers == {} and seqid == 0x5D0000FF
+    assert 4.0 < reply.success <= 5.0
+    # A plain client carries no deadline, whatever its seqid.
+    assert client(module, server.address[1]).deadline_left() == -1.0
+
+
+@pytest.mark.parametrize("protocol,transport", [("binary", "buffered"), ("compact", "framed")])
+def test_plain_seqids_across_the_old_marker_range_are_served(serve_echo, tmp_path, etcd_config,
+                                                             protocol, transport):
+    """0x5D000000-0x5DFFFFFF once carried a deadline; now any seqid is the caller's own."""
+    from fixtures.server_support import PROTOCOLS, TRANSPORTS
+
+    path = echo_config(tmp_path, etcd_config, protocol=protocol, transport=transport)
+    server = serve_echo(load_config(str(path)))
+    module = echo_idl(tmp_path)
+    seqids = [0x5D000000, 0x5D000001, 0x5D000002, 0x5D7FFFFF, 0x5DFFFFFE, 0x5DFFFFFF]
+    seqids += list(range(0x5D000000, 0x5DFFFFFF, 0x00FFFFFF // 200))
+    before = server.handler.calls
     with socket.create_connection(server.address, timeout=5) as sock:
-        sock.sendall(request.getvalue())
-        reply = sock.recv(4096)
-    name, mtype, got = TBinaryProtocol(TMemoryBuffer(reply)).read_message_begin()
-    assert (name, mtype, got) == ("ping", TMessageType.REPLY, seqid)
+        from thriftpy2.transport import TSocket
+
+        tsock = TSocket()
+        tsock.sock = sock
+        trans = TRANSPORTS[transport]().get_transport(tsock)
+        proto = PROTOCOLS[protocol]().get_protocol(trans)
+        for seqid in seqids:
+            proto.write_message_begin("echo", TMessageType.CALL, seqid)
+            proto.write_struct(module.EchoService.echo_args(text=str(seqid)))
+            proto.write_message_end()
+            trans.flush()
+            _, mtype, got = proto.read_message_begin()
+            result = module.EchoService.echo_result()
+            proto.read_struct(result)
+            proto.read_message_end()
+            assert (mtype, got, result.success) == (TMessageType.REPLY, seqid, str(seqid))
+    assert server.handler.calls == before + len(seqids)
+
+
+def test_a_call_meant_for_another_service_or_instance_is_refused_unexecuted(serve_echo,
+                                                                            tmp_path):
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    port = server.address[1]
+    before = server.handler.calls
+    for wrong in ({"soa-service": "order"},
+                  {"soa-service": "echo", "soa-instance": "0123456789abcdef"}):
+        headers, _, reply = header_call(port, module, "ping", headers=wrong)
+        assert headers == {"soa-error": "wrong-target"}
+        assert isinstance(reply, TApplicationException) and "not executed" in reply.message
+    assert server.handler.calls == before
+    right = {"soa-service": "echo", "soa-instance": server.instance.id, "soa-deadline-ms": "900"}
+    headers, _, reply = header_call(port, module, "echo",
+                                    module.EchoService.echo_args(text="mine"), right)
+    assert headers == {} and reply.success == "mine"
+    headers, _, reply = header_call(port, module, "echo",
+                                    module.EchoService.echo_args(text="c"), right,
+                                    protocol="compact")
+    assert reply.success == "c"
+
+
+def test_registers_an_instance_id_and_theader(serve_echo, etcd_config, etcd):
+    server = serve_echo()
+    value = parse_instance(etcd.get(instance_key(etcd_config.prefix, server.instance))[0])
+    assert value.theader is True and len(value.id) == 16 and value.id == server.instance.id
+    assert serve_echo().instance.id != value.id
+
+
+def test_internal_errors_reach_the_caller_as_an_error_id_only(serve_echo, tmp_path, caplog):
+    server = serve_echo()
+    c = client(echo_idl(tmp_path), server.address[1])
+    with caplog.at_level(logging.ERROR, logger="soa.server"):
+        with pytest.raises(TApplicationException) as info:
+            c.fail("secret-detail")
+    assert "secret-detail" not in info.value.message and "KeyError" not in info.value.message
+    error_id = info.value.message.split("error id ")[1].split(";")[0]
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged and "secret-detail" in logged[0].exc_text
 
 
 def test_keeps_serving_while_etcd_is_down_and_registers_once_it_is_up(
@@ -207,7 +265,7 @@ def test_handler_object_and_context(serve_echo, tmp_path, etcd_config):
     config = load_config(str(echo_config(tmp_path, etcd_config)))
     server = serve_echo(config)
     context = server.handler.context
-    assert context.service.name == "echo" and context.config is config
+    assert context.service.name == "echo" and context.config == config
     assert context.idl is echo_idl(tmp_path)
     assert context.data_dir == tmp_path / ".soa" / "data" / "echo" and context.data_dir.is_dir()
 

@@ -77,3 +77,48 @@ def test_apache_generated_client(apache, tmp_path, etcd_config, protocol, transp
             trans.close()
     finally:
         server.stop(grace=0)
+
+
+@pytest.mark.parametrize("subprotocol", ["binary", "compact"])
+def test_apache_theader_client_carries_the_deadline_and_target(apache, tmp_path, etcd_config,
+                                                               subprotocol):
+    """Apache's own THeader implementation speaks soa's call metadata (registry/SCHEMA.md)."""
+    from thrift.protocol.THeaderProtocol import THeaderProtocol
+    from thrift.Thrift import TApplicationException
+    from thrift.transport import TSocket
+    from thrift.transport.THeaderTransport import THeaderClientType, THeaderSubprotocolID
+
+    service, _ = apache
+    server = soa.serve("echo", load_config(str(echo_config(tmp_path, etcd_config))), block=False)
+    try:
+        sock = TSocket.TSocket("127.0.0.1", server.address[1])
+        sock.setTimeout(5000)
+        sub = (THeaderSubprotocolID.COMPACT if subprotocol == "compact"
+               else THeaderSubprotocolID.BINARY)
+        proto = THeaderProtocol(sock, [THeaderClientType.HEADERS], sub)
+        proto.trans.open()
+        c = service.Client(proto)
+        try:
+            def headers(**pairs):  # Apache sends headers with the next call only
+                for key, value in pairs.items():
+                    proto.set_header(b"soa-" + key.encode(), value.encode())
+
+            assert c.echo("plain header") == "plain header"
+            headers(**{"deadline-ms": "4000"})
+            assert 3.0 < c.deadline_left() <= 4.0
+            before = server.handler.calls
+            headers(**{"deadline-ms": "1"})
+            with pytest.raises(TApplicationException, match="deadline exceeded"):
+                c.ping()
+            assert proto.get_headers() == {b"soa-error": b"late"}
+            headers(service="order")
+            with pytest.raises(TApplicationException, match="not executed"):
+                c.ping()
+            assert proto.get_headers() == {b"soa-error": b"wrong-target"}
+            assert server.handler.calls == before
+            headers(service="echo", instance=server.instance.id)
+            assert c.add(2, 3) == 5
+        finally:
+            proto.trans.close()
+    finally:
+        server.stop(grace=0)

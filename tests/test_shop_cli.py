@@ -9,7 +9,7 @@ import sys
 
 from services.testing import ROOT
 from soa.etcd_server import EtcdProcess, free_port
-from soa.shop_runner import shop_config
+from soa.fleet import run_config
 from soa.testing.poll import wait_until
 
 
@@ -29,7 +29,7 @@ def _alive(pid):
 
 
 def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
-    config = shop_config(ROOT / "soa.yaml", tmp_path, f"127.0.0.1:{free_port()}",
+    config = run_config(ROOT / "soa.yaml", tmp_path, f"127.0.0.1:{free_port()}",
                          prefix="/shop-up", lease_ttl=2)
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed below
     up = _soa("--config", str(config), "up", "--etcd-port", "0", cwd=tmp_path, stdout=log)
@@ -80,7 +80,7 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
 
 
 def test_demo_up_runs_the_flow_and_exits_zero(tmp_path):
-    config = shop_config(ROOT / "soa.yaml", tmp_path, "127.0.0.1:2379")
+    config = run_config(ROOT / "soa.yaml", tmp_path, "127.0.0.1:2379")
     done = subprocess.run([sys.executable, "-m", "soa", "--config", str(config), "demo", "--up"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     out = done.stdout + done.stderr
@@ -90,6 +90,11 @@ def test_demo_up_runs_the_flow_and_exits_zero(tmp_path):
     assert summary["flash_sale_sold"] == summary["flash_sale_tokens"] > 0
     assert summary["orders"] == summary["flash_sale_sold"] + 2
     assert summary["notifications_delivered"] == summary["orders"] + 1
+    # BigTap: scaled out for the sale and back, 10,000 buyers, two instances killed mid-burst
+    assert summary["flash_sale_buyers"] >= 10_000 and summary["flash_sale_requests_per_second"] > 0
+    assert summary["instances"]["flashsale"] == [2, 5, 2]
+    assert sorted(k["signal"] for k in summary["killed"]) == ["SIGKILL", "SIGTERM"]
+    assert all(k["service"] == "flashsale" for k in summary["killed"])
     for step in ("Browse", "Regular orders", "Flash sale", "Cancel", "Notifications"):
         assert step in out
     assert re.search(r"\[order @ 127\.0\.0\.1:\d+\]", out)

@@ -23,10 +23,13 @@ def _registry(ctx, operation, *args):
     cls=Group,
     examples="""
   soa registry ls
-  soa registry ls order --json
+  soa registry ls greeter --json
   soa registry watch --json
-  soa registry rm order 10.0.0.7:9090
-  soa registry history order
+  soa registry drain greeter 10.0.0.7:9090
+  soa registry undrain greeter 10.0.0.7:9090
+  soa registry weight greeter 10.0.0.7:9090 50
+  soa registry rm greeter 10.0.0.7:9090
+  soa registry history greeter
 """,
 )
 def registry():
@@ -44,6 +47,15 @@ def _age(started_at):
     return f"{seconds // 3600}h"
 
 
+def _weight(instance):
+    from soa.registry import operator
+
+    extra = instance.extra
+    if not operator.is_drained(extra):
+        return str(instance.weight)
+    return f"{instance.weight}(drained:{operator.remembered_weight(extra)})"
+
+
 def table(headers, rows):
     """Left-aligned columns, for people."""
     widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
@@ -57,7 +69,7 @@ def table(headers, rows):
     cls=Command,
     examples="""
   soa registry ls                 # every service
-  soa registry ls order           # one service
+  soa registry ls greeter           # one service
   soa registry ls --json | jq .
 """,
 )
@@ -83,7 +95,7 @@ def ls(ctx, service, as_json):
         (
             r.instance.service,
             r.instance.address,
-            r.instance.weight,
+            _weight(r.instance),
             r.instance.version or "-",
             r.instance.idl_hash or "-",
             f"{r.instance.protocol}/{r.instance.transport}",
@@ -108,7 +120,7 @@ def ls(ctx, service, as_json):
     cls=Command,
     examples="""
   soa registry watch
-  soa registry watch order --json
+  soa registry watch greeter --json
 """,
 )
 @click.argument("service", required=False)
@@ -141,6 +153,11 @@ def watch(ctx, service, as_json):
 
     mirror.subscribe(changed)
     mirror.start()
+    mirror.settled.wait(config.dial_timeout)
+    if mirror.refused is not None and not mirror.ready.is_set():
+        mirror.stop()
+        connection.close()
+        raise mirror.refused  # wrong credentials: one line, not a log line per retry
     try:
         while True:
             gevent.sleep(3600)
@@ -163,26 +180,114 @@ def _emit(kind, instance, as_json):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry rm order 10.0.0.7:9090
+  soa registry rm greeter 10.0.0.7:9090           # a stale key whose lease is gone
+  soa registry rm greeter 10.0.0.7:9090 --force   # even though the instance is alive
 """,
 )
 @click.argument("service")
 @click.argument("address")
+@click.option("--force", is_flag=True,
+              help="remove it even though its lease is alive (its registrar writes it back)")
 @click.pass_context
-def rm(ctx, service, address):
-    """Remove a stale instance from the registry."""
-    from soa.registry.inspect import remove
+def rm(ctx, service, address, force):
+    """Remove a stale instance from the registry.
 
-    removed = _registry(ctx, remove, service, address)
+    A live instance (its lease is alive) is refused without --force: its own registrar writes
+    the key back within a second. To take a live instance out of traffic, drain it.
+    """
+    from soa.registry.inspect import InstanceAlive, remove
+
+    try:
+        removed = _registry(ctx, remove, service, address, force)
+    except InstanceAlive as e:
+        raise click.ClickException(str(e)) from e
     if not removed:
         raise click.ClickException(f"no instance {address} registered for {service}")
     click.echo(f"removed {service} {address}")
+    if force:
+        click.echo(
+            "warning: if the instance is alive, its registrar writes it back within a second;"
+            f" use 'soa registry drain {service} {address}' to take it out of traffic",
+            err=True,
+        )
+
+
+def _edited(result, service, address, done, unchanged):
+    after = result.after
+    if not result.changed:
+        click.echo(f"{service} {address} {unchanged} (weight {_weight(after)})")
+    else:
+        click.echo(f"{service} {address} {done}: weight {_weight(result.before)} -> "
+                   f"{_weight(after)}")
 
 
 @registry.command(
     cls=Command,
     examples="""
-  soa registry history order
+  soa registry drain greeter 10.0.0.7:9090
+  soa registry ls greeter        # WEIGHT shows "0(drained:100)"
+""",
+)
+@click.argument("service")
+@click.argument("address")
+@click.pass_context
+def drain(ctx, service, address):
+    """Take an instance out of traffic without stopping it.
+
+    Writes weight 0 and remembers the weight it had; every client stops sending it calls
+    within a second. The instance's own registrar keeps the drain when it writes its key again
+    (after a lease loss or a deletion). It lasts until undrain or until the process restarts.
+    """
+    from soa.registry.inspect import drain as run
+
+    _edited(_registry(ctx, run, service, address), service, address, "drained",
+            "was already drained")
+
+
+@registry.command(
+    cls=Command,
+    examples="""
+  soa registry undrain greeter 10.0.0.7:9090
+""",
+)
+@click.argument("service")
+@click.argument("address")
+@click.pass_context
+def undrain(ctx, service, address):
+    """Put a drained instance back into traffic, with the weight it had."""
+    from soa.registry.inspect import undrain as run
+
+    _edited(_registry(ctx, run, service, address), service, address, "undrained",
+            "was not drained")
+
+
+@registry.command(
+    cls=Command,
+    examples="""
+  soa registry weight greeter 10.0.0.7:9090 50    # half the share of a weight-100 instance
+  soa registry weight greeter 10.0.0.7:9090 0     # registered, but given no traffic
+""",
+)
+@click.argument("service")
+@click.argument("address")
+@click.argument("weight", type=click.IntRange(min=0))
+@click.pass_context
+def weight(ctx, service, address, weight):
+    """Change an instance's weight (its relative share of calls).
+
+    Clients follow within a second; the instance's registrar keeps the new weight. A drained
+    instance stays drained and gets this weight back on undrain.
+    """
+    from soa.registry.inspect import reweight
+
+    _edited(_registry(ctx, reweight, service, address, weight), service, address,
+            "reweighted", "already has that weight")
+
+
+@registry.command(
+    cls=Command,
+    examples="""
+  soa registry history greeter
   soa registry history --json
 """,
 )

@@ -1,8 +1,14 @@
 """One Thrift connection to one instance, speaking the protocol and transport it registered.
 
 ``Connection.open(instance, connect_timeout)`` dials (a failure raises ``ConnectError``, which is
-a ``TransportError`` with ``sent=False``); ``call(plan, args, seqid, deadline)`` writes one
-request and reads its reply, with the socket timeout set to what is left of the deadline.
+a ``TransportError`` with ``sent=False``); ``call(plan, args, deadline)`` writes one request and
+reads its reply, with the socket timeout set to what is left of the deadline. Sequence ids are a
+plain counter per connection.
+
+To an instance that advertises ``theader``, each request goes in a THeader frame
+(``soa.theader``) carrying the deadline and the identity of the instance meant (its service and
+registry ``id``); a reply's ``soa-error`` turns into ``WrongTarget`` (not sent: retry elsewhere)
+or ``RpcTimeout`` (late on arrival, not executed). Other instances get plain Thrift.
 
 Failure classes (what the retry and ejection middlewares branch on):
 - ``ConnectError`` (sent=False): refused, reset or timed out while connecting.
@@ -12,6 +18,8 @@ Failure classes (what the retry and ejection middlewares branch on):
   deadline had passed before anything was written.
 - ``TransportError(sent=True)``: the connection broke, or the reply was garbage, after the
   request was written; the server may or may not have run it.
+- ``WrongTarget`` (sent=False): the address now serves another service or instance, which
+  refused the call unexecuted.
 After any failure the connection is ``broken`` and must be closed, never reused.
 
 The binary protocol uses thriftpy2's Cython ``TCyBinaryProtocol``; buffered and framed transports
@@ -27,7 +35,8 @@ from thriftpy2.protocol import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TTransportException
 
-from soa.errors import RpcTimeout, TransportError
+from soa import theader
+from soa.errors import RpcTimeout, TransportError, WrongTarget
 
 try:  # the Cython variants ship with thriftpy2's wheels for CPython
     from thriftpy2.protocol.cybin import TCyBinaryProtocol as BinaryProtocol
@@ -84,20 +93,143 @@ class _Wire:
         pass
 
 
-class Connection:
-    __slots__ = ("address", "broken", "idle_since", "proto", "sock", "timeout", "trans")
+class _HeaderWire:
+    """The socket as THeader frames: ``write`` collects a request, ``flush`` frames it with the
+    call's metadata; ``read`` returns reply payload bytes, frame by frame, keeping each reply's
+    headers in ``reply_headers``.
 
-    def __init__(self, address, sock, protocol="binary", transport="buffered"):
+    The identity headers are encoded once per connection; per call only the deadline's digits
+    are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
+    """
+
+    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_protocol_id", "_recv", "_send",
+                 "_sendall", "_static", "deadline", "reply_headers", "seqid")
+
+    def __init__(self, sock, protocol, service, instance_id):
+        self._recv = sock.recv
+        self._send, self._sendall = sock.send, sock.sendall
+        self._protocol_id = theader.PROTOCOL_IDS[protocol]
+        pairs = [(theader.SERVICE, service)]
+        if instance_id:
+            pairs.append((theader.INSTANCE, instance_id))
+        # (pair count, encoded pairs, with the deadline's key appended: its value follows)
+        self._static = (len(pairs), theader.encode_pairs(pairs),
+                        theader.encode_pairs(pairs) + theader.encode_pairs(((theader.DEADLINE,
+                                                                              ""),))[:-1])
+        self._fixed = theader.FIXED
+        self._out = []
+        self._buf = b""
+        self._payload = b""
+        self.deadline = None
+        self.seqid = 0
+        self.reply_headers = None
+
+    def write(self, data):
+        self._out.append(data)
+
+    def flush(self):
+        payload = b"".join(self._out)
+        self._out.clear()
+        count, plain, with_key = self._static
+        deadline = self.deadline
+        if deadline is None:
+            block = theader.header_block(self._protocol_id, count, plain)
+        else:
+            ms = int((deadline - _monotonic()) * 1000)
+            digits = str(ms if ms > 1 else 1).encode()
+            block = theader.header_block(self._protocol_id, count + 1,
+                                         with_key + bytes((len(digits),)) + digits)
+        data = theader.LENGTH.pack(theader.FIXED_SIZE + len(block) + len(payload)) + \
+            self._fixed.pack(theader.MAGIC, 0, self.seqid, len(block) // 4) + block + payload
+        sent = self._send(data)
+        if sent != len(data):
+            self._sendall(memoryview(data)[sent:])
+
+    def _frame(self):
+        """Read one whole reply frame; keep its headers and payload."""
+        buf = self._buf
+        while len(buf) < 4:
+            buf += self._more()
+        (size,) = theader.LENGTH.unpack_from(buf)
+        if size <= theader.FIXED_SIZE:
+            raise theader.HeaderError(f"a THeader reply of {size} bytes")
+        while len(buf) < 4 + size:
+            buf += self._more()
+        _, header_size = theader.parse_fixed(buf[4:4 + theader.FIXED_SIZE])
+        start = 4 + theader.FIXED_SIZE + header_size
+        if start >= 4 + size:
+            raise theader.HeaderError("a THeader reply whose header fills the frame")
+        _, headers = theader.parse_block(buf[4 + theader.FIXED_SIZE:start])
+        self.reply_headers = headers or None
+        self._payload = buf[start:4 + size]
+        self._buf = buf[4 + size:]
+
+    def _more(self):
+        data = self._recv(65536)
+        if not data:
+            raise TTransportException(TTransportException.END_OF_FILE,
+                                      "connection closed inside a THeader reply")
+        return data
+
+    def read(self, n):
+        if not self._payload:
+            self._frame()
+        payload = self._payload
+        if n >= len(payload):
+            self._payload = b""
+            return payload
+        self._payload = payload[n:]
+        return payload[:n]
+
+    def is_open(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def _tls_handshake(sock, instance, tls):
+    """The socket after a verified TLS handshake; ``ConnectError`` (not sent) in one line."""
+    from soa.tls import context_for, describe
+
+    server_name = (tls.server_name if tls is not None else None) or instance.host
+    try:
+        return context_for(tls).wrap_socket(sock, server_hostname=server_name)
+    except TimeoutError as e:
+        sock.close()
+        raise ConnectError("TLS handshake timed out", address=instance.address) from e
+    except OSError as e:
+        sock.close()
+        reason = describe(e)
+        if "eof" in reason.lower() or isinstance(e, ConnectionError):
+            reason = "the server closed the connection (is it serving TLS?)"
+        raise ConnectError(f"TLS handshake failed: {reason}", address=instance.address) from e
+
+
+class Connection:
+    __slots__ = ("address", "broken", "header", "idle_since", "proto", "seqid", "sock",
+                 "timeout", "trans")
+
+    def __init__(self, address, sock, protocol="binary", transport="buffered", header=None):
+        """``header`` is ``(service, instance_id)`` to speak THeader, or None for plain."""
         self.address = address
         self.sock = sock
-        self.trans = TRANSPORTS[transport](_Wire(sock))
+        if header is not None:
+            self.header = _HeaderWire(sock, protocol, *header)
+            self.trans = BufferedTransport(self.header)
+        else:
+            self.header = None
+            self.trans = TRANSPORTS[transport](_Wire(sock))
         self.proto = PROTOCOLS[protocol](self.trans)
         self.idle_since = _monotonic()
         self.broken = False
+        self.seqid = 0
         self.timeout = -1.0  # the socket's timeout as last set (seconds)
 
     @classmethod
-    def open(cls, instance, connect_timeout):
+    def open(cls, instance, connect_timeout, tls=None):
+        """Dial ``instance``; with TLS when its registry value says ``tls`` (``tls`` is the
+        client's ``ClientTls``: CA, certificate, server name)."""
         address = instance.address
         try:
             sock = socket.create_connection((instance.host, instance.port), timeout=connect_timeout)
@@ -107,7 +239,10 @@ class Connection:
         except OSError as e:
             raise ConnectError(f"connect failed: {e.strerror or e}", address=address) from e
         sock.setsockopt(std_socket.IPPROTO_TCP, std_socket.TCP_NODELAY, 1)
-        return cls(address, sock, instance.protocol, instance.transport)
+        if instance.tls:
+            sock = _tls_handshake(sock, instance, tls)
+        header = (instance.service, instance.id) if instance.theader else None
+        return cls(address, sock, instance.protocol, instance.transport, header)
 
     def alive(self):
         """False when the peer has closed (or written garbage to) an idle connection.
@@ -126,8 +261,13 @@ class Connection:
             return False
         return False  # b"": the peer closed; bytes: a stray reply nobody will read
 
-    def call(self, plan, args, seqid, deadline):
+    def call(self, plan, args, deadline):
         """Send one request and return the decoded result (or raise what the server raised)."""
+        seqid = self.seqid = (self.seqid + 1) & 0x7FFFFFFF
+        header = self.header
+        if header is not None:
+            header.deadline = deadline
+            header.seqid = seqid
         sock = self.sock
         proto = self.proto
         left = deadline - _monotonic()
@@ -172,6 +312,11 @@ class Connection:
                              ) from e
         except (OSError, TTransportException) as e:
             self.broken = True
+            if "ALERT" in (getattr(e, "reason", None) or ""):  # a TLS alert: nothing was served
+                from soa.tls import describe
+
+                raise TransportError(f"the server refused the TLS session: {describe(e)}",
+                                     address=self.address, sent=False) from e
             raise TransportError(f"connection lost during the call: {e}", address=self.address
                                  ) from e
         except Exception as e:  # the protocol could not decode the reply
@@ -183,8 +328,19 @@ class Connection:
             raise TransportError(f"reply seqid {reply_seqid} does not match {seqid}",
                                  address=self.address)
         if error is not None:
+            if header is not None and header.reply_headers:
+                self._refused(header.reply_headers.get(theader.ERROR), error)
             raise error
         return plan.unpack(result)
+
+    def _refused(self, reason, error):
+        """A soa server's ``soa-error``: the call was not executed."""
+        if reason == theader.WRONG_TARGET:
+            self.broken = True
+            raise WrongTarget(f"refused: {error.message}", address=self.address) from error
+        if reason == theader.LATE:
+            raise RpcTimeout("the deadline had passed when the call arrived; not executed",
+                             address=self.address, sent=False) from error
 
     def close(self):
         self.broken = True

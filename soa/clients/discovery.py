@@ -1,10 +1,18 @@
 """From the registry's snapshot to the Picker calls use: guard, filter, balance.
 
 ``Discovery`` subscribes to the resolver for one service. On every complete set it
-1. applies the mass-removal guard: if one change removes every known instance, or more than
-   ``mass_removal_share`` of them, the removed ones are *held* (kept in the set) and probed; one
-   that does not answer is dropped, one that answers stays until it reappears in the registry
-   (its next change) or a later probe (every ``probe_interval`` s) fails;
+1. applies the mass-removal guard. Removals are judged against the largest set the registry
+   showed within the last ``removal_window`` seconds, not against the previous set, so leases
+   that etcd revokes one at a time count together: when the registry's set is empty, or smaller
+   than that largest set by more than ``mass_removal_share`` of it, every instance removed
+   within the window (and not back) is *held* (kept in the set) and probed; one that does not
+   answer is dropped, one that answers stays until it reappears in the registry (its next
+   change) or a later probe (every ``probe_interval`` s) fails. The window defaults to the
+   resolver's lease TTL x 1.5 + 1 s (16 s for the default 10 s TTL): leases are renewed every
+   TTL/3 at different moments, so expiries after one outage are spread over up to one TTL;
+   the margin covers etcd's own expiry checks. A shrink that is spread over a longer time than
+   the window is accepted step by step. An instance that deregistered on purpose (its value was
+   marked ``leaving`` first: a drain, a scale-down, a rolling restart) is never held;
 2. applies the IDL policy: an instance whose ``idl_hash`` differs from the client's is used with
    one warning per instance (``warn``) or left out (``exclude``); an empty hash is unknown and used;
 3. leaves out ejected instances (``eject``/``readmit``, driven by the ejection middleware);
@@ -16,6 +24,8 @@ The callbacks run in the resolver's watch greenlet; probes run in greenlets of t
 """
 
 import logging
+import time
+from collections import deque
 
 import gevent
 
@@ -25,10 +35,13 @@ from soa.errors import NoInstanceAvailable
 
 log = logging.getLogger("soa.client")
 
+DEFAULT_LEASE_TTL = 10
+
 
 class Discovery:
     def __init__(self, service, resolver, balancer, *, idl_hash="", idl_mismatch="warn",
-                 mass_removal_share=0.5, prober=None, on_leave=None, probe_interval=1.0):
+                 mass_removal_share=0.5, prober=None, on_leave=None, probe_interval=1.0,
+                 removal_window=None, clock=time.monotonic):
         self.service = service
         self.resolver = resolver
         self.balancer = balancer
@@ -38,6 +51,14 @@ class Discovery:
         self.prober = prober
         self.on_leave = on_leave
         self.probe_interval = probe_interval
+        if removal_window is None:
+            ttl = getattr(getattr(resolver, "config", None), "lease_ttl", DEFAULT_LEASE_TTL)
+            removal_window = ttl * 1.5 + 1.0
+        self.removal_window = removal_window
+        self.clock = clock
+        self._sizes = deque()  # (until, size): the registry's earlier set sizes, oldest first
+        self._registry_size = 0  # the size of the registry's current set
+        self._gone = {}  # address -> (instance, when): removed from the registry lately
         self.picker = _FirstListing(self)
         self.known = {}  # address -> Instance: the registry's set plus held instances
         self.held = {}  # address -> Instance kept through a suspicious mass removal
@@ -71,18 +92,30 @@ class Discovery:
         """A complete set from the resolver (its watch greenlet)."""
         if self._closed:
             return
+        now = self.clock()
         fresh = self._by_address(instances)
-        known, held = self.known, self.held
+        known, held, gone = self.known, self.held, self._gone
         for address in [a for a in held if a in fresh]:
             del held[address]  # it is back in the registry: the registry is right again
         removed = [a for a in known if a not in fresh and a not in held]
-        if removed and self.listed and self._is_mass_removal(len(removed), len(known)):
+        peak = self._peak(now, len(fresh))
+        departed = getattr(self.resolver, "departed", None)
+        departed = departed(self.service) if departed is not None else {}
+        for address in removed:
+            if address not in departed:  # a deregistration is no glitch: never held
+                gone[address] = (known[address], now)
+        for address in [a for a, (_, when) in gone.items()
+                        if a in fresh or a in held or when < now - self.removal_window]:
+            del gone[address]
+        if gone and self.listed and self._is_mass_removal(len(fresh), peak):
             log.warning(
-                "%s: the registry removed %d of %d instance(s) at once; keeping them until"
-                " probes confirm", self.service, len(removed), len(known))
-            for address in removed:
-                held[address] = known[address]
+                "%s: the registry went from %d to %d instance(s) within %.0fs; keeping the %d"
+                " removed until probes confirm", self.service, peak, len(fresh),
+                self.removal_window, len(gone))
+            for address, (instance, _) in gone.items():
+                held[address] = instance
                 self._spawn(self._probe_held, address)
+            gone.clear()
             removed = []
         rewired = [a for a, i in fresh.items()
                    if (old := known.get(a)) is not None and old is not i and _wire(old) != _wire(i)]
@@ -96,6 +129,16 @@ class Discovery:
         self._rebuild()
         for address in removed:
             self._left(address)
+
+    def _peak(self, now, size):
+        """The largest set size the registry showed within the window, ``size`` (now) included."""
+        sizes = self._sizes
+        if self.listed and size != self._registry_size:
+            sizes.append((now, self._registry_size))  # the previous set was current until now
+        self._registry_size = size
+        while sizes and sizes[0][0] < now - self.removal_window:
+            sizes.popleft()
+        return max([size, *(s for _, s in sizes)])
 
     def _by_address(self, instances):
         """``{address: instance}``. Unchanged instances are the same objects from one set to the
@@ -111,8 +154,8 @@ class Discovery:
         self._addresses = remembered
         return fresh
 
-    def _is_mass_removal(self, removed, known):
-        return removed == known or removed / known > self.mass_removal_share
+    def _is_mass_removal(self, size, peak):
+        return peak > 0 and (size == 0 or (peak - size) / peak > self.mass_removal_share)
 
     def _probe_held(self, address):
         while not self._closed:
@@ -211,7 +254,8 @@ class _FirstListing(Picker):
             if d.listed:
                 d._rebuild()
             else:
-                raise NoInstanceAvailable(d.service, "the registry has not answered yet")
+                why = getattr(d.resolver, "last_error", lambda service: None)(d.service)
+                raise NoInstanceAvailable(d.service, why or "the registry has not answered yet")
         return d.picker.pick(call)
 
 

@@ -2,7 +2,8 @@
 timeouts, before its lease expires, and let it back in only after a probe answers.
 
 ``Ejector.middleware`` wraps each attempt (inside the retry middleware, so every attempt counts).
-A ``ConnectError`` or an ``RpcTimeout`` after the request was sent is a strike for the attempt's
+A ``WrongTarget`` (the address serves another service or instance now) ejects at once. A
+``ConnectError`` or an ``RpcTimeout`` after the request was sent is a strike for the attempt's
 instance (``call.peer``); any reply is success and clears the strikes. After ``eject_after``
 strikes in a row the instance is ejected (``Discovery.eject``; never the last usable one) for
 ``base * 2**(n-1)`` seconds (n = ejections in a row, capped at ``cap``); then a probe greenlet
@@ -14,7 +15,7 @@ import logging
 
 import gevent
 
-from soa.errors import RpcTimeout
+from soa.errors import RpcTimeout, WrongTarget
 
 from .connection import ConnectError
 
@@ -38,6 +39,9 @@ class Ejector:
         def eject_outliers(call):
             try:
                 result = next_handler(call)
+            except WrongTarget:
+                self._eject(call.peer, "it serves another service or instance now")
+                raise
             except ConnectError:
                 self.failed(call.peer)
                 raise
@@ -65,13 +69,14 @@ class Ejector:
         if count >= self.eject_after:
             self._eject(address)
 
-    def _eject(self, address):
-        if not self.discovery.eject(address):
+    def _eject(self, address, why=None):
+        if address is None or not self.discovery.eject(address):
             return
         self.strikes.pop(address, None)
         delay = self._schedule(address)
-        log.warning("%s: ejected %s after %d failure(s) in a row; probing in %.1fs",
-                    self.discovery.service, address, self.eject_after, delay)
+        why = why or f"after {self.eject_after} failure(s) in a row"
+        log.warning("%s: ejected %s %s; probing in %.1fs", self.discovery.service, address, why,
+                    delay)
 
     def _schedule(self, address):
         n = self.streak.get(address, 0) + 1

@@ -16,7 +16,8 @@ class Prober:
     """``prober(instance) -> bool``. Runs in the caller's greenlet (ejection and mass-removal
     guard greenlets); blocks at most ``connect_timeout + timeout`` seconds; never raises."""
 
-    def __init__(self, plans, connect_timeout=0.25, timeout=1.0):
+    def __init__(self, plans, connect_timeout=0.25, timeout=1.0, tls=None):
+        self.tls = tls
         plan = plans.get("ping")
         self.ping = plan if plan is not None and not plan.arg_names and not plan.oneway else None
         self.connect_timeout = connect_timeout
@@ -24,14 +25,14 @@ class Prober:
 
     def __call__(self, instance):
         try:
-            conn = Connection.open(instance, self.connect_timeout)
+            conn = Connection.open(instance, self.connect_timeout, self.tls)
         except TransportError:
             return False
         try:
             if self.ping is None:
                 return True
             try:
-                conn.call(self.ping, (), 0, time.monotonic() + self.timeout)
+                conn.call(self.ping, (), time.monotonic() + self.timeout)
             except (TransportError, OSError):
                 return False
             except Exception:  # noqa: BLE001 - any reply means the process answered

@@ -15,7 +15,7 @@ import gevent
 from soa import idl as idl_module
 from soa._check import Fields
 from soa.balancer import EndpointLoad, by_name
-from soa.config import ClientConfig, _client, load_config
+from soa.config import ClientConfig, _client, _client_tls, load_config
 from soa.errors import ConfigError
 from soa.middleware import Call, chain, load_middleware
 
@@ -58,7 +58,8 @@ class Client:
         load = EndpointLoad() if settings.balancer == "least_inflight" else None
         balancer = by_name(settings.balancer, load=load, key=_key_function(self.plans, hash_key))
         connect_timeout = settings.connect_timeout_ms / 1000.0
-        self.prober = Prober(self.plans, connect_timeout, settings.timeout_ms / 1000.0)
+        self.prober = Prober(self.plans, connect_timeout, settings.timeout_ms / 1000.0,
+                             settings.tls)
         self.transport = Transport(None, self.plans, settings, load)
         self.discovery = Discovery(
             service, resolver, balancer,
@@ -158,11 +159,14 @@ def settings_for(config, options):
         raise ConfigError(f"unknown client option(s) {', '.join(unknown)} "
                           f"(known: {', '.join(OPTIONS)})", source="client options")
     merged = dataclasses.asdict(config.client)
-    merged.update({k: v for k, v in options.items() if k != "hash_key"})
-    merged["hash_key"] = None
+    merged.update({k: v for k, v in options.items() if k not in ("hash_key", "tls")})
+    merged["hash_key"] = merged["tls"] = None
     settings = _client(Fields(merged, "client options"))
     hash_key = options.get("hash_key", config.client.hash_key)
-    return dataclasses.replace(settings, hash_key=hash_key)
+    tls = options.get("tls", config.client.tls)
+    if isinstance(tls, dict):  # as soa.yaml writes it
+        tls = _client_tls(Fields(tls, "client options", "tls"), config.root)
+    return dataclasses.replace(settings, hash_key=hash_key, tls=tls)
 
 
 def resolve_service(service, config, idl=None, thrift_service=None):

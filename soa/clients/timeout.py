@@ -1,8 +1,8 @@
 """The call's deadline: its own total timeout, or the inherited deadline when that is earlier.
 
-The deadline covers the whole call, retries included, and travels to the server in the Thrift
-seqid (``soa.deadline.encode_seqid``), so a soa server drops work whose caller has given up and
-its own nested calls inherit what is left (``soa.deadline.current()``).
+The deadline covers the whole call, retries included, and travels to a soa server in the call's
+THeader metadata (``soa-deadline-ms``, ``soa.theader``), so the server drops work whose caller has
+given up and its own nested calls inherit what is left (``soa.deadline.current()``).
 """
 
 import time

@@ -9,9 +9,9 @@ the balancer needs it (least_inflight).
 
 import time
 
-from soa.deadline import MARK, MASK
 from soa.errors import RpcTimeout, TransportError
 
+from .connection import Connection
 from .pool import Pool
 
 _monotonic = time.monotonic
@@ -27,6 +27,8 @@ class Transport:
         self.pool_size = client_config.pool_size
         self.idle_timeout = client_config.pool_idle_timeout
         self.connect_timeout = client_config.connect_timeout_ms / 1000.0
+        tls = client_config.tls
+        self.connect = lambda instance, timeout: Connection.open(instance, timeout, tls)
         self.closed = False
 
     def __call__(self, call):
@@ -42,13 +44,10 @@ class Transport:
         call.peer = address
         deadline = call.deadline
         conn = pool.acquire(deadline)
-        # soa.deadline.encode_seqid, inlined: the remaining milliseconds under the soa marker
-        ms = int((deadline - _monotonic()) * 1000)
-        seqid = MARK | (1 if ms < 1 else MASK if ms > MASK else ms)
         load = self.load
         if load is None:
             try:
-                return conn.call(self.plans[call.method], call.args, seqid, deadline)
+                return conn.call(self.plans[call.method], call.args, deadline)
             except TransportError as e:
                 _lost(pool, e)
                 raise
@@ -58,7 +57,7 @@ class Transport:
         start = _monotonic()
         elapsed = None
         try:
-            result = conn.call(self.plans[call.method], call.args, seqid, deadline)
+            result = conn.call(self.plans[call.method], call.args, deadline)
             elapsed = _monotonic() - start
             return result
         except TransportError as e:
@@ -94,7 +93,8 @@ class Transport:
         address = instance.address
         pool = self.pools.get(address)
         if pool is None:
-            pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout)
+            pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout,
+                        self.connect)
             if self.closed:
                 pool.close()
             self.pools[address] = pool

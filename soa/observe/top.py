@@ -6,11 +6,14 @@
 not seen yet) and ``rows()`` turns the last two scrapes of each into a ``Row``: calls/s and error
 % over the interval, p50/p99 from the interval's histogram buckets (Prometheus's
 ``histogram_quantile`` interpolation), calls in flight, and the registry's weight and version.
-An instance without ``metrics_port`` or whose scrape fails is listed with that ``state``.
+An instance scraped once so far is measured since it started (its counters began at zero at
+the registry's ``started_at``). An instance without ``metrics_port`` or whose scrape fails is
+listed with that ``state``.
 ``table(rows)`` and ``snapshot(rows)`` are the text and JSON views. ``changed`` is set by the
 watch greenlet whenever the set of instances changes, so a live view can redraw at once.
 """
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -29,7 +32,7 @@ class Row:
     service: str
     address: str
     metrics: str  # "host:port" of /metrics, or "" when the instance has none
-    state: str  # "ok", "warming up" (one scrape so far), "no metrics", or the scrape error
+    state: str  # "ok", "since start" (one scrape so far), "no metrics", or the scrape error
     calls_per_s: float | None
     error_pct: float | None
     p50_ms: float | None
@@ -40,10 +43,11 @@ class Row:
 
 
 class _Seen:
-    __slots__ = ("at", "buckets", "calls", "errors", "inflight", "previous", "error")
+    __slots__ = ("at", "buckets", "calls", "errors", "inflight", "previous", "error", "wall")
 
     def __init__(self, at, samples, service, previous=None):
         self.at = at
+        self.wall = time.time()
         self.calls = samples.total(CALLS, service=service)
         self.errors = self.calls - samples.total(CALLS, service=service, outcome="ok")
         self.buckets = samples.buckets(DURATION, service=service)
@@ -114,16 +118,19 @@ class Top:
                 row.state = seen
             else:
                 row.inflight = seen.inflight
-                _rates(row, seen)
+                _rates(row, seen, i.started_at)
             rows.append(row)
         return rows
 
 
-def _rates(row, seen):
+def _rates(row, seen, started_at):
     old = seen.previous
-    if old is None:
-        row.state = "warming up"
-        return
+    if old is None:  # one scrape so far: since the instance started, from zero
+        if not started_at or seen.wall <= started_at:
+            row.state = "warming up"
+            return
+        row.state = "since start"
+        old = _Zero(seen.at - (seen.wall - started_at))
     seconds = max(seen.at - old.at, 1e-6)
     reset = seen.calls < old.calls
     calls = seen.calls - (0 if reset else old.calls)
@@ -134,6 +141,32 @@ def _rates(row, seen):
     p50, p99 = quantile(window, 0.5), quantile(window, 0.99)
     row.p50_ms = None if p50 is None else round(p50 * 1000, 3)
     row.p99_ms = None if p99 is None else round(p99 * 1000, 3)
+
+
+class _Zero:
+    """Counters of an instance as it started."""
+
+    calls = errors = 0
+    buckets = None
+
+    def __init__(self, at):
+        self.at = at
+
+
+@contextlib.contextmanager
+def measured(etcd_config, echo, what="the block"):
+    """Scrape every registered instance before and after the ``with`` block, then ``echo``
+    the ``soa top --once`` table of the block: rates and percentiles over its duration."""
+    watcher = Top(etcd_config)
+    try:
+        watcher.sample()
+        started = time.monotonic()
+        yield watcher
+        watcher.sample()
+        echo(f"soa top --once, over the {time.monotonic() - started:.1f}s of {what}:")
+        echo(table(watcher.rows()))
+    finally:
+        watcher.close()
 
 
 HEADER = ("SERVICE", "ADDRESS", "CALLS/S", "ERR%", "P50 MS", "P99 MS", "INFLIGHT", "WEIGHT",

@@ -41,6 +41,7 @@ def serve(service_name, config=None, *, handler=None, host=None, port=None, adve
     }
     service = replace(config.service(service_name),
                       **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, etcd=config.etcd_for(service_name))  # its own etcd credentials
     if service.workers > 1:
         if not block:
             raise ConfigError(f"services.{service_name}.workers: {service.workers} workers need"

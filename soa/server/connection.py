@@ -18,6 +18,8 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.buffered import TCyBufferedTransport
 
+from soa.theader import PROTOCOL_NAMES, is_header_start
+
 log = logging.getLogger("soa.server")
 
 READ_CHUNK = 65536
@@ -31,27 +33,57 @@ class FrameTooLarge(TTransportException):
 
 class _SocketIO:
     """Non-blocking reads and writes straight on the socket, waiting in the hub only when the
-    kernel says so (gevent's own recv/sendall do the same with more layers)."""
+    kernel says so (gevent's own recv/sendall do the same with more layers).
 
-    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit")
+    ``pending`` holds bytes already taken from the socket (the first bytes, read to tell THeader
+    from plain Thrift) that reads return first. ``headers`` is the THeader info of the message
+    being read: None on plain connections.
+    """
+
+    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit", "pending")
+    headers = None
 
     def __init__(self, sock, limit):
-        raw = getattr(sock, "_sock", sock)
+        encrypted = hasattr(sock, "do_handshake")  # TLS: bytes come through the SSL object
+        raw = sock if encrypted else getattr(sock, "_sock", sock)
         self._recv = raw.recv
         self._send = raw.send
         self._sendall = sock.sendall
         wait, event = getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
-        if wait is not None and event is not None:
+        if encrypted:  # gevent's SSL socket waits in the hub by itself
+            self._wait_readable = lambda: None
+        elif wait is not None and event is not None:
             self._wait_readable = lambda: wait(event)
         else:  # not a gevent socket: let its blocking recv do the waiting
             self._wait_readable = lambda: None
         self.count = 0
         self.limit = limit
+        self.pending = b""
 
     def _receive(self, n):
+        pending = self.pending
+        if pending:
+            self.pending = pending[n:]
+            return pending[:n]
         while True:
             try:
                 return self._recv(min(n, READ_CHUNK))
+            except BlockingIOError:
+                self._wait_readable()
+
+    def prefetch(self, n):
+        """Read until ``n`` bytes are pending or the peer closes; returns the pending bytes."""
+        while len(self.pending) < n:
+            more = self._receive_raw(n - len(self.pending))
+            if not more:
+                break
+            self.pending += more
+        return self.pending
+
+    def _receive_raw(self, n):
+        while True:
+            try:
+                return self._recv(n)
             except BlockingIOError:
                 self._wait_readable()
 
@@ -167,6 +199,27 @@ class Connection:
         return now - self.idle_since
 
 
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _handshake(context, sock, peer):
+    """The TLS socket once the handshake is done, or None (logged in one line) when it fails."""
+    from soa.tls import describe
+
+    tls_sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        with gevent.Timeout(HANDSHAKE_TIMEOUT):
+            tls_sock.do_handshake()
+    except gevent.Timeout:
+        log.info("closing %s: no TLS handshake within %.0fs", peer, HANDSHAKE_TIMEOUT)
+    except OSError as e:
+        log.info("closing %s: TLS handshake failed: %s", peer, describe(e))
+    else:
+        return tls_sock
+    tls_sock.close()
+    return None
+
+
 def make_protocol(io, protocol):
     transport = TCyBufferedTransport(io, BUFFER_SIZE)
     if protocol == "compact":
@@ -176,14 +229,35 @@ def make_protocol(io, protocol):
     return proto, transport.flush
 
 
-def serve_connection(conn, processor, settings):
-    """Run one connection to its end; never raises (except GreenletExit, which ends it)."""
+def serve_connection(conn, processor, settings, tls=None):
+    """Run one connection to its end; never raises (except GreenletExit, which ends it).
+
+    With ``tls`` (an ``SSLContext``) the TLS handshake comes first, within
+    ``HANDSHAKE_TIMEOUT``. The first six bytes tell a THeader client from a plain one
+    (``soa.theader``); a THeader connection speaks the protocol its first frame names, a plain one
+    the service's own.
+    """
     sock = conn.sock
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = conn.sock = _handshake(tls, sock, conn.peer)
+            if sock is None:
+                return
         io_cls = FramedIO if settings.transport == "framed" else StreamIO
-        conn.io = io_cls(sock, settings.max_frame_bytes)
-        proto, flush = make_protocol(conn.io, settings.protocol)
+        io = conn.io = io_cls(sock, settings.max_frame_bytes)
+        first = io.prefetch(6)
+        if not first:
+            return
+        protocol = settings.protocol
+        if is_header_start(first):
+            from .header import HeaderIO  # it builds on this module's _SocketIO
+
+            io = conn.io = HeaderIO(sock, settings.max_frame_bytes, first)
+            if not io.next_frame():
+                return
+            protocol = PROTOCOL_NAMES[io.protocol_id]
+        proto, flush = make_protocol(io, protocol)
         processor.run(conn, proto, flush)
     except TTransportException as e:
         if e.type != TTransportException.END_OF_FILE:

@@ -3,6 +3,7 @@
 import importlib
 import inspect
 import sys
+from pathlib import Path
 
 from soa import idl as idl_module
 from soa.errors import ConfigError
@@ -21,14 +22,23 @@ def service_class(service):
     return module, cls
 
 
+def add_import_paths(paths):
+    """Put ``paths`` (one folder or several; ``Config.import_paths``) first on ``sys.path``."""
+    if paths is None:
+        return
+    for path in reversed([paths] if isinstance(paths, (str, Path)) else list(paths)):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
 def import_handler(spec, service_name, root=None):
     """Import ``module.path:ClassName``; ``ConfigError`` naming the service when that fails.
 
-    ``root`` (the folder of soa.yaml) is put on ``sys.path`` first, so handler modules are found
-    relative to the config however the process was started.
+    ``root`` (``Config.import_paths``: by default the folder of soa.yaml) is put on
+    ``sys.path`` first, so handler modules are found relative to the config however the process
+    was started.
     """
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    add_import_paths(root)
     module_name, _, attribute = spec.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attribute)
@@ -45,7 +55,7 @@ def build_handler(handler, context):
     if handler is None:
         handler = context.service.handler
     if isinstance(handler, str):
-        handler = import_handler(handler, context.service.name, context.config.root)
+        handler = import_handler(handler, context.service.name, context.config.import_paths)
     if not isinstance(handler, type):
         return handler
     try:
@@ -60,8 +70,7 @@ def build_handler(handler, context):
 
 def user_middleware(service, root=None):
     """The service's middleware from soa.yaml, outermost first."""
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    add_import_paths(root)
     return [load_middleware(path) for path in service.middleware]
 
 

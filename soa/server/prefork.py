@@ -33,7 +33,7 @@ from gevent.monkey import get_original
 from soa.errors import SoaError
 
 from . import loading
-from .runtime import Server, listen, make_instance, register
+from .runtime import Server, listen, make_instance, new_instance_id, register
 from .signals import on_stop_signals
 
 log = logging.getLogger("soa.server")
@@ -68,15 +68,16 @@ class Master:
         _, service_cls = loading.service_class(service)
         if self.handler is None or isinstance(self.handler, str):
             self.handler = loading.import_handler(self.handler or service.handler, service.name,
-                                                  self.config.root)
+                                                  self.config.import_paths)
         # Fail here, once, rather than in every worker.
-        loading.user_middleware(service, self.config.root)
+        loading.user_middleware(service, self.config.import_paths)
         listener = listen(service.host, service.port)
         self.address = listener.getsockname()[:2]
         metrics_listener = self._bind_metrics()
         metrics_port = metrics_listener.getsockname()[1] if metrics_listener else 0
+        self.instance_id = new_instance_id()
         self.instance = make_instance(service, service_cls, self.address[1],
-                                      metrics_port=metrics_port)
+                                      instance_id=self.instance_id, metrics_port=metrics_port)
         ready_r, ready_w = os.pipe()
         master_pid = os.getpid()
         pid = _fork()
@@ -296,7 +297,7 @@ def run_worker(master, listener, ready_w, parent_pid):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     gevent.reinit()
     server = Server(master.config, master.service, master.handler, listener=listener,
-                    register=False, endpoint=False)
+                    register=False, instance_id=master.instance_id, endpoint=False)
     export = None
     try:
         server.start()

@@ -5,24 +5,33 @@ the positional arguments in IDL order, the declared exceptions with their result
 middleware chain wrapped around the handler's bound method (built once, here). Per call the loop
 reads the message, decodes the args, calls the chain with a ``Call``, and writes the reply with
 the request's sequence id.
+
+On a THeader connection (``soa.theader``) the frame's info says whom the call is for and how long
+the caller will wait: a call meant for another service or instance, or already late, is answered
+with ``soa-error`` and never executed. An unexpected exception is logged with an error id, and
+the caller gets only that id.
 """
 
 import logging
 import operator
+import secrets
 import time
 
 from gevent import Timeout
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
-from soa.deadline import MARK, MASK, reset, set_current
+from soa import theader
+from soa.deadline import reset, set_current
 from soa.errors import ConfigError
 from soa.middleware import Call, chain
 
 log = logging.getLogger("soa.server")
 
-# A seqid deadline of at most this many ms means "already passed" (encode_seqid's floor is 1).
+# A soa-deadline-ms of at most this means "already passed" (clients send at least 1).
 LATE_MS = 1
-_MARK_BITS = ~MASK & 0xFFFFFFFF
+_DEADLINE = theader.DEADLINE
+_SERVICE = theader.SERVICE
+_INSTANCE = theader.INSTANCE
 _CALL = TMessageType.CALL
 _ONEWAY = TMessageType.ONEWAY
 _REPLY = TMessageType.REPLY
@@ -88,8 +97,10 @@ class Processor:
     greenlet and returns when the connection should close, or raises on a broken stream.
     """
 
-    def __init__(self, service_name, service_cls, handler, middlewares=(), metrics=None):
+    def __init__(self, service_name, service_cls, handler, middlewares=(), metrics=None,
+                 instance_id=""):
         self.service_name = service_name
+        self.instance_id = instance_id
         self.metrics = metrics
         compose = chain(*middlewares)
         missing = [m for m in service_cls.thrift_services
@@ -114,6 +125,7 @@ class Processor:
         """Serve calls on one connection until it should close."""
         table = self.table
         service = self.service_name
+        instance_id = self.instance_id
         peer = conn.peer
         io = conn.io
         state = conn.state
@@ -122,9 +134,28 @@ class Processor:
         write_begin = proto.write_message_begin
         write_struct = proto.write_struct
         monotonic = time.monotonic
+        last_meta, wrong, budget = None, False, None
         while True:
             io.count = 0
             name, mtype, seqid = read_begin()
+            meta = io.headers
+            deadline = None
+            if meta:
+                if meta is not last_meta:  # decoded blocks repeat: so does this verdict
+                    last_meta = meta
+                    target = meta.get(_SERVICE)
+                    wrong = (target is not None and target != service
+                             or meta.get(_INSTANCE, instance_id) != instance_id)
+                    budget = _budget(meta.get(_DEADLINE))
+                if wrong:
+                    proto.skip(TType.STRUCT)
+                    self._wrong_target(io, meta, name, mtype, seqid, write_begin, write_struct,
+                                       flush)
+                    if state.draining:
+                        return
+                    continue
+                if budget is not None:
+                    deadline = _LATE if budget <= LATE_MS else monotonic() + budget / 1000.0
             method = table.get(name)
             if method is None or (mtype != _CALL and mtype != _ONEWAY):
                 proto.skip(TType.STRUCT)
@@ -137,17 +168,14 @@ class Processor:
                 args = method.args_cls()
                 read_struct(args)
                 conn.busy = True
-                deadline = None
-                if seqid & _MARK_BITS == MARK:
-                    budget_ms = seqid & MASK
-                    if budget_ms <= LATE_MS:
-                        self._late(method, seqid, write_begin, write_struct, flush)
+                if deadline is not None:
+                    if deadline is _LATE:
+                        self._late(io, method, seqid, write_begin, write_struct, flush)
                         conn.busy = False
                         conn.served += 1
                         if state.draining:
                             return
                         continue
-                    deadline = monotonic() + budget_ms / 1000.0
                     token = set_current(deadline)
                 try:
                     value = method.handle(Call(service, name, method.arguments(args),
@@ -164,11 +192,14 @@ class Processor:
                 except TApplicationException as e:
                     reply = e
                     mtype = _EXCEPTION
-                except (Exception, Timeout) as e:  # a gevent Timeout escaping is a handler bug
-                    log.exception("%s.%s failed (peer %s)", service, name, peer)
+                except (Exception, Timeout):  # a gevent Timeout escaping is a handler bug
+                    error_id = secrets.token_hex(6)
+                    log.exception("%s.%s failed [error %s] (peer %s)", service, name, error_id,
+                                  peer)
                     reply = TApplicationException(
                         TApplicationException.INTERNAL_ERROR,
-                        f"{service}.{name}: internal error: {type(e).__name__}: {e}",
+                        f"{service}.{name}: internal error (error id {error_id}; see the"
+                        " server's log)",
                     )
                     mtype = _EXCEPTION
                 finally:
@@ -195,11 +226,12 @@ class Processor:
         return TApplicationException(TApplicationException.INVALID_MESSAGE_TYPE,
                                      f"{self.service_name}.{name}: unexpected message type {mtype}")
 
-    def _late(self, method, seqid, write_begin, write_struct, flush):
+    def _late(self, io, method, seqid, write_begin, write_struct, flush):
         if self.metrics is not None:
             self.metrics.record_error(method.name, "late")
         if method.oneway:
             return
+        io.reply_headers = {theader.ERROR: theader.LATE}
         write_begin(method.name, _EXCEPTION, seqid)
         write_struct(TApplicationException(
             TApplicationException.INTERNAL_ERROR,
@@ -207,3 +239,34 @@ class Processor:
             " not executed",
         ))
         flush()
+
+    def _wrong_target(self, io, meta, name, mtype, seqid, write_begin, write_struct, flush):
+        """A call meant for another service or instance (this port was reused): refuse it."""
+        if self.metrics is not None:
+            self.metrics.record_error("", "wrong_target")
+        wanted = f"{meta.get(_SERVICE, self.service_name)}/{meta.get(_INSTANCE, '?')}"
+        log.info("%s: refused %r meant for %s", self.service_name, name, wanted)
+        if mtype == _ONEWAY:
+            return
+        io.reply_headers = {theader.ERROR: theader.WRONG_TARGET}
+        write_begin(name, _EXCEPTION, seqid)
+        write_struct(TApplicationException(
+            TApplicationException.INTERNAL_ERROR,
+            f"this address serves {self.service_name}/{self.instance_id}, not {wanted};"
+            " not executed",
+        ))
+        flush()
+
+
+_LATE = object()
+
+
+def _budget(value):
+    """The milliseconds a ``soa-deadline-ms`` value gives, or None when there is none or it is
+    not a number (a peer's bad header never fails the call)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -7,6 +7,7 @@ Stop sequence (``Server.stop``): deregister and revoke the lease; keep serving f
 
 import logging
 import os
+import secrets
 import socket
 import time
 
@@ -15,8 +16,9 @@ import gevent.event
 from gevent import socket as gsocket
 
 from soa.registry.instance import Instance
-from soa.errors import ConfigError, DiscoveryError
+from soa.errors import ConfigError, DiscoveryError, EtcdAuthError
 from soa.idl import idl_hash
+from soa.tls import server_context
 
 from . import loading
 from .access_log import access_log
@@ -53,7 +55,12 @@ def advertised_host(service):
     return "127.0.0.1" if service.host in ("0.0.0.0", "", "::") else service.host
 
 
-def make_instance(service, service_cls, port, pid=None, metrics_port=0):
+def new_instance_id():
+    """A fresh instance id: callers send it back, so a reused port cannot take their calls."""
+    return secrets.token_hex(8)
+
+
+def make_instance(service, service_cls, port, pid=None, instance_id="", metrics_port=0):
     """The registry value this process publishes for ``service`` on ``port``."""
     return Instance(
         service=service.name,
@@ -67,6 +74,9 @@ def make_instance(service, service_cls, port, pid=None, metrics_port=0):
         tags=service.tags,
         pid=pid or os.getpid(),
         started_at=round(time.time(), 3),
+        id=instance_id,
+        theader=True,
+        tls=service.tls is not None,
         metrics_port=metrics_port,
     )
 
@@ -82,7 +92,7 @@ class Server:
     """
 
     def __init__(self, config, service, handler=None, *, listener=None, register=True,
-                 endpoint=True):
+                 instance_id=None, endpoint=True):
         self.config = config
         self.service = service
         self.metrics = Metrics(service.name)
@@ -93,6 +103,7 @@ class Server:
         self.handler = None
         self.context = None
         self._handler_spec = handler
+        self.instance_id = instance_id or new_instance_id()  # pre-fork workers share one
         self._listener = listener
         self._register = register
         self._registrar = None
@@ -113,21 +124,26 @@ class Server:
         self.handler = loading.build_handler(self._handler_spec, context)
         measured = service.metrics
         middlewares = [access_log] + ([self.metrics.middleware] if measured else [])
-        middlewares += loading.user_middleware(service, self.config.root)
+        middlewares += loading.user_middleware(service, self.config.import_paths)
+        self.tls = server_context(service.tls) if service.tls is not None else None
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
-                                   self.metrics if measured else None)
+                                   self.metrics if measured else None, self.instance_id)
         if self._listener is None:
             self._listener = listen(service.host, service.port)
         self.address = self._listener.getsockname()[:2]
         metrics_port = self._start_endpoint()
         self.instance = make_instance(service, service_cls, self.address[1],
-                                      metrics_port=metrics_port)
+                                      instance_id=self.instance_id, metrics_port=metrics_port)
         self._acceptor = gevent.spawn(self._accept_loop)
         self._sweeper = gevent.spawn(self._sweep_idle)
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
                  self.address[1], service.protocol, service.transport)
         if self._register:
-            self._registrar = register(self.config.etcd, self.instance)
+            try:
+                self._registrar = register(self.config.etcd, self.instance)
+            except EtcdAuthError:
+                self.close()  # refused for good: do not serve unregistered
+                raise
         return self
 
     def _start_endpoint(self):
@@ -194,7 +210,7 @@ class Server:
 
     def _serve(self, conn):
         try:
-            serve_connection(conn, self.processor, self.service)
+            serve_connection(conn, self.processor, self.service, self.tls)
         finally:
             self.connections.discard(conn)
 
@@ -279,12 +295,17 @@ class Server:
 
 
 def register(etcd_config, instance):
-    """Register ``instance``; when etcd is unreachable, log and keep trying in the background."""
+    """Register ``instance``; when etcd is unreachable, log and keep trying in the background.
+    ``EtcdAuthError`` (credentials or permission refused) is raised: serving unregistered for
+    good would be silent."""
     from soa.registry.registrar import EtcdRegistrar
 
     registrar = EtcdRegistrar(etcd_config)
     try:
         registrar.register(instance)
+    except EtcdAuthError:
+        registrar.close()
+        raise
     except DiscoveryError as e:
         log.warning("not registered yet, serving anyway: %s", e)
     return registrar

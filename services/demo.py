@@ -1,34 +1,44 @@
 """The shop's purchase flow, end to end, through soa clients (discovery and balancing).
 
-``run_demo(config, echo)`` browses the catalog, places regular orders, runs a flash sale with a
-burst of buyers, cancels an order, and counts the notifications Notify delivered for it. Every
-step says which instance served it (a client middleware records ``call.peer``). It returns the
-summary dict whose JSON is the demo's last line.
+``run_demo(config, echo, fleet=None)`` browses the catalog, places regular orders, runs a flash
+sale with a burst of buyers, cancels an order, and counts the notifications Notify delivered for
+it. Every step says which instance served it (a client middleware records ``call.peer``). It
+returns the summary dict whose JSON is the demo's last line.
+
+Given the ``Fleet`` that runs the shop (``soa demo --up``), it also does what BigTap did: it
+scales the flash sale out before the sale opens and back in after it closes, and in the middle
+of the buyers' burst it kills one flash-sale instance with SIGKILL and drains another with
+SIGTERM. The summary says whom it killed and how many calls failed (none should).
 """
 
 import json
+import signal
 import time
 import uuid
 
 import gevent
 import gevent.pool
 
-from . import idl as idl_loader
-from .clients import Clients
-from .clients.served import ServedBy
-from .errors import SoaError
+from soa import idl as idl_loader
+from soa.clients import Clients
+from soa.clients.served import ServedBy
+from soa.errors import SoaError
 
-BUYERS = 1000
+BUYERS = 10_000
 CONCURRENCY = 100
+SALE_INSTANCES = 5  # flash-sale instances while the sale is open (2 otherwise)
 FLASH_UNITS = 40
 FLASH_SKU = "PHONE14-256-WHITE"
 TOPICS = ("order.created", "order.cancelled")
 
 
 class Demo:
-    def __init__(self, config, echo, run_id=None):
+    def __init__(self, config, echo, run_id=None, fleet=None):
         self.config = config
         self.echo = echo
+        self.fleet = fleet
+        self.killed = []
+        self.instances = {}
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.served = ServedBy()
         self.clients = Clients(config)
@@ -96,11 +106,18 @@ class Demo:
         self.step("flashsale", f"sale {sale.sale_id} registered, {sale.quantity} units moved "
                   "to the FLASH_SALE channel")
         tokens, sold_out = [], 0
+        self._scale("flashsale", SALE_INSTANCES, "before the sale opens")
         pool = gevent.pool.Pool(CONCURRENCY)
         started = time.monotonic()
+        applied = [0]
 
         def apply(i):
             nonlocal sold_out
+            applied[0] += 1
+            if applied[0] == BUYERS // 3:
+                gevent.spawn(self._kill, "flashsale", signal.SIGKILL)
+            elif applied[0] == 2 * BUYERS // 3:
+                gevent.spawn(self._kill, "flashsale", signal.SIGTERM)
             try:
                 ticket = self.call("flashsale", "apply", sale.sale_id, f"buyer-{self.run_id}-{i}",
                                    expected=(fm.shared.ShopError,))
@@ -114,9 +131,13 @@ class Demo:
                 tokens.append(ticket.token)
 
         pool.map(apply, range(BUYERS))
+        elapsed = time.monotonic() - started
+        self.rps = round(BUYERS / elapsed) if elapsed > 0 else 0
         spread = dict(self.served.by_service["flashsale"])
         self.echo(f"  [flashsale @ {len(spread)} instances] {len(tokens)} tickets, {sold_out} "
-                  f"SOLD_OUT, in {time.monotonic() - started:.1f}s; calls per instance: {spread}")
+                  f"SOLD_OUT, {BUYERS} buyers in {elapsed:.1f}s ({self.rps} requests/s)")
+        for address, calls in sorted(spread.items()):
+            self.echo(f"      {address}: {calls} calls")
         address = fm.shared.Address(recipient="buyer", city="Shanghai", country="CN")
         pool.map(lambda t: self.call("flashsale", "purchase", t, address), tokens)
         results = self._settle(tokens)
@@ -127,7 +148,33 @@ class Demo:
         self.step("flashsale", f"{succeeded} purchases became orders; sale counters: "
                   f"tickets {final.tickets_issued if final else '?'}, sold "
                   f"{final.sold if final else '?'} of {FLASH_UNITS}")
+        self._scale("flashsale", 2, "after the sale closed")
         return {"tokens": len(tokens), "sold": succeeded, "oversold": oversold}
+
+    def _scale(self, service, count, when):
+        """Scale through the fleet that runs the shop (only with ``soa demo --up``)."""
+        if self.fleet is None:
+            return
+        before = len(self.fleet.running(service))
+        self.fleet.scale(service, count)
+        self.instances.setdefault(service, [before])
+        self.instances[service].append(count)
+        self.echo(f"  [{service}] scaled {before} -> {count} instances {when}")
+
+    def _kill(self, service, sig):
+        """Kill the newest live instance of ``service`` while calls are in flight."""
+        if self.fleet is None:
+            return
+        live = self.fleet.running(service)
+        if len(live) < 2:
+            return
+        victim = max(live, key=lambda c: c.index)
+        victim.retired = True  # gone on purpose: the fleet does not report it as a failure
+        victim.proc.send_signal(sig)
+        name = signal.Signals(sig).name
+        self.killed.append({"service": service, "address": victim.address, "signal": name})
+        self.echo(f"  ! {name} to {service} at {victim.address} (pid {victim.pid}) "
+                  "with calls in flight")
 
     def _restock(self):
         """Top the SKU's unallocated pool up to FLASH_UNITS (a demo run draws that many)."""
@@ -228,15 +275,20 @@ class Demo:
             "flash_sale_sold": sale["sold"],
             "oversold": sale["oversold"],
             "notifications_delivered": got,
+            "flash_sale_buyers": BUYERS,
+            "flash_sale_requests_per_second": getattr(self, "rps", 0),
+            "instances": self.instances,
+            "killed": self.killed,
             "failed_calls": len(self.failed),
             "served_by": {s: dict(c) for s, c in sorted(self.served.by_service.items())},
             "seconds": round(time.monotonic() - started, 1),
         }
 
 
-def run_demo(config, echo=print):
-    """Run the flow against whatever is registered under ``config``; returns the summary."""
-    demo = Demo(config, echo)
+def run_demo(config, echo=print, fleet=None):
+    """Run the flow against whatever is registered under ``config``; returns the summary.
+    With the ``fleet`` that runs the shop it also scales and kills (the module docstring)."""
+    demo = Demo(config, echo, fleet=fleet)
     try:
         ping = demo.call("catalog", "ping")
         if ping is None:

@@ -1,15 +1,16 @@
-"""Running the whole shop as child processes: what ``soa up`` and ``soa demo --up`` share.
+"""Every service of one soa.yaml as child processes: what ``soa up`` (and ``soa scale``) run.
 
-- ``shop_config(...)`` writes a soa.yaml for a run elsewhere (absolute IDL paths, the etcd to
+- ``run_config(...)`` writes a soa.yaml for a run elsewhere (absolute IDL paths, the etcd to
   use, optional per-service overrides), so a run's data lives under that file's folder.
-- ``Shop(config_path, etcd_endpoint)`` starts ``instances`` ``soa serve`` processes of every
-  service (each in its own session, so a terminal's Ctrl-C reaches only the parent), waits
-  until each has registered (matched by pid), reports ``status()`` from the registry, and
-  ``stop()``s them with SIGTERM so they deregister, then removes any key left behind.
-- ``start_etcd(data_dir, port)`` starts the embedded etcd.
+- ``Fleet(config_path, etcd_endpoint)`` starts ``instances`` ``soa serve`` processes of every
+  service (each in its own session, so a terminal's Ctrl-C reaches only the parent, and each
+  dying with its supervisor: ``soa.orphans``), waits until each has registered (matched by pid),
+  reports ``status()`` from the registry, ``scale()``s a service up or down (removed instances
+  drain through their normal stop sequence), and ``stop()``s them all with SIGTERM so they
+  deregister, then removes any key left behind.
+- ``start_etcd(data_dir, port)`` starts the embedded etcd, which dies with its supervisor too.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,9 +23,10 @@ import yaml
 from .config import load_config
 from .errors import SoaError
 from .etcd_server import EtcdProcess, free_port
+from .orphans import guarded
 
 
-def shop_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=None,
+def run_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=None,
                 services=None, overrides=None):
     """Copy soa.yaml ``source`` to ``target_dir/soa.yaml`` for a run against ``etcd_endpoint``.
 
@@ -49,6 +51,9 @@ def shop_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=Non
         entry.update((overrides or {}).get(name, {}))
         kept[name] = entry
     data["services"] = kept
+    # Handlers stay importable from where the source config found them.
+    data["pythonpath"] = [str((source.parent / folder).resolve())
+                          for folder in data.get("pythonpath") or ["."]]
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
     path = target / "soa.yaml"
@@ -57,8 +62,9 @@ def shop_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=Non
 
 
 def start_etcd(data_dir, port=None):
-    """The embedded etcd on ``port`` (or a free one), data in ``data_dir``; returns it running."""
-    return EtcdProcess(Path(data_dir), client_port=port or free_port()).start()
+    """The embedded etcd on ``port`` (or a free one), data in ``data_dir``; returns it running.
+    It dies with this process, however this process ends."""
+    return EtcdProcess(Path(data_dir), client_port=port or free_port()).start(guard=True)
 
 
 @dataclass
@@ -68,6 +74,7 @@ class Child:
     proc: subprocess.Popen
     log_path: Path
     address: str = ""
+    retired: bool = False  # stopped on purpose by ``scale``
 
     @property
     def pid(self):
@@ -77,15 +84,15 @@ class Child:
         return self.proc.poll() is None
 
 
-class Shop:
-    """Every service of a soa.yaml as ``soa serve`` child processes (see the module docstring)."""
+class Fleet:
+    """Every service of a soa.yaml as ``soa serve`` child processes (see the module docstring).
 
-    def __init__(self, config_path, etcd_endpoint, *, services=None, log_dir=None,
-                 pythonpath=()):
+    Driven from one greenlet at a time (``soa up``'s main greenlet, or its control server for
+    ``scale``); ``children`` holds the live and the exited ones until ``stop``.
+    """
+
+    def __init__(self, config_path, etcd_endpoint, *, services=None, log_dir=None):
         self.config_path = Path(config_path).resolve()
-        # Folders the children import handlers from besides the config's (a copied soa.yaml
-        # in .soa/demo still imports the project's services/ package).
-        self.pythonpath = [str(Path(p).resolve()) for p in pythonpath]
         self.etcd_endpoint = etcd_endpoint
         self.config = load_config(str(self.config_path), etcd_endpoint)
         names = list(self.config.services)
@@ -103,32 +110,71 @@ class Shop:
     def spawn(self, service, index):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{service}-{index}.log"
-        env = dict(os.environ)
-        if self.pythonpath:
-            env["PYTHONPATH"] = os.pathsep.join(
-                self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p])
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(self.command(service), stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(guarded(self.command(service)), stdout=log,
+                                    stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=str(self.config.root), env=env)
+                                    cwd=str(self.config.root))
         child = Child(service, index, proc, log_path)
         self.children.append(child)
         return child
 
-    def start(self, timeout=60.0):
-        """Start every instance of every service and wait until all are registered."""
+    def start(self, timeout=60.0, progress=None):
+        """Start every instance of every service and wait until all are registered;
+        ``progress(child, done, total)`` is called as each one registers."""
         for service in self.services:
             for index in range(self.config.service(service).instances):
                 self.spawn(service, index)
-        self.wait_registered(self.children, timeout)
+        self.wait_registered(self.children, timeout, progress)
         return self
 
-    def wait_registered(self, children, timeout=60.0):
+    def live(self):
+        """Every live child."""
+        return [c for c in self.children if c.alive()]
+
+    def running(self, service):
+        """The live children of ``service``, oldest first."""
+        return [c for c in self.children if c.service == service and c.alive()]
+
+    def scale(self, service, count, timeout=60.0, progress=None):
+        """Run ``count`` instances of ``service``: new ones are started and waited for until
+        registered; surplus ones (the newest) get SIGTERM and drain through the normal stop
+        sequence (deregister, grace period, drain), and are waited for. Returns
+        ``(started, stopped)``."""
+        self.config.service(service)  # ConfigError naming the known services
+        if service not in self.services:
+            self.services.append(service)
+        live = self.running(service)
+        if count > len(live):
+            used = {c.index for c in self.children if c.service == service}
+            indexes = [i for i in range(count + len(used)) if i not in used][:count - len(live)]
+            new = [self.spawn(service, i) for i in indexes]
+            self.wait_registered(new, timeout, progress)
+            return len(new), 0
+        surplus = sorted(live, key=lambda c: c.index)[count:]
+        for child in surplus:
+            child.retired = True
+            child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
+        for child in surplus:
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        return 0, len(surplus)
+
+    def wait_registered(self, children, timeout=60.0, progress=None):
+        deadline = time.monotonic() + timeout
+        total = len(children)
         while True:
             registered = {i.pid: i for i in self.registered()}
             for child in children:
-                if child.pid in registered:
+                if child.pid in registered and not child.address:
+                    child.address = registered[child.pid].address
+                    if progress is not None:
+                        progress(child, sum(1 for c in children if c.address), total)
+                elif child.pid in registered:
                     child.address = registered[child.pid].address
                 elif not child.alive():
                     raise SoaError(f"{child.service} exited with {child.proc.returncode} before "
@@ -162,6 +208,8 @@ class Shop:
         registered = {i.pid: i for i in self.registered()}
         rows = []
         for child in self.children:
+            if child.retired:
+                continue
             instance = registered.get(child.pid)
             if instance is not None:
                 state = "leaving" if instance.extra.get("leaving") else "up"
