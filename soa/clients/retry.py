@@ -31,6 +31,8 @@ class RetryBudget:
         self.ratio = ratio
         self.cap = cap if cap is not None else max(10.0, ratio * 1000)
         self.calls = 0
+        self.retries = 0  # retries sent (metrics: soa_client_retries_total)
+        self.refused = 0  # retries the budget refused (soa_client_retries_refused_total)
         self._settled_calls = 0
         self._balance = 0.0
         self.min_per_second = min_per_second
@@ -64,6 +66,7 @@ class RetryBudget:
         if self.reserve >= 1.0:
             self.reserve -= 1.0
             return True
+        self.refused += 1
         return False
 
 
@@ -100,6 +103,7 @@ def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.mo
                 if call.deadline is not None and monotonic() >= call.deadline:
                     break
                 call.peer = None
+                budget.retries += 1
                 try:
                     return next_handler(call)
                 except TransportError as e:
