@@ -60,6 +60,13 @@ class EtcdResolver:
     def subscribe(self, service, callback):
         self._watch(service).subscribe(callback)
 
+    def watch_state(self, service):
+        """``(relists, connected)`` of the service's watch: how many times it listed the range,
+        and 1 while its stream is up (0 before the first listing and after an error)."""
+        watch = self._watches.get(service)
+        if watch is None:
+            return 0, 0
+        return watch.relists, int(watch.connected)
     def departed(self, service):
         """Addresses of ``service`` that deregistered on purpose lately (their value was marked
         ``leaving`` before the key went): a removal that no glitch explains."""
@@ -102,6 +109,7 @@ class PrefixWatch:
         self.snapshot = ()
         self.revision = 0
         self.relists = 0
+        self.connected = False  # True from a successful listing until the next error
         self.ready = gevent.event.Event()
         self.settled = gevent.event.Event()
         self.refused = None
@@ -153,6 +161,7 @@ class PrefixWatch:
                 if self._stopped.wait(backoff.next()):
                     return
             except RETRYABLE as e:
+                self.connected = False
                 if self._stopped.is_set():
                     return
                 self.last_error = f"etcd {self.connection.endpoint} did not answer: {describe(e)}"
@@ -177,6 +186,7 @@ class PrefixWatch:
             self._put(kv)
         self.revision = response.header.revision
         self.relists += 1
+        self.connected = True
         self.refused = None
         self._publish()
         self.ready.set()

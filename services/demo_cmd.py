@@ -13,6 +13,7 @@ import click
 from soa.cli.options import Command
 from soa.config import load_config
 from soa.fleet import Fleet, format_status, run_config, start_etcd
+from soa.observe.top import measured
 from soa.up import config_file
 
 
@@ -48,7 +49,8 @@ def run_demo_against(config, echo=print):
     from services.demo import run_demo
 
     echo(f"soa demo against etcd {','.join(config.etcd.endpoints)} prefix {config.etcd.prefix}")
-    return run_demo(config, echo)
+    with measured(config.etcd, echo, "the purchase flow"):
+        return run_demo(config, echo)
 
 
 def demo_up(config, echo=print):
@@ -71,7 +73,9 @@ def demo_up(config, echo=print):
                 f"  [{done}/{total}] {child.service} #{child.index} at {child.address}"))
             echo(format_status(fleet.status()))
             echo(f"shop up in {time.monotonic() - started:.1f}s")
-            summary = run_demo(load_config(str(demo_path), etcd.endpoint), echo, fleet=fleet)
+            demo_config = load_config(str(demo_path), etcd.endpoint)
+            with measured(demo_config.etcd, echo, "the purchase flow"):
+                summary = run_demo(demo_config, echo, fleet=fleet)
         finally:
             _removed, left = fleet.stop()
     finally:

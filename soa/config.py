@@ -100,6 +100,9 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
+    # Monitoring: the HTTP endpoint (/metrics, /healthz, /readyz) and per-call recording.
+    metrics: bool = True
+    metrics_port: int = 0
     tls: ServerTls | None = None
     etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
 
@@ -120,6 +123,7 @@ class ClientConfig:
     eject_after: int = 3
     attempt_timeout_ms: int = 0  # 0: an attempt may take the whole timeout_ms
     hash_key: str | None = None
+    metrics: bool = True  # per-call counters (soa_client_*); false drops the middleware
     tls: ClientTls | None = None
 
 
@@ -354,6 +358,7 @@ def _client(f, root=Path(".")):
         attempt_timeout_ms=f.int("attempt_timeout_ms", d.attempt_timeout_ms, lo=0,
                                  hi=3_600_000),
         hash_key=f.str("hash_key", None),
+        metrics=f.bool("metrics", d.metrics),
         tls=_client_tls(f.sub("tls"), root),
     )
     f.done()
@@ -392,6 +397,8 @@ def _service(name, f, root, check_idl):
         idle_timeout=f.number("idle_timeout", d.idle_timeout, lo=0.1),
         max_frame_bytes=f.int("max_frame_bytes", d.max_frame_bytes, lo=1024, hi=1 << 31),
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        metrics=f.bool("metrics", d.metrics),
+        metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
         tls=_server_tls(f.sub("tls"), root),
         etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
     )

@@ -203,7 +203,8 @@ class Fleet:
             return []
 
     def status(self):
-        """Rows (service, address, pid, state) from the registry and the child processes."""
+        """Rows (service, address, pid, state, metrics URL or "-") from the registry and the
+        child processes."""
         registered = {i.pid: i for i in self.registered()}
         rows = []
         for child in self.children:
@@ -212,12 +213,15 @@ class Fleet:
             instance = registered.get(child.pid)
             if instance is not None:
                 state = "leaving" if instance.extra.get("leaving") else "up"
-                rows.append((child.service, instance.address, child.pid, state))
+                metrics = (f"http://{instance.host}:{instance.metrics_port}/metrics"
+                           if instance.metrics_port else "-")
+                rows.append((child.service, instance.address, child.pid, state, metrics))
             elif child.alive():
-                rows.append((child.service, child.address or "-", child.pid, "not registered"))
+                rows.append((child.service, child.address or "-", child.pid, "not registered",
+                             "-"))
             else:
                 rows.append((child.service, child.address or "-", child.pid,
-                             f"exited ({child.proc.returncode})"))
+                             f"exited ({child.proc.returncode})", "-"))
         return rows
 
     def stop(self, timeout=20.0):
@@ -259,9 +263,9 @@ class Fleet:
 
 def format_status(rows):
     """The status rows as an aligned table."""
-    header = ("SERVICE", "ADDRESS", "PID", "STATE")
+    header = ("SERVICE", "ADDRESS", "PID", "STATE", "METRICS")
     table = [header] + [tuple(str(v) for v in row) for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table)
 
 

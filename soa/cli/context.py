@@ -9,13 +9,16 @@ from soa.config import load_config
 
 
 class CliContext:
-    def __init__(self, config_path=None, etcd_endpoints=None, verbose=0):
+    def __init__(self, config_path=None, etcd_endpoints=None, verbose=0, log_format="text"):
+        from .logs import setup
+
         self.config_path = config_path
         self.etcd_endpoints = etcd_endpoints
+        self.log_format = log_format
         self.verbose = verbose
         self._config = None
         level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        setup(level, log_format)
 
     @property
     def config(self):

@@ -20,6 +20,7 @@ COMMANDS = {
     "gen": "soa.cli.gen_cmd:gen",
     "idl": "soa.cli.idl_cmd:idl",
     "monitor": "soa.cli.monitor_cmd:monitor",
+    "top": "soa.cli.top_cmd:top",
 }
 
 
@@ -76,19 +77,24 @@ class LazyGroup(Examples, click.Group):
   soa serve greeter --port 0     # serve one service from soa.yaml
   soa call greeter ping          # call it through discovery
   soa up                         # etcd and every service of soa.yaml
+  soa top                        # live calls/s, errors and latency of every instance
+  soa --log-format json serve greeter   # one JSON object per log line
 """,
 )
 @click.option("--config", "config_path", metavar="PATH", help="soa.yaml to use [env SOA_CONFIG]")
 @click.option("--etcd", "etcd_endpoints", metavar="ENDPOINTS",
               help="comma-separated etcd endpoints [env SOA_ETCD_ENDPOINTS]")
 @click.option("-v", "--verbose", count=True, help="more logging (-vv for debug)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              envvar="SOA_LOG_FORMAT", show_default=True,
+              help="log lines as text, or one JSON object per line [env SOA_LOG_FORMAT]")
 @click.version_option(package_name="soa")
 @click.pass_context
-def cli(ctx, config_path, etcd_endpoints, verbose):
+def cli(ctx, config_path, etcd_endpoints, verbose, log_format):
     """soa: Thrift services that find each other through etcd."""
     from .context import CliContext
 
-    ctx.obj = CliContext(config_path, etcd_endpoints, verbose)
+    ctx.obj = CliContext(config_path, etcd_endpoints, verbose, log_format)
 
 
 def main(argv=None):

@@ -63,6 +63,7 @@ class Discovery:
         self.known = {}  # address -> Instance: the registry's set plus held instances
         self.held = {}  # address -> Instance kept through a suspicious mass removal
         self.ejected = set()
+        self.ejections = 0  # instances ejected so far (soa_client_ejections_total)
         self.listed = False
         self._warned = set()
         self._addresses = {}  # id(instance) -> (instance, address)
@@ -188,6 +189,7 @@ class Discovery:
         if not remaining:
             return False
         self.ejected.add(address)
+        self.ejections += 1
         self._rebuild()
         return True
 

@@ -35,6 +35,8 @@ class RetryBudget:
         self.ratio = ratio
         self.cap = cap if cap is not None else max(10.0, ratio * 1000)
         self.calls = 0
+        self.retries = 0  # retries sent (metrics: soa_client_retries_total)
+        self.refused = 0  # retries the budget refused (soa_client_retries_refused_total)
         self._settled_calls = 0
         self._balance = 0.0
         self.min_per_second = min_per_second
@@ -68,6 +70,7 @@ class RetryBudget:
         if self.reserve >= 1.0:
             self.reserve -= 1.0
             return True
+        self.refused += 1
         return False
 
 
@@ -129,6 +132,7 @@ def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.mo
                 if bounding:
                     call.deadline = _attempt_deadline(total)
                 call.peer = None
+                budget.retries += 1
                 try:
                     return next_handler(call)
                 except TransportError as e:

@@ -95,9 +95,10 @@ class Client:
         rt.ejector = Ejector(rt.discovery, rt.prober, settings.eject_after)
         rt.budget = RetryBudget(settings.retry_budget)
         user = [load_middleware(m) if isinstance(m, str) else m for m in middleware]
+        measured = [rt.metrics.middleware] if settings.metrics else []
         rt.handler = chain(
             *user,
-            rt.metrics.middleware,
+            *measured,
             timeout_middleware(settings.timeout_ms / 1000.0),
             retry_middleware(plans, settings.retries, rt.budget, rt.transport.has_untried,
                              attempt_timeout=settings.attempt_timeout_ms / 1000.0),
@@ -277,6 +278,10 @@ class Clients:
         made = build(service, self.config, resolver or self.resolver(), **options)
         self._clients.append(made)
         return made
+
+    def __iter__(self):
+        """The clients made so far and not closed (a copy: safe while clients are made)."""
+        return iter(list(self._clients))
 
     def close(self):
         clients, self._clients = self._clients, []

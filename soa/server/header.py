@@ -26,12 +26,17 @@ BLOCK_CACHE = 16  # decoded header blocks kept per connection
 
 
 class HeaderIO(_SocketIO):
-    __slots__ = ("_blocks", "_plain_block", "headers", "left", "out", "protocol_id",
-                 "reply_headers", "seqid")
+    """Reads ahead a chunk at a time into ``_buf`` and walks it with an offset (``_pos``), so a
+    client that pipelines many small frames costs one ``recv`` per chunk and no copying per
+    frame; a payload larger than what is buffered streams from the socket."""
+
+    __slots__ = ("_blocks", "_buf", "_plain_block", "_pos", "headers", "left", "out",
+                 "protocol_id", "reply_headers", "seqid")
 
     def __init__(self, sock, max_bytes, pending=b""):
         super().__init__(sock, max_bytes)
-        self.pending = pending
+        self._buf = bytes(pending)
+        self._pos = 0
         self.left = 0
         self.out = []
         self.headers = {}
@@ -42,19 +47,19 @@ class HeaderIO(_SocketIO):
         self._blocks = {}  # header block bytes -> (protocol id, headers), the last few
 
     def _fill(self, n, at_start=False):
-        """At least ``n`` bytes pending, reading ahead up to a chunk (a small frame costs one
-        ``recv``); None when the peer closed before a new frame began."""
-        pending = self.pending
-        while len(pending) < n:
+        """At least ``n`` bytes buffered from ``_pos``, reading ahead up to a chunk; False when
+        the peer closed before a new frame began."""
+        buf, pos = self._buf, self._pos
+        while len(buf) - pos < n:
             more = self._receive_raw(READ_CHUNK)
             if not more:
-                if at_start and not pending:
-                    return None
+                if at_start and len(buf) == pos:
+                    return False
                 raise TTransportException(TTransportException.END_OF_FILE,
                                           "connection closed inside a THeader frame")
-            pending += more
-        self.pending = pending
-        return pending
+            buf, pos = buf[pos:] + more, 0
+        self._buf, self._pos = buf, pos
+        return True
 
     def next_frame(self):
         """Read the next frame's length and header; returns its payload size, 0 at a clean end.
@@ -62,12 +67,9 @@ class HeaderIO(_SocketIO):
         Header blocks repeat from call to call (a client's identity does not change, and its
         deadline's digits seldom do), so the last few are kept decoded, per connection.
         """
-        pending = self.pending
-        if len(pending) < HEAD_SIZE:
-            pending = self._fill(HEAD_SIZE, at_start=True)
-            if pending is None:
-                return 0
-        size, magic, _flags, seqid, words = HEAD.unpack_from(pending)
+        if len(self._buf) - self._pos < HEAD_SIZE and not self._fill(HEAD_SIZE, at_start=True):
+            return 0
+        size, magic, _flags, seqid, words = HEAD.unpack_from(self._buf, self._pos)
         if size > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
@@ -77,10 +79,11 @@ class HeaderIO(_SocketIO):
         payload = size + LENGTH.size - header_end
         if payload <= 0:
             raise HeaderError(f"a header of {words * 4} bytes leaves no payload in {size}")
-        if len(pending) < header_end:
-            pending = self._fill(header_end)
-        block = pending[HEAD_SIZE:header_end]
-        self.pending = pending[header_end:]
+        if len(self._buf) - self._pos < header_end:
+            self._fill(header_end)
+        pos = self._pos
+        block = self._buf[pos + HEAD_SIZE:pos + header_end]
+        self._pos = pos + header_end
         decoded = self._blocks.get(block)
         if decoded is None:
             decoded = parse_block(block)
@@ -105,7 +108,15 @@ class HeaderIO(_SocketIO):
             left = self.next_frame()
             if left == 0:
                 return b""
-        data = self._receive(min(n, left))
+        want = n if n < left else left
+        buf, pos = self._buf, self._pos
+        buffered = len(buf) - pos
+        if buffered:
+            take = want if want < buffered else buffered
+            self._pos = pos + take
+            data = buf[pos:pos + take]
+        else:  # nothing read ahead: straight from the socket (large payloads stream)
+            data = self._receive(want)
         self.left = left - len(data)
         return data
 
