@@ -38,7 +38,8 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
         def table():
             text = (tmp_path / "up.log").read_text()
             assert up.poll() is None, text
-            rows = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up$", text, re.M)
+            rows = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up(?:\s+\S+)?$", text,
+                              re.M)
             return len(rows) == 10 and (text, rows)
 
         text, rows = wait_until(table, timeout=60, message="soa up's status table")

@@ -50,7 +50,7 @@ class Up:
         def table():
             text = self.text()
             assert self.proc.poll() is None, text
-            found = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up$", text, re.M)
+            found = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up(?:\s+\S+)?$", text, re.M)
             return len(found) >= rows and found
         return wait_until(table, timeout=timeout, message="soa up's status table")
 

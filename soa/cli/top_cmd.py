@@ -16,7 +16,7 @@ _HOME, _EOL, _EOS = "\x1b[H", "\x1b[K", "\x1b[J"
     cls=Command,
     examples="""
   soa top                         # every service, refreshed every second (Ctrl-C quits)
-  soa top order                   # one service's instances
+  soa top greeter                 # one service's instances
   soa top --once                  # one table after one interval, for a shell
   soa top --once --json           # the same as JSON, for scripts
 """,
