@@ -11,21 +11,13 @@ from services.testing import ROOT
 from soa.etcd_server import EtcdProcess, free_port
 from soa.fleet import run_config
 from soa.testing.poll import wait_until
+from soa.testing.processes import alive
 
 
 def _soa(*args, cwd, stdout=None):
     return subprocess.Popen([sys.executable, "-m", "soa", *args], cwd=cwd, stdin=subprocess.DEVNULL,
                             stdout=stdout or subprocess.PIPE, stderr=subprocess.STDOUT)
 
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not running; it only waits for its parent (gone) to be reaped by init.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
@@ -58,13 +50,13 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, (tmp_path / "up.log").read_text()
         assert "0 left in etcd" in (tmp_path / "up.log").read_text()
-        assert not [pid for pid in pids if _alive(pid)]
+        assert not [pid for pid in pids if alive(pid)]
     finally:
         if up.poll() is None:
             up.terminate()
             up.wait(30)
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         log.close()
     # Nothing left behind: etcd's own data, reopened, has no instance of the shop.

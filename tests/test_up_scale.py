@@ -18,15 +18,7 @@ from soa.errors import SoaError
 from soa.etcd_server import EtcdProcess, free_port
 from soa.fleet import run_config
 from soa.testing.poll import wait_until
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
+from soa.testing.processes import alive
 
 
 class Up:
@@ -150,7 +142,7 @@ def test_children_and_etcd_die_with_a_sigkilled_up(up):
     assert etcd_pids
     shop.proc.kill()
     shop.proc.wait()
-    wait_until(lambda: not [p for p in pids + etcd_pids if _alive(p)], timeout=20,
+    wait_until(lambda: not [p for p in pids + etcd_pids if alive(p)], timeout=20,
                message="every child gone after SIGKILL of soa up")
 
 
