@@ -30,7 +30,7 @@ log = logging.getLogger("soa.server")
 
 READ_CHUNK = 65536
 BUFFER_SIZE = 4096
-YIELD_BYTES = 1 << 20
+YIELD_BYTES = 1 << 18  # a quarter MiB: the loop is never held long by a large read
 _LENGTH = struct.Struct(">i")
 
 __all__ = ["Connection", "FramedIO", "FrameTooLarge", "StreamIO", "make_protocol",
