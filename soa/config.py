@@ -102,6 +102,9 @@ class ServiceConfig:
     max_connections: int = 10000
     tls: ServerTls | None = None
     etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
+    # The service's own settings (``services.X.settings``): a free mapping the framework never
+    # reads, passed untouched (frozen) to the handler as ``context.service.settings``.
+    settings: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -366,6 +369,7 @@ def _service(name, f, root, check_idl):
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
         tls=_server_tls(f.sub("tls"), root),
         etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
+        settings=_settings(f, "settings"),
     )
     f.done()
     if check_idl:
@@ -382,6 +386,22 @@ def _service(name, f, root, check_idl):
                 f"IDL {idl_text} defines no service {thrift_service!r} (it defines: {known})",
             )
     return config
+
+
+def _settings(f, key):
+    """``services.X.settings``: any mapping, frozen (mappings read-only, lists as tuples)."""
+    value = f.raw(key, {})
+    if not isinstance(value, dict):
+        raise f.fail(f.key(key), f"expected a mapping, got {show(value)}")
+    return _freeze(value)
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _default_thrift_service(name):
