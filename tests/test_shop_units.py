@@ -8,17 +8,23 @@ import json
 
 import pytest
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import StandInShop
 from soa.testing.poll import wait_until
 
 
 @pytest.fixture
-def shop(tmp_path):
-    shop = StandInShop(tmp_path)
+def shop(tmp_path, shop_backend):  # noqa: F811 - the imported fixture
+    """Every test here runs on SQLite and on PostgreSQL."""
+    shop = StandInShop(tmp_path, settings=shop_backend)
     yield shop
     notify = shop.handlers.get("notify")
     if notify is not None:
         notify.close()
+    for handler in shop.handlers.values():
+        db = getattr(handler, "db", None)
+        if db is not None:
+            db.close()
 
 
 def idl(shop, name):
