@@ -86,11 +86,15 @@ class RunningShop:
     clients through one ``Clients``. Use as a context manager: everything stops on exit.
     """
 
-    def __init__(self, tmp_dir, etcd_config, instances, client=None):
+    def __init__(self, tmp_dir, etcd_config, instances, client=None, settings=None):
+        """``settings(name)`` (optional): extra ``services.X.settings``, e.g. a database URL."""
         from soa.shop_runner import shop_config
 
         self.instances = dict(instances)
         overrides = {name: {"instances": n} for name, n in self.instances.items()}
+        if settings is not None:
+            for name in overrides:
+                overrides[name]["settings"] = dict(settings(name) or {})
         self.path = shop_config(ROOT / "soa.yaml", tmp_dir, etcd_config.endpoints[0],
                                 prefix=etcd_config.prefix, lease_ttl=etcd_config.lease_ttl,
                                 overrides=overrides)

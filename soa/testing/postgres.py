@@ -1,9 +1,10 @@
 """A real PostgreSQL server for tests: ``initdb`` in a fresh folder, ``postgres`` on a free port.
 
 Debian's ``postgresql`` package (installed by ``.ci/ensure-tools``) puts the binaries in
-/usr/lib/postgresql/<version>/bin. PostgreSQL refuses to run as root, so as root the server runs
-as the ``postgres`` user (``Popen(user=...)``) in a folder that user owns. Durability is switched off
-(``fsync``, ``synchronous_commit``): test data need not survive a crash, and tests stay fast.
+/usr/lib/postgresql/<version>/bin. PostgreSQL refuses to run as root, so as root the
+server runs as the ``postgres`` user (``Popen(user=...)``) in a folder that user owns.
+Durability is switched off
+(``fsync``, ``synchronous_commit``): test data need not survive a crash; tests stay fast.
 Trust authentication on 127.0.0.1 only; ``create_database`` gives each test its own database.
 """
 
