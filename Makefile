@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup tools bench clean
+.PHONY: demo test setup tools bench soak clean
 
 demo: setup
 	$(BIN)/soa demo --up
@@ -15,6 +15,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# ten minutes of open-loop load with a restart every minute (SOAK_ARGS="--minutes 2")
+soak: setup
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 setup: $(BIN)/.installed tools
 

@@ -10,22 +10,26 @@ discovery is off the call path either way (a call never touches etcd), so this m
 per-call path. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64.
 
 The CPU column is the CPU time of THIS process (the client side, load generator included) per
-call; the case name carries what soa adds per call over the baseline, in microseconds.
+call; the case name carries what soa adds per call over the baseline, in microseconds. The soa
+client runs with metrics on (the default) and, in the same run, with ``metrics=False``
+(``soa metrics off -> thriftpy2``); the ``soa -> thriftpy2`` case's name also carries what
+metrics add per call (``metrics +X.XX us``).
 """
 
 import os
 from pathlib import Path
 
 from . import harness
-from .server_bench import CALLS, thrift_caller
+from .server_bench import CALLS, middleware_rows, thrift_caller
 
 IDL = Path(__file__).with_name("bench.thrift")
 CONCURRENCY = (1, 64)
 
 
-def soa_caller(port, method, pool_size, theader=False, tls=None):
+def soa_caller(port, method, pool_size, theader=False, tls=None, metrics=True):
     """One soa client shared by every greenlet of the measurement; ``theader`` as a soa server
-    registers itself (the call then carries its deadline and target in a THeader frame)."""
+    registers itself (the call then carries its deadline and target in a THeader frame);
+    ``metrics=False`` drops the client's metrics middleware."""
     from soa.registry.instance import Instance
     from soa.clients import StaticResolver
     from soa.clients.service_client import build
@@ -34,7 +38,7 @@ def soa_caller(port, method, pool_size, theader=False, tls=None):
     resolver = StaticResolver([Instance(service="bench", host=harness.HOST, port=port,
                                         theader=theader, tls=tls is not None)])
     client = build("bench", Config(), resolver, idl=IDL, thrift_service="BenchService",
-                   timeout_ms=30000, pool_size=pool_size, tls=tls)
+                   timeout_ms=30000, pool_size=pool_size, tls=tls, metrics=metrics)
     fn, args = getattr(client, method), CALLS[method]
     open_callers = [0]
 
@@ -74,6 +78,7 @@ def run(args):
             ("soa -> soa", "soa", "soa", False),
             ("soa -> soa over TLS", "soa-tls", "soa", False),
             ("soa -> thriftpy2", "thriftpy2", "soa", False),
+            ("soa metrics off -> thriftpy2", "thriftpy2", "soa off", False),
         ]
         rows = []
         for method in CALLS:
@@ -87,7 +92,8 @@ def run(args):
                         else:
                             make = soa_caller(port, method, max(concurrency, 1),
                                               theader=server.startswith("soa"),
-                                              tls=tls if server == "soa-tls" else None)
+                                              tls=tls if server == "soa-tls" else None,
+                                              metrics=client != "soa off")
                         results[case].append(harness.measure(make, concurrency, args.seconds,
                                                              server_pid=me))
                 base = harness.median([r.cpu_us for r in results[cases[0][0]]])
@@ -97,7 +103,16 @@ def run(args):
                     if not baseline:
                         extra = harness.median([r.cpu_us for r in results[case]]) - base
                         label = f"{case} ({extra:+.1f} us cpu/call)"
+                    if case == "soa -> thriftpy2":
+                        pairs = zip(results[case], results["soa metrics off -> thriftpy2"])
+                        added = harness.median([a.cpu_us - b.cpu_us for a, b in pairs])
+                        label = f"{case} ({extra:+.1f} us cpu/call; metrics {added:+.2f} us)"
                     rows.append(harness.Row(group, label, results[case], baseline))
+        from soa.clients.metrics import ClientMetrics
+        from soa.middleware import Call
+
+        rows += middleware_rows("client metrics alone", ClientMetrics(["ping"]).middleware,
+                                Call("bench", "ping", ()), args.rounds)
         return rows
     finally:
         for handle in servers.values():

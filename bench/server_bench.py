@@ -3,7 +3,9 @@
 All three are called over 127.0.0.1 by the same load generator: a raw thriftpy2 client (cybin,
 buffered) for the two Thrift servers, and a raw socket sending the same request bytes for the
 echo floor. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64 (one connection per
-greenlet). The soa server runs with its default middleware (access log off, metrics on).
+greenlet). The soa server runs with its default middleware (access log off, metrics on), and
+again with ``metrics: false`` in the same run: the ``soa`` case's name carries what metrics add
+per call, in server CPU microseconds (``metrics +X.XX us cpu/call``).
 """
 
 import os
@@ -29,8 +31,9 @@ class BenchHandler:
 
 # -- servers (each runs in its own process, started by harness.start_server) -----------------
 
-def soa_server(tls_folder=None):
-    """The soa server; with ``tls_folder`` (holding server.crt/.key) it serves TLS."""
+def soa_server(tls_folder=None, metrics=True):
+    """The soa server; with ``tls_folder`` (holding server.crt/.key) it serves TLS; with
+    ``metrics=False`` it records nothing and serves no /metrics."""
     from soa.config import load_config
     from soa.server import Server
 
@@ -45,6 +48,7 @@ def soa_server(tls_folder=None):
         "    handler: bench.server_bench:BenchHandler\n"
         "    host: 127.0.0.1\n"
         "    port: 0\n" + tls
+        + f"    metrics: {'true' if metrics else 'false'}\n"
     )
     config = load_config(str(root / "soa.yaml"))
     # Registration is off: this measures serving, and needs no etcd.
@@ -129,6 +133,20 @@ def wire_caller(module, port, method):
     return _bytes_caller(port, _request_bytes(module, method), len(_reply_bytes(module, method)))
 
 
+def theader_wire_caller(module, port, method):
+    """The wire caller in THeader frames, with the metadata a soa client sends (service,
+    caller, a deadline): what the THeader path costs the server."""
+    from soa import theader
+
+    payload = _request_bytes(module, method)
+    pairs = [(theader.SERVICE, "bench"), (theader.CALLER, "bench-client"),
+             (theader.DEADLINE, "30000")]
+    block = theader.header_block(0, len(pairs), theader.encode_pairs(pairs))
+    request = theader.frame_prefix(1, block, len(payload)) + payload
+    reply = len(_reply_bytes(module, method)) + 4 + theader.FIXED_SIZE + 4
+    return _bytes_caller(port, request, reply)
+
+
 def _bytes_caller(port, request, size):
     def make():
         sock = socket.create_connection((harness.HOST, port))
@@ -186,14 +204,19 @@ def run(args):
     servers = {}
     try:
         servers["soa"] = harness.start_server("bench.server_bench:soa_server")
+        servers["soa metrics off"] = harness.start_server("bench.server_bench:soa_server", None,
+                                                        False)
         servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
         servers["gevent echo"] = harness.start_server("bench.server_bench:echo_server")
         # (group suffix, case, server, load generator, baseline?)
         cases = [
             ("", "soa", "soa", thrift_caller, False),
+            ("", "soa metrics off", "soa metrics off", thrift_caller, False),
             ("", "thriftpy2", "thriftpy2", thrift_caller, True),
             ("", "gevent echo", "gevent echo", echo_caller, False),
             (" wire", "soa", "soa", wire_caller, False),
+            (" wire", "soa metrics off", "soa metrics off", wire_caller, False),
+            (" wire", "soa THeader", "soa", theader_wire_caller, False),
             (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
         ]
         rows = []
@@ -208,11 +231,53 @@ def run(args):
                             make, concurrency, args.seconds, server_pid=server.proc.pid))
                 for suffix, name, _, _, baseline in cases:
                     group = f"server {method} c={concurrency}{suffix}"
-                    rows.append(harness.Row(group, name, results[suffix, name], baseline))
+                    label = name
+                    if name == "soa":
+                        label = f"soa (metrics {_added(results, suffix):+.2f} us cpu/call)"
+                    rows.append(harness.Row(group, label, results[suffix, name], baseline))
+        from soa.middleware import Call
+        from soa.server.metrics import Metrics
+
+        rows += middleware_rows("server metrics alone", Metrics("bench").middleware,
+                                Call("bench", "ping", ()), args.rounds)
         return rows
     finally:
         for handle in servers.values():
             handle.stop()
+
+
+def middleware_rows(group, middleware, call, rounds, calls=200_000):
+    """What one middleware adds per call, alone: CPU time (``process_time``, so a busy machine
+    does not count) of ``calls`` calls of a no-op handler, with and without it. Two rows: the
+    bare handler (baseline) and the wrapped one, whose name carries the difference."""
+    import time
+
+    from . import harness
+
+    def bare(_call):
+        return None
+
+    wrapped = middleware(bare)
+    results = {"bare": [], "wrapped": []}
+    for _ in range(rounds):
+        for name, handler in (("bare", bare), ("wrapped", wrapped)):
+            start = time.process_time()
+            for _ in range(calls):
+                handler(call)
+            cpu = time.process_time() - start
+            results[name].append(harness.Result(calls, cpu, 0.0, 0.0, cpu / calls * 1e6))
+    added = harness.median([w.cpu_us - b.cpu_us
+                            for w, b in zip(results["wrapped"], results["bare"])])
+    return [harness.Row(group, "no-op handler", results["bare"], True),
+            harness.Row(group, f"+ metrics middleware ({added:+.2f} us cpu/call)",
+                        results["wrapped"])]
+
+
+def _added(results, suffix):
+    """Median over rounds of (metrics on - metrics off) server CPU per call, in us."""
+    pairs = zip(results[suffix, "soa"], results[suffix, "soa metrics off"])
+    return harness.median([on.cpu_us - off.cpu_us for on, off in pairs
+                           if on.cpu_us is not None and off.cpu_us is not None])
 
 
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")

@@ -140,6 +140,11 @@ _FIELDS = (
 )
 
 
+def _not_json_constant(name):
+    """Python's json reads NaN, Infinity and -Infinity; JSON (and every other reader) does not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_instance(value, key=None, prefix=None):
     """Parse a registry value (bytes or str). Raises ``InvalidInstance`` with a vectors reason.
 
@@ -152,9 +157,9 @@ def parse_instance(value, key=None, prefix=None):
         except UnicodeDecodeError as e:
             raise InvalidInstance("not_utf8", str(e)) from e
     try:
-        data = json.loads(value)
-    except ValueError as e:
-        raise InvalidInstance("not_json", str(e)) from e
+        data = json.loads(value, parse_constant=_not_json_constant)
+    except (ValueError, RecursionError) as e:  # nesting deeper than the parser's stack
+        raise InvalidInstance("not_json", str(e) or type(e).__name__) from e
     if type(data) is not dict:
         raise InvalidInstance("not_object", f"expected a JSON object, got {type(data).__name__}")
     values = []

@@ -79,6 +79,14 @@ class EtcdRegistrar:
         if keeper is not None:
             keeper.stop(self.connection, revoke=False)
 
+    def counters(self):
+        """``{"renewals", "lost", "registrations"}`` summed over the keys this registrar keeps:
+        lease renewals, leases found lost, and writes of a key after its first (metrics)."""
+        keepers = list(self._keepers.values())
+        return {"renewals": sum(k.renewals for k in keepers),
+                "lost": sum(k.lost for k in keepers),
+                "registrations": sum(max(0, k.writes - 1) for k in keepers)}
+
     def lease_id(self, instance):
         keeper = self._keepers.get(instance_key(self.config.prefix, instance))
         return keeper.lease_id if keeper else None
@@ -115,6 +123,9 @@ class _Keeper:
         self.lease_id = None
         self.registered = gevent.event.Event()
         self.last_error = None
+        self.renewals = 0  # counters read by EtcdRegistrar.counters()
+        self.lost = 0
+        self.writes = 0
         self._dirty = False  # the key must be written again under the current lease
         self._wake = gevent.event.Event()
         self.refused = None  # an EtcdAuthError before the first registration
@@ -171,6 +182,7 @@ class _Keeper:
                     if not self._rewrite(client):
                         log.warning("lease for %s was lost; registering again", self.key)
                         self.lease_id = None
+                        self.lost += 1
                         continue
                 due = renewed_at + self.ttl / 3
                 now = time.monotonic()
@@ -180,7 +192,9 @@ class _Keeper:
                 if not self._refresh(client):
                     log.warning("lease for %s was lost; registering again", self.key)
                     self.lease_id = None
+                    self.lost += 1
                     continue
+                self.renewals += 1
                 renewed_at = time.monotonic()
                 backoff.reset()
             except PERMANENT as e:
@@ -200,6 +214,7 @@ class _Keeper:
                     connection.failed(client)
                 if self.lease_id is not None and time.monotonic() - renewed_at > self.ttl:
                     self.lease_id = None  # it has certainly expired by now
+                    self.lost += 1
                 delay = backoff.next()
                 # Retries come every 0.5 s at most while etcd is down: warn on the first and
                 # then every 20th (about every 5-10 s), so an outage is seen without a flood.
@@ -213,6 +228,7 @@ class _Keeper:
         lease = client.lease(self.ttl)
         self._written.append(client.put(self.key, self.value, lease=lease).header.revision)
         self.lease_id = lease.id
+        self.writes += 1
         self.registered.set()
         log.info("registered %s (lease %x, ttl %ss)", self.key, lease.id, self.ttl)
 
@@ -227,6 +243,7 @@ class _Keeper:
             self._dirty = True  # still to do, once etcd answers
             raise
         self._written.append(written.header.revision)
+        self.writes += 1
         log.warning("wrote %s again: it was deleted or changed while this instance is"
                     " registered", self.key)
         return True

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 
 import gevent
 import gevent.event
@@ -13,6 +14,7 @@ from .etcd import PERMANENT, RETRYABLE, EtcdConnection, describe, etcdrpc, range
 from .instance import InvalidInstance, parse_instance, service_prefix
 
 log = logging.getLogger("soa.registry")
+DEPARTED_FOR = 120.0  # seconds a deliberate deregistration is remembered
 
 
 class EtcdResolver:
@@ -58,6 +60,25 @@ class EtcdResolver:
     def subscribe(self, service, callback):
         self._watch(service).subscribe(callback)
 
+    def watch_state(self, service):
+        """``(relists, connected)`` of the service's watch: how many times it listed the range,
+        and 1 while its stream is up (0 before the first listing and after an error)."""
+        watch = self._watches.get(service)
+        if watch is None:
+            return 0, 0
+        return watch.relists, int(watch.connected)
+    def departed(self, service):
+        """Addresses of ``service`` that deregistered on purpose lately (their value was marked
+        ``leaving`` before the key went): a removal that no glitch explains."""
+        watch = self._watches.get(service)
+        return watch.departed if watch is not None else {}
+
+    def last_error(self, service):
+        """Why the watch of ``service`` has no listing yet (one line naming the endpoint), or
+        None when it has one."""
+        watch = self._watches.get(service)
+        return None if watch is None or watch.ready.is_set() else watch.last_error
+
     def unsubscribe(self, service, callback):
         watch = self._watches.get(service)
         if watch is not None:
@@ -88,9 +109,12 @@ class PrefixWatch:
         self.snapshot = ()
         self.revision = 0
         self.relists = 0
+        self.connected = False  # True from a successful listing until the next error
         self.ready = gevent.event.Event()
         self.settled = gevent.event.Event()
         self.refused = None
+        self.last_error = None  # the last failure, while there is no listing
+        self.departed = {}  # address -> monotonic time it was marked leaving (recent ones)
         self._entries = {}
         self._warned = set()
         self._subscribers = []
@@ -137,8 +161,10 @@ class PrefixWatch:
                 if self._stopped.wait(backoff.next()):
                     return
             except RETRYABLE as e:
+                self.connected = False
                 if self._stopped.is_set():
                     return
+                self.last_error = f"etcd {self.connection.endpoint} did not answer: {describe(e)}"
                 if client is not None:
                     self.connection.failed(client)
                 delay = backoff.next()
@@ -160,6 +186,7 @@ class PrefixWatch:
             self._put(kv)
         self.revision = response.header.revision
         self.relists += 1
+        self.connected = True
         self.refused = None
         self._publish()
         self.ready.set()
@@ -221,6 +248,9 @@ class PrefixWatch:
                 log.warning("skipping %s: %s", key.decode("utf-8", "replace"), e)
             return self._entries.pop(key, None) is not None
         if instance.extra.get("leaving") is True:
+            now = time.monotonic()
+            self.departed = {a: t for a, t in self.departed.items() if t > now - DEPARTED_FOR}
+            self.departed[instance.address] = now
             return self._entries.pop(key, None) is not None
         previous = self._entries.get(key)
         self._entries[key] = instance

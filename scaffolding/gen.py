@@ -12,6 +12,18 @@ each ecosystem needs to use the code directly:
         exporting every generated module by name.
 
 Manifests are written when missing and kept when present (they are the user's to edit).
+
+Next to the code goes the service's identity, so the soa plugins can apply the client's
+``idl_mismatch`` policy against the registry's ``idl_hash`` (registry/SCHEMA.md):
+
+- go:   ``soa_idl.go`` in the service's package: ``const SoaService`` and ``const SoaIDLHash``;
+- node: ``soa_idl.js`` at the package root: ``module.exports = { service, idlHash }``;
+- php:  ``SoaIdl.php`` in the service's namespace: ``final class SoaIdl`` with ``SERVICE`` and
+        ``IDL_HASH``.
+
+The service is the IDL's only one, or the one named by ``service``; its soa name (``soa-service``,
+the registry key's service) is ``name``, by default the Thrift name without ``Service``, in snake
+case (``CatalogService`` -> ``catalog``).
 """
 
 import json
@@ -97,11 +109,13 @@ def compiler_error(output, idl):
     return IdlError(lines[-1] if lines else "the Thrift compiler failed", source=str(idl))
 
 
-def generate(language, idl, out, module=None, package=None):
+def generate(language, idl, out, module=None, package=None, service=None, name=None):
     """Generate ``language`` client code for ``idl`` into folder ``out``; returns ``Generated``.
 
     ``module`` is the Go module path (required for go); ``package`` names the composer/npm
-    package (default ``soa/<idl>-client`` / ``<idl>-client``).
+    package (default ``soa/<idl>-client`` / ``<idl>-client``). ``service`` picks the Thrift
+    service whose identity is written (needed when the IDL defines several), ``name`` its soa name.
+    An IDL without a service gets no identity file.
     """
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}")
@@ -110,7 +124,7 @@ def generate(language, idl, out, module=None, package=None):
     thrift = compiler()
     version = compiler_version(thrift)
     idl = Path(idl).resolve()
-    soa_idl.load(idl)  # thriftpy2 names the line of more errors than the compiler does
+    identity = service_identity(soa_idl.load(idl), service, name)  # thriftpy2 names more lines
     out = Path(out).resolve()
     stem = re.sub(r"[^a-z0-9-]+", "-", idl.stem.lower()).strip("-") or "thrift"
     out.mkdir(parents=True, exist_ok=True)
@@ -121,10 +135,14 @@ def generate(language, idl, out, module=None, package=None):
             result = _place(tmp, out, [p.name for p in tmp.iterdir()], language)
             result.manifest = out / "go.mod"
             text = _go_mod(module, version)
+            if identity:
+                result.files.append(_write_go_identity(out, result.files, *identity))
         elif language == "php":
             run_compiler(idl, tmp, "php", thrift)
             result = _place(tmp, out / "src", [p.name for p in tmp.iterdir()], language, out)
             result.manifest = out / "composer.json"
+            if identity:
+                result.files.append(_write_php_identity(out, result.files, *identity))
             text = _composer_json(package or f"soa/{stem}-client", result.files, idl, version)
         else:
             run_compiler(idl, tmp / "gen-nodejs", "js:node", thrift)
@@ -133,10 +151,81 @@ def generate(language, idl, out, module=None, package=None):
             text = _package_json(package or f"{stem}-client", idl, version)
             (out / "index.js").write_text(_index_js(result.files), encoding="utf-8")
             result.files.append("index.js")
+            if identity:
+                (out / "soa_idl.js").write_text(_node_identity(*identity), encoding="utf-8")
+                result.files.append("soa_idl.js")
     if not result.manifest.exists():
         result.manifest.write_text(text, encoding="utf-8")
         result.manifest_written = True
     return result
+
+
+def service_identity(module, service=None, name=None):
+    """``(thrift_name, soa_name, idl_hash)`` of the chosen service, or None without services."""
+    names = soa_idl.service_names(module)
+    if service is None:
+        if not names:
+            return None
+        if len(names) > 1:
+            raise SoaError(f"the IDL defines {len(names)} services ({', '.join(names)}); "
+                           "choose one with --service")
+        service = names[0]
+    found = soa_idl.find_service(module, service)
+    if found is None:
+        raise SoaError(f"no service {service!r} in the IDL (it has: {', '.join(names) or 'none'})")
+    return service, name or soa_name(service), soa_idl.idl_hash(found)
+
+
+def soa_name(thrift_name):
+    """``CatalogService`` -> ``catalog``, ``FlashSaleService`` -> ``flash_sale``."""
+    base = thrift_name[:-len("Service")] if thrift_name.endswith("Service") else thrift_name
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", base or thrift_name).lower()
+
+
+def _write_go_identity(out, files, thrift_name, name, digest):
+    """``soa_idl.go`` beside the file that declares ``<thrift_name>Client``."""
+    marker = re.compile(rf"^type {re.escape(thrift_name)}Client struct", re.M)
+    for rel in files:
+        path = out / rel
+        if rel.endswith(".go") and marker.search(path.read_text(encoding="utf-8")):
+            package = re.search(r"^package (\w+)", path.read_text(encoding="utf-8"), re.M).group(1)
+            target = path.parent / "soa_idl.go"
+            target.write_text(
+                "// Code generated by soa gen. DO NOT EDIT.\n\n"
+                f"package {package}\n\n"
+                f"// SoaService is the soa name of {thrift_name}: its registry key and"
+                " soa-service.\n"
+                f"const SoaService = {json.dumps(name)}\n\n"
+                f"// SoaIDLHash is {thrift_name}'s idl_hash, for the plugin's IDL mismatch"
+                " policy.\n"
+                f"const SoaIDLHash = {json.dumps(digest)}\n", encoding="utf-8")
+            return str(target.relative_to(out))
+    raise SoaError(f"the compiler wrote no Go client for {thrift_name}")
+
+
+def _write_php_identity(out, files, thrift_name, name, digest):
+    """``SoaIdl.php`` beside ``<thrift_name>Client.php``, in its namespace."""
+    for rel in files:
+        path = out / rel
+        if path.name == f"{thrift_name}Client.php":
+            namespace = re.search(r"^namespace ([\w\\]+);", path.read_text(encoding="utf-8"), re.M)
+            header = f"namespace {namespace.group(1)};\n\n" if namespace else ""
+            target = path.parent / "SoaIdl.php"
+            target.write_text(
+                "<?php\n// Generated by soa gen: the identity of the service this client calls.\n"
+                f"{header}final class SoaIdl\n{{\n"
+                f"    /** The soa name of {thrift_name}: its registry key and soa-service. */\n"
+                f"    const SERVICE = {json.dumps(name)};\n"
+                f"    /** {thrift_name}'s idl_hash, for the plugin's IDL mismatch policy. */\n"
+                f"    const IDL_HASH = {json.dumps(digest)};\n}}\n", encoding="utf-8")
+            return str(target.relative_to(out))
+    raise SoaError(f"the compiler wrote no PHP client for {thrift_name}")
+
+
+def _node_identity(thrift_name, name, digest):
+    return ("// Generated by `soa gen node`: the identity of the service this client calls\n"
+            f"// ({thrift_name}), for the plugin's IDL mismatch policy.\n"
+            f"module.exports = {{ service: {json.dumps(name)}, idlHash: {json.dumps(digest)} }};\n")
 
 
 def _place(tmp, dest, names, language, out=None):

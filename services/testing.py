@@ -88,14 +88,14 @@ class RunningShop:
 
     def __init__(self, tmp_dir, etcd_config, instances, client=None, settings=None):
         """``settings(name)`` (optional): extra ``services.X.settings``, e.g. a database URL."""
-        from soa.shop_runner import shop_config
+        from soa.fleet import run_config
 
         self.instances = dict(instances)
         overrides = {name: {"instances": n} for name, n in self.instances.items()}
         if settings is not None:
             for name in overrides:
                 overrides[name]["settings"] = dict(settings(name) or {})
-        self.path = shop_config(ROOT / "soa.yaml", tmp_dir, etcd_config.endpoints[0],
+        self.path = run_config(ROOT / "soa.yaml", tmp_dir, etcd_config.endpoints[0],
                                 prefix=etcd_config.prefix, lease_ttl=etcd_config.lease_ttl,
                                 overrides=overrides)
         if client:
@@ -111,9 +111,9 @@ class RunningShop:
 
     def start(self, timeout=60):
         from soa.clients import Clients
-        from soa.shop_runner import Shop
+        from soa.fleet import Fleet
 
-        self.shop = Shop(self.path, self.config.etcd.endpoints[0],
+        self.shop = Fleet(self.path, self.config.etcd.endpoints[0],
                          services=[n for n, c in self.instances.items() if c])
         self.clients = Clients(self.config)
         try:

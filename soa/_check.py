@@ -1,7 +1,7 @@
 """Reading untrusted mappings (YAML, JSON) with one clear error per bad value.
 
 A ``Fields`` wraps one mapping and knows where it came from (file and key path), so every
-complaint names both: ``soa.yaml: services.order.port: expected an integer 1-65535, got "abc"``.
+complaint names both: ``soa.yaml: services.greeter.port: expected an integer 1-65535, got "abc"``.
 """
 
 import json

@@ -100,6 +100,9 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
+    # Monitoring: the HTTP endpoint (/metrics, /healthz, /readyz) and per-call recording.
+    metrics: bool = True
+    metrics_port: int = 0
     tls: ServerTls | None = None
     etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
     # The service's own settings (``services.X.settings``): a free mapping the framework never
@@ -121,7 +124,9 @@ class ClientConfig:
     idl_mismatch: str = "warn"
     mass_removal_share: float = 0.5
     eject_after: int = 3
+    attempt_timeout_ms: int = 0  # 0: an attempt may take the whole timeout_ms
     hash_key: str | None = None
+    metrics: bool = True  # per-call counters (soa_client_*); false drops the middleware
     tls: ClientTls | None = None
 
 
@@ -133,6 +138,9 @@ class Config:
     services: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     client: ClientConfig = field(default_factory=ClientConfig)
     pythonpath: tuple = ()  # folders put on sys.path before handlers are imported
+    # the project's own `soa` subcommands: name -> "module:click_command"
+    commands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    alerts: object = None  # soa.monitor.rules.AlertsConfig when soa.yaml has ``alerts:``
 
     @property
     def import_paths(self):
@@ -180,7 +188,8 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
     endpoints = etcd_endpoints or os.environ.get("SOA_ETCD_ENDPOINTS")
     if endpoints:
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-        checked = _endpoints(Fields({"endpoints": items}, "SOA_ETCD_ENDPOINTS"), "endpoints")
+        where = "--etcd" if etcd_endpoints else "SOA_ETCD_ENDPOINTS"
+        checked = _endpoints(Fields({"endpoints": items}, where), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
     user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
     if user or password:
@@ -213,8 +222,29 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         services[name] = _service(name, services_raw.sub(name), root, check_idl)
     services_raw.done()
     pythonpath = tuple((root / p).resolve() for p in top.strings("pythonpath", (".",)))
+    commands = _commands(top.sub("commands"))
+    alerts = None
+    if top.raw("alerts", None) is not None:
+        from .monitor.rules import parse_alerts
+
+        alerts = parse_alerts(top.sub("alerts"), root)
     top.done()
-    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath)
+    return Config(source, root, etcd, MappingProxyType(services), client, pythonpath, commands,
+                  alerts=alerts)
+
+
+def _commands(f):
+    """``commands: {name: module:attribute}``: subcommands a project adds to ``soa``."""
+    out = {}
+    for name in list(f.data):
+        target = f.str(name)
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", str(name)):
+            raise f.fail(f.key(name), "command names are lower-case [a-z0-9-]")
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+            raise f.fail(f.key(name), f"expected module.path:command, got {show(target)}")
+        out[name] = target
+    f.done()
+    return MappingProxyType(out)
 
 
 def _endpoints(f, key):
@@ -328,7 +358,10 @@ def _client(f, root=Path(".")):
         idl_mismatch=f.choice("idl_mismatch", ("warn", "exclude"), d.idl_mismatch),
         mass_removal_share=f.number("mass_removal_share", d.mass_removal_share, lo=0, hi=1),
         eject_after=f.int("eject_after", d.eject_after, lo=1, hi=1000),
+        attempt_timeout_ms=f.int("attempt_timeout_ms", d.attempt_timeout_ms, lo=0,
+                                 hi=3_600_000),
         hash_key=f.str("hash_key", None),
+        metrics=f.bool("metrics", d.metrics),
         tls=_client_tls(f.sub("tls"), root),
     )
     f.done()
@@ -367,6 +400,8 @@ def _service(name, f, root, check_idl):
         idle_timeout=f.number("idle_timeout", d.idle_timeout, lo=0.1),
         max_frame_bytes=f.int("max_frame_bytes", d.max_frame_bytes, lo=1024, hi=1 << 31),
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        metrics=f.bool("metrics", d.metrics),
+        metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
         tls=_server_tls(f.sub("tls"), root),
         etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
         settings=_settings(f, "settings"),
@@ -405,5 +440,5 @@ def _freeze(value):
 
 
 def _default_thrift_service(name):
-    """``flash_sale`` -> ``FlashSaleService``: the convention when ``service`` is omitted."""
+    """``user_profile`` -> ``UserProfileService``: the convention when ``service`` is omitted."""
     return "".join(part.capitalize() for part in re.split(r"[_-]", name)) + "Service"

@@ -117,15 +117,24 @@ class EtcdProcess:
             *self.extra_args,
         ]
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=30, guard=False):
+        """Start the member; with ``wait``, return once it is healthy. A member that does not
+        become healthy is stopped before the error is raised: no etcd is left behind. With
+        ``guard`` it also dies when this process does (``soa.orphans``)."""
+        from .orphans import guarded
+
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
+        command = guarded(self.command()) if guard else self.command()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def healthy(self):

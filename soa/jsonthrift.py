@@ -88,13 +88,18 @@ def args_from_json(plan, data):
     if unknown:
         raise JsonThriftError(unknown[0], f"{plan.name} has no argument {unknown[0]!r}"
                                           f" (arguments: {', '.join(names) or 'none'})")
+    defaults = dict(getattr(plan.args_class, "default_spec", ()))
     out = []
     for entry in spec:
         name, required = entry[1], entry[-1] is True
+        if name not in data and defaults.get(name) is None:
+            # refused here, before anything is sent; JSON null sends "unset" on purpose
+            raise JsonThriftError(name, "missing argument" + (
+                "" if required else " (pass null to leave it unset)"))
         if data.get(name) is None:
             if required:
                 raise JsonThriftError(name, "missing required argument")
-            out.append(None)
+            out.append(defaults.get(name))
             continue
         ttype, arg = field_type(entry)
         out.append(from_json(data[name], ttype, arg, name))

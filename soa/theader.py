@@ -14,6 +14,8 @@ MAGIC = 0x0FFF
 FIXED = struct.Struct(">HHIH")  # magic, flags, seqid, header words
 FIXED_SIZE = FIXED.size  # 10
 LENGTH = struct.Struct(">I")
+HEAD = struct.Struct(">IHHIH")  # length and the fixed fields: the first 14 bytes of a frame
+HEAD_SIZE = HEAD.size
 PROTOCOL_IDS = {"binary": 0, "compact": 2}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOL_IDS.items()}
 INFO_PADDING = 0
@@ -72,8 +74,8 @@ def header_block(protocol_id, count, encoded):
 
 def frame_prefix(seqid, block, payload_size):
     """``length`` and the fixed fields for a frame with header ``block`` and a payload."""
-    return LENGTH.pack(FIXED_SIZE + len(block) + payload_size) + FIXED.pack(
-        MAGIC, 0, seqid & 0xFFFFFFFF, len(block) // 4) + block
+    return HEAD.pack(FIXED_SIZE + len(block) + payload_size, MAGIC, 0, seqid & 0xFFFFFFFF,
+                     len(block) // 4) + block
 
 
 def parse_fixed(data):
@@ -100,37 +102,60 @@ def _read_varint(data, pos, end):
             raise HeaderError("varint longer than 5 bytes")
 
 
-def _read_string(data, pos, end):
-    size, pos = _read_varint(data, pos, end)
-    if size > end - pos:
-        raise HeaderError(f"a header string of {size} bytes overruns the header")
-    try:
-        return bytes(data[pos:pos + size]).decode("utf-8"), pos + size
-    except UnicodeDecodeError as e:
-        raise HeaderError("a header string is not UTF-8") from e
-
-
 def parse_block(data):
-    """``(protocol_id, headers)`` from a header block; ``HeaderError`` on anything malformed."""
+    """``(protocol_id, headers)`` from a header block; ``HeaderError`` on anything malformed.
+
+    Written for the common case, where every varint is one byte: that path reads each length
+    and slices with no function call; longer varints go through ``_read_varint``.
+    """
+    data = bytes(data)
     end = len(data)
-    protocol_id, pos = _read_varint(data, 0, end)
+    if end < 2:
+        raise HeaderError("a header block too short for its protocol id")
+    protocol_id, transforms = data[0], data[1]
+    pos = 2
+    if protocol_id >= 0x80 or transforms >= 0x80:
+        protocol_id, pos = _read_varint(data, 0, end)
+        transforms, pos = _read_varint(data, pos, end)
     if protocol_id not in PROTOCOL_NAMES:
         raise HeaderError(f"unsupported protocol id {protocol_id}")
-    transforms, pos = _read_varint(data, pos, end)
     if transforms:
         raise HeaderError(f"{transforms} transform(s) requested; none are supported")
     headers = {}
-    while pos < end:
-        info, pos = _read_varint(data, pos, end)
-        if info == INFO_PADDING:
-            break
-        if info != INFO_KEYVALUE:
-            raise HeaderError(f"unknown info block {info}")
-        count, pos = _read_varint(data, pos, end)
-        if count * 2 > end - pos:  # every string takes at least its length byte
-            raise HeaderError(f"{count} headers cannot fit in {end - pos} bytes")
-        for _ in range(count):
-            key, pos = _read_string(data, pos, end)
-            value, pos = _read_string(data, pos, end)
-            headers[key] = value
+    try:
+        while pos < end:
+            info = data[pos]
+            pos += 1
+            if info == INFO_PADDING:
+                break
+            if info != INFO_KEYVALUE:
+                raise HeaderError(f"unknown info block {info}")
+            count = data[pos]
+            pos += 1
+            if count >= 0x80:
+                count, pos = _read_varint(data, pos - 1, end)
+            if count * 2 > end - pos:  # every string takes at least its length byte
+                raise HeaderError(f"{count} headers cannot fit in {end - pos} bytes")
+            for _ in range(count):
+                size = data[pos]
+                pos += 1
+                if size >= 0x80:
+                    size, pos = _read_varint(data, pos - 1, end)
+                stop = pos + size
+                if stop > end:
+                    raise HeaderError(f"a header key of {size} bytes overruns the header")
+                key = data[pos:stop].decode()
+                size = data[stop]
+                pos = stop + 1
+                if size >= 0x80:
+                    size, pos = _read_varint(data, pos - 1, end)
+                stop = pos + size
+                if stop > end:
+                    raise HeaderError(f"a header value of {size} bytes overruns the header")
+                headers[key] = data[pos:stop].decode()
+                pos = stop
+    except IndexError as e:
+        raise HeaderError("the header block ends inside an info block") from e
+    except UnicodeDecodeError as e:
+        raise HeaderError("a header string is not UTF-8") from e
     return protocol_id, headers

@@ -157,3 +157,25 @@ def test_real_process_error_is_one_line(shop):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == 'error: order.id: expected an integer, got "x"'
+
+
+def test_with_etcd_down_one_line_names_the_endpoint_and_the_cause(shop):
+    import subprocess
+    import sys
+
+    from soa.etcd_server import free_port
+
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "soa", "--config", str(shop.config_path),
+                           "--etcd", f"127.0.0.1:{port}", "call", "echo", "ping"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: echo: etcd 127.0.0.1:{port} did not answer: UNAVAILABLE")
+
+
+def test_a_bad_etcd_flag_is_named_as_the_flag(capsys):
+    code, _, err = soa(capsys, "--etcd", "nonsense", "registry", "ls")
+    assert code == 2
+    assert one_line(err) == 'error: --etcd: endpoints[0]: expected host:port, got "nonsense"'

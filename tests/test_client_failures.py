@@ -83,6 +83,7 @@ def test_kill_9_of_one_of_three(shop):
         client.close()
 
 
+@pytest.mark.chaos  # part of the chaos suite (tests/test_chaos.py)
 def test_rolling_restart_without_retries(shop):
     """SIGTERM each of three instances in turn, each followed by a new one: zero failures with
     retries disabled (the server deregisters, serves a grace period, then drains)."""

@@ -17,8 +17,15 @@ def test_arguments_by_name_or_position():
     assert jsonthrift.args_from_json(PLANS["echo"], {"msg": "x"}) == ("x",)
     assert jsonthrift.args_from_json(PLANS["echo"], ["x"]) == ("x",)
     assert jsonthrift.args_from_json(PLANS["ping"], None) == ()
-    assert jsonthrift.args_from_json(PLANS["place"], {"order": {"id": 1}}) == (M.Order(id=1),
-                                                                              None)
+    assert jsonthrift.args_from_json(PLANS["place"], {"order": {"id": 1}, "reason": None}) == (
+        M.Order(id=1), None)
+
+
+def test_a_missing_argument_is_refused_before_sending():
+    with pytest.raises(jsonthrift.JsonThriftError, match="reason: missing argument"):
+        jsonthrift.args_from_json(PLANS["place"], {"order": {"id": 1}})
+    with pytest.raises(jsonthrift.JsonThriftError, match="msg: missing argument"):
+        jsonthrift.args_from_json(PLANS["echo"], [])
 
 
 @pytest.mark.parametrize(("value", "ttype", "arg", "expected"), [

@@ -117,7 +117,7 @@ def test_cli_refuses_deleting_another_services_instance_in_one_line(shop, closin
     beta = EtcdRegistrar(shop.etcd_config("beta"))
     closing(beta)
     beta.register(instance("beta", 7004))
-    result = shop.run("registry", "rm", "beta", "127.0.0.1:7004",
+    result = shop.run("registry", "rm", "beta", "127.0.0.1:7004", "--force",
                       env={"SOA_ETCD_USER": "alpha", "SOA_ETCD_PASSWORD": shop.passwords["alpha"]})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -137,7 +137,7 @@ def test_read_only_client_discovers_but_cannot_write(shop, closing):
     closing(reader)
     with pytest.raises(EtcdAuthError, match="etcd user 'reader' may not write /soa/services/"):
         reader.register(instance("beta", 7006), timeout=5)
-    result = shop.run("registry", "rm", "beta", "127.0.0.1:7005")  # the CLI is the reader
+    result = shop.run("registry", "rm", "beta", "127.0.0.1:7005", "--force")  # as the reader
     assert result.returncode == 1
     assert "permission denied: etcd user 'reader' may not delete" in result.stderr
 

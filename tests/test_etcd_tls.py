@@ -1,5 +1,5 @@
 """etcd over TLS with client certificates: a real etcd with --client-cert-auth, a CA and
-certificates made for the test (soa.testing.pki)."""
+certificates made for the test (soa.testing.certs)."""
 
 import json
 from pathlib import Path
@@ -14,7 +14,7 @@ from soa.registry.inspect import list_instances
 from soa.registry.instance import Instance
 from soa.registry.registrar import EtcdRegistrar
 from soa.registry.resolver import EtcdResolver
-from soa.testing.pki import CertificateAuthority
+from soa.testing.certs import Authority
 from soa.testing.poll import wait_until
 from soa.testing.secure_etcd import SecureShop
 
@@ -24,13 +24,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="module")
 def tls_shop(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
-    ca = CertificateAuthority(folder / "pki", "etcd")
-    server, client = ca.issue("etcd-server"), ca.issue("soa-client")
+    ca = Authority(folder / "pki", "etcd-ca")
+    server = ca.issue("etcd-server")
+    client = ca.issue("soa-client", hosts=(), client=True)
     shop = SecureShop(
         folder, FIXTURES / "echo.thrift", FIXTURES / "echo_handler.py",
         tls=ServerTls(server.cert, server.key, ca.cert, client_cert_auth=True,
                       health_cert=client.cert, health_key=client.key),
-        client_tls={"ca": "pki/etcd-ca.pem", "cert": "pki/soa-client.pem",
+        client_tls={"ca": "pki/etcd-ca.crt", "cert": "pki/soa-client.crt",
                     "key": "pki/soa-client.key"},
     )
     shop.ca, shop.client = ca, client
@@ -75,10 +76,10 @@ def test_config_resolves_tls_paths_against_the_config_folder(tls_shop, monkeypat
 def test_without_the_right_tls_settings_one_clear_line(tls_shop, tmp_path, case):
     tls = None
     if case == "no client certificate":
-        tls = {"ca": "pki/etcd-ca.pem"}
+        tls = {"ca": "pki/etcd-ca.crt"}
     elif case == "wrong CA":
-        other = CertificateAuthority(tmp_path / "other", "other")
-        tls = {"ca": other.cert, "cert": "pki/soa-client.pem", "key": "pki/soa-client.key"}
+        other = Authority(tmp_path / "other", "other")
+        tls = {"ca": other.cert, "cert": "pki/soa-client.crt", "key": "pki/soa-client.key"}
     config = tls_shop.write_config(f"{case.replace(' ', '-')}.yaml", user=None, password=None,
                                    tls=tls)
     result = tls_shop.run("registry", "ls", config=config)

@@ -191,3 +191,48 @@ def test_go_needs_a_module_path(idl, tmp_path):
     proc = subprocess.run([SOA, "gen", "go", "--idl", str(idl), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--module" in proc.stderr
+
+
+def test_generated_code_carries_the_service_identity(idl, tmp_path):
+    """soa gen writes the soa name and idl_hash the plugins compare with the registry's."""
+    from soa import idl as soa_idl
+
+    want = soa_idl.idl_hash(soa_idl.find_service(soa_idl.load(idl), "ShopService"))
+    assert re.fullmatch(r"sha256:[0-9a-f]{16}", want)
+
+    gen(idl, "go", tmp_path / "go", "--module", "example.com/acme/client")
+    go_file = (tmp_path / "go" / "acme" / "shop" / "soa_idl.go").read_text()
+    assert "package shop\n" in go_file
+    assert 'const SoaService = "shop"\n' in go_file
+    assert f'const SoaIDLHash = "{want}"\n' in go_file
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+    probe = tmp_path / "go" / "cmd" / "probe"
+    probe.mkdir(parents=True)
+    (probe / "main.go").write_text(
+        'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/acme/client/acme/shop"\n)\n\n'
+        'func main() { fmt.Println(shop.SoaService, shop.SoaIDLHash) }\n')
+    out = run([tool("go"), "run", "./cmd/probe"], cwd=tmp_path / "go", timeout=300, env=env)
+    assert out.stdout.split() == ["shop", want]
+
+    gen(idl, "node", tmp_path / "node", "--name", "acme-shop")
+    script = "const s = require('./soa_idl.js'); console.log(JSON.stringify(s));"
+    node_out = run([tool("node"), "-e", script], cwd=tmp_path / "node").stdout
+    assert json.loads(node_out) == {"service": "acme-shop", "idlHash": want}
+
+    gen(idl, "php", tmp_path / "php")
+    php_file = tmp_path / "php" / "src" / "Acme" / "Shop" / "SoaIdl.php"
+    script = (f"require '{php_file}'; echo \\Acme\\Shop\\SoaIdl::SERVICE, ' ',"
+              " \\Acme\\Shop\\SoaIdl::IDL_HASH;")
+    assert run([tool("php"), "-r", script], cwd=tmp_path).stdout.split() == ["shop", want]
+
+
+def test_several_services_need_a_choice(tmp_path):
+    tool("thrift")
+    two = tmp_path / "two.thrift"
+    two.write_text("service AService { void a() }\nservice BService { void b() }\n")
+    proc = subprocess.run([SOA, "gen", "node", "--idl", str(two), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "--service" in proc.stderr, proc.stderr
+    gen(two, "node", tmp_path / "o", "--service", "BService")
+    text = (tmp_path / "o" / "soa_idl.js").read_text()
+    assert 'service: "b"' in text

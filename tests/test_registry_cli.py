@@ -67,7 +67,7 @@ def test_rm_removes_a_stale_instance_and_complains_about_unknown_ones(etcd_confi
     assert result.returncode == 0 and etcd.get(key)[0] is None
     result = soa(etcd_config, "registry", "rm", "order", "127.0.0.1:9009")
     assert result.returncode == 1
-    assert result.stderr.strip() == "Error: no instance 127.0.0.1:9009 registered for order"
+    assert result.stderr.strip() == "error: no instance 127.0.0.1:9009 registered for order"
 
 
 def test_history_tells_deregistration_from_lease_expiry_and_deletion(etcd_config, etcd):

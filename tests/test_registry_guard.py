@@ -89,3 +89,24 @@ def test_leases_revoked_one_at_a_time_in_etcd_keep_all_three_in_use(servers, etc
         assert {i.port for i in client.instances} == ports
         wait_until(lambda: load.values_since(held) == ports, 3, message="calls reach all three")
     assert load.failures == [], load.failures[:3]
+
+
+def test_deregistrations_are_followed_at_once_however_many(servers, etcd_config, closing):
+    """Two of three instances deregister (a scale-down): no glitch, so nothing is held."""
+    registrars = []
+    for server in servers:
+        registrar = EtcdRegistrar(etcd_config)
+        closing(registrar)
+        registrar.register(server.instance())
+        registrars.append(registrar)
+    resolver = EtcdResolver(etcd_config)
+    closing(resolver)
+    client = build("echo", Config(), resolver, idl=IDL, mass_removal_share=0.5)
+    closing(client)
+    ports = {s.port for s in servers}
+    wait_until(lambda: {i.port for i in client.instances} == ports, timeout=5)
+    for registrar, server in zip(registrars[1:], servers[1:]):
+        registrar.deregister(server.instance())
+    wait_until(lambda: {i.port for i in client.instances} == {servers[0].port}, timeout=2,
+               message="the deregistered instances dropped, not held")
+    assert not client.discovery.held

@@ -265,7 +265,7 @@ def test_handler_object_and_context(serve_echo, tmp_path, etcd_config):
     config = load_config(str(echo_config(tmp_path, etcd_config)))
     server = serve_echo(config)
     context = server.handler.context
-    assert context.service.name == "echo" and context.config is config
+    assert context.service.name == "echo" and context.config == config
     assert context.idl is echo_idl(tmp_path)
     assert context.data_dir == tmp_path / ".soa" / "data" / "echo" and context.data_dir.is_dir()
 

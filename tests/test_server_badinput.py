@@ -5,128 +5,33 @@ import logging
 import random
 import socket
 import struct
+import subprocess
+import sys
 import time
 
-import gevent
 import pytest
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
-import soa
-from fixtures.server_support import (
-    client,
-    echo_config,
-    echo_idl,
-    live_greenlets,
-    open_fds,
-    raw_socket,
+from fixtures.badinput import (
+    IDLE,
+    MAX_FRAME,
+    WIRES,
+    binary_message,
+    closed_by_server,
+    compact_message,
+    live_servers,
+    steady_latency,
 )
-from soa.config import load_config
+from fixtures.server_support import raw_socket
 from soa.testing.poll import wait_until
-
-MAX_FRAME = 4096
-IDLE = 0.5
 
 
 @pytest.fixture
 def live(tmp_path, etcd_config):
     """Start a limited echo server; yields a function returning a ``Live`` for a wire format."""
-    started, lives = [], []
-
-    def start(protocol="binary", transport="buffered", **overrides):
-        settings = dict(protocol=protocol, transport=transport, idle_timeout=IDLE,
-                        max_frame_bytes=MAX_FRAME, max_connections=6)
-        settings.update(overrides)
-        config = load_config(str(echo_config(tmp_path, etcd_config, **settings)))
-        server = soa.serve("echo", config, block=False)
-        started.append(server)
-        lives.append(Live(server, echo_idl(tmp_path), protocol, transport))
-        return lives[-1]
-
-    yield start
-    for live in lives:
-        live.close()
-    for server in started:
-        server.stop(grace=0)
-
-
-class Live:
-    """A server, a well-behaved client on it, and the resource counts to come back to."""
-
-    def __init__(self, server, module, protocol, transport):
-        self.server = server
-        self.module = module
-        self.protocol = protocol
-        self.transport = transport
-        self.port = server.address[1]
-        self.good = client(module, self.port, protocol, transport)
-        assert self.good.echo("warm") == "warm"
-        self.served = 0
-        self.errors = []
-        self._caller = gevent.spawn(self._keep_calling)
-        self.fds = open_fds()
-        self.greenlets = live_greenlets()
-        self.connections = server.stats()["connections"]
-        assert self.connections == 1
-
-    def _keep_calling(self):
-        """The well-behaved client calls every 50 ms (more often than the idle timeout)."""
-        while True:
-            try:
-                assert self.good.echo("steady") == "steady"
-                self.served += 1
-            except Exception as e:  # noqa: BLE001 -- recorded, and the test fails on it
-                self.errors.append(e)
-                return
-            gevent.sleep(0.05)
-
-    def close(self):
-        self._caller.kill()
-        self.good.close()
-
-    def assert_healthy(self):
-        served = self.served
-        wait_until(lambda: self.served > served + 1, timeout=5, message="steady calls")
-        assert not self.errors
-        fresh = client(self.module, self.port, self.protocol, self.transport)
-        assert fresh.add(20, 22) == 42
-        fresh.close()
-        wait_until(lambda: self.server.stats()["connections"] == self.connections, timeout=5,
-                   message="connections back to the well-behaved one")
-        wait_until(lambda: open_fds() == self.fds, timeout=5, message="no leaked fds")
-        wait_until(lambda: live_greenlets() <= self.greenlets, timeout=5,
-                   message="no leaked greenlets")
-        assert self.server.stats()["busy"] == 0
-
-    def request(self, method, seqid=1, **kwargs):
-        """The bytes of a call, in this server's protocol and transport."""
-        buf = TMemoryBuffer()
-        proto = (TCompactProtocol if self.protocol == "compact" else TBinaryProtocol)(buf)
-        proto.write_message_begin(method, TMessageType.CALL, seqid)
-        args = getattr(self.module.EchoService, method + "_args", None)
-        if args is not None:
-            proto.write_struct(args(**kwargs))
-        else:
-            buf.write(b"\x00")  # an empty struct
-        data = buf.getvalue()
-        return struct.pack(">i", len(data)) + data if self.transport == "framed" else data
-
-
-def closed_by_server(sock, timeout=5.0):
-    """Read until the server closes the connection; returns what it sent before closing."""
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return received
-            received += chunk
-    except ConnectionResetError:
-        return received
-    finally:
-        sock.close()
+    yield from live_servers(tmp_path, etcd_config)
 
 
 GARBAGE = [
@@ -244,4 +149,136 @@ def test_connections_beyond_the_limit_are_refused(live):
     wait_until(lambda: server.served > served, timeout=5, message="steady calls at the limit")
     for sock in extra:
         sock.close()
+    server.assert_healthy()
+
+
+# Tiny messages that declare a huge container of a type that takes no bytes (or none at all).
+ZERO_SIZE_CONTAINERS = {
+    "binary": [
+        # a list<type 0> of 2**31-1 elements in place of echo's string field: cybin skips it
+        binary_message("echo", b"\x0f\x00\x01" + b"\x00" + struct.pack(">i", 0x7FFFFFFF)),
+        # the same as a map<type 1, type 5>, inside a struct, for an unknown method
+        binary_message("nothing", b"\x0c\x00\x07\x0d\x00\x01\x01\x05"
+                       + struct.pack(">i", 0x7FFFFFFF)),
+        # a list of i32 with room for 2**31-1 of them, and a set of lists of type 9
+        binary_message("add", b"\x0f\x00\x09\x08" + struct.pack(">i", 0x7FFFFFFF)),
+        binary_message("echo", b"\x0e\x00\x05\x0f" + struct.pack(">i", 3)
+                       + (b"\x09" + struct.pack(">i", 0x7FFFFFFF)) * 3),
+    ],
+    "compact": [
+        # a list of 2**28 STOPs in place of echo's string, then a map of 2**35 STOP pairs
+        compact_message("echo", b"\x19\xf0\x80\x80\x80\x80\x01"),
+        compact_message("echo", b"\x1b\x80\x80\x80\x80\x80\x01\x00"),
+        # a list<i32> of 2**28 elements, and a varint seqid that never ends
+        compact_message("add", b"\x19\xf5\x80\x80\x80\x80\x01"),
+        bytes([0x82, 0x21]) + b"\xff" * 200,
+    ],
+}
+
+
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_tiny_message_with_a_huge_empty_container_is_refused_at_once(live, caplog, wire):
+    """Each such message is refused as a protocol error, its connection closed at once, while a
+    steady client's calls keep being answered within 100 ms (they froze for seconds)."""
+    caplog.set_level(logging.INFO, logger="soa.server")
+    server = live(*wire)
+
+    def send_all():
+        for message in ZERO_SIZE_CONTAINERS[server.protocol]:
+            sock = raw_socket(server.port)
+            started = time.monotonic()
+            sock.sendall(struct.pack(">i", len(message)) + message
+                         if server.transport == "framed" else message)
+            assert closed_by_server(sock, timeout=2) == b""
+            assert time.monotonic() - started < IDLE * 0.8  # refused, not left to idle out
+
+    held, calls = steady_latency(server, send_all)
+    assert held < 0.1, f"the event loop was held for {held * 1000:.0f} ms"
+    reasons = [r.getMessage() for r in caplog.records if "closing" in r.getMessage()]
+    assert len(reasons) == len(ZERO_SIZE_CONTAINERS[server.protocol]), reasons
+    assert not any("idle" in r for r in reasons), reasons
+    server.assert_healthy()
+
+
+SEND = """
+import socket, sys
+data = open(sys.argv[2], "rb").read()
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+sock.sendall(data)
+if sys.argv[3] == "drain":
+    left = len(data) - 1024
+    while left > 0:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            sys.exit("the server closed the connection")
+        left -= len(chunk)
+else:  # stay connected, the message unfinished, until told to go
+    print("sent", flush=True)
+    sys.stdin.read()
+"""
+LARGE = 17 << 20
+
+
+def send_from_another_process(server, path, data, drain):
+    """Send ``data`` from a child process, as fast as the server reads; with ``drain`` read the
+    reply too, else stay connected until the child's stdin closes."""
+    path.write_bytes(data)
+    child = subprocess.Popen([sys.executable, "-c", SEND, str(server.port), str(path),
+                              "drain" if drain else "stay"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if drain:
+            assert child.wait(timeout=60) == 0
+        else:
+            assert child.stdout.readline() == "sent\n"
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+        child.stdout.close()
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_reading_a_large_message_does_not_hold_the_event_loop(live, tmp_path, wire):
+    """17 MiB of an 18 MiB call, sent by another process as fast as the server reads: while
+    the server reads them, the loop is never held for 100 ms and a steady client is served
+    (the read buffer's growth held it for 0.3-1.1 s)."""
+    server = live(*wire, max_frame_bytes=32 << 20)
+    whole = server.request("echo_bytes", data=b"y" * (LARGE + (1 << 20)))
+    held, calls = steady_latency(server, lambda: send_from_another_process(
+        server, tmp_path / "request.bin", whole[:LARGE], drain=False))
+    assert held < 0.1, f"the event loop was held for {held * 1000:.0f} ms ({calls} calls)"
+    server.assert_healthy()
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_large_call_is_answered_while_others_are_served(live, tmp_path, wire):
+    """A 17 MiB call is read, answered and written back while a steady client is served; the
+    loop is held only while the value is decoded and encoded, each in one piece (thriftpy2's
+    decoders cannot yield inside a value): tens of ms, bounded here at half a second so that a
+    loaded machine's slower copies do not fail it."""
+    server = live(*wire, max_frame_bytes=32 << 20)
+    request = server.request("echo_bytes", data=b"y" * LARGE)
+    held, calls = steady_latency(server, lambda: send_from_another_process(
+        server, tmp_path / "request.bin", request, drain=True))
+    assert held < 0.5, f"the event loop was held for {held * 1000:.0f} ms ({calls} calls)"
+    server.assert_healthy()
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_string_longer_than_the_maximum_is_refused_before_reading_it(live, wire):
+    server = live(*wire)
+    header = server.request("echo_bytes", data=b"")
+    if server.protocol == "binary":  # the string's length prefix is the last 5 bytes but STOP
+        message = header[:-5] + struct.pack(">i", 0x7FFFFFF0)
+    else:  # compact: a varint length, then STOP
+        message = header[:-2] + b"\xf0\xff\xff\xff\x07"
+    if server.transport == "framed":
+        message = struct.pack(">i", len(message) - 4) + message[4:]
+    sock = raw_socket(server.port)
+    started = time.monotonic()
+    sock.sendall(message)
+    assert closed_by_server(sock, timeout=2) == b""
+    assert time.monotonic() - started < IDLE * 0.8
     server.assert_healthy()

@@ -9,8 +9,9 @@ import sys
 
 from services.testing import ROOT
 from soa.etcd_server import EtcdProcess, free_port
-from soa.shop_runner import shop_config
+from soa.fleet import run_config
 from soa.testing.poll import wait_until
+from soa.testing.processes import alive
 
 
 def _soa(*args, cwd, stdout=None):
@@ -18,18 +19,9 @@ def _soa(*args, cwd, stdout=None):
                             stdout=stdout or subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not running; it only waits for its parent (gone) to be reaped by init.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
-
 
 def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
-    config = shop_config(ROOT / "soa.yaml", tmp_path, f"127.0.0.1:{free_port()}",
+    config = run_config(ROOT / "soa.yaml", tmp_path, f"127.0.0.1:{free_port()}",
                          prefix="/shop-up", lease_ttl=2)
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed below
     up = _soa("--config", str(config), "up", "--etcd-port", "0", cwd=tmp_path, stdout=log)
@@ -38,7 +30,8 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
         def table():
             text = (tmp_path / "up.log").read_text()
             assert up.poll() is None, text
-            rows = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up$", text, re.M)
+            rows = re.findall(r"^(\w+)\s+(127\.0\.0\.1:\d+)\s+(\d+)\s+up(?:\s+\S+)?$", text,
+                              re.M)
             return len(rows) == 10 and (text, rows)
 
         text, rows = wait_until(table, timeout=60, message="soa up's status table")
@@ -57,13 +50,13 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, (tmp_path / "up.log").read_text()
         assert "0 left in etcd" in (tmp_path / "up.log").read_text()
-        assert not [pid for pid in pids if _alive(pid)]
+        assert not [pid for pid in pids if alive(pid)]
     finally:
         if up.poll() is None:
             up.terminate()
             up.wait(30)
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         log.close()
     # Nothing left behind: etcd's own data, reopened, has no instance of the shop.
@@ -80,7 +73,7 @@ def test_up_shows_status_serves_demo_and_stops_clean_on_ctrl_c(tmp_path):
 
 
 def test_demo_up_runs_the_flow_and_exits_zero(tmp_path):
-    config = shop_config(ROOT / "soa.yaml", tmp_path, "127.0.0.1:2379")
+    config = run_config(ROOT / "soa.yaml", tmp_path, "127.0.0.1:2379")
     done = subprocess.run([sys.executable, "-m", "soa", "--config", str(config), "demo", "--up"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     out = done.stdout + done.stderr
@@ -90,6 +83,11 @@ def test_demo_up_runs_the_flow_and_exits_zero(tmp_path):
     assert summary["flash_sale_sold"] == summary["flash_sale_tokens"] > 0
     assert summary["orders"] == summary["flash_sale_sold"] + 2
     assert summary["notifications_delivered"] == summary["orders"] + 1
+    # BigTap: scaled out for the sale and back, 10,000 buyers, two instances killed mid-burst
+    assert summary["flash_sale_buyers"] >= 10_000 and summary["flash_sale_requests_per_second"] > 0
+    assert summary["instances"]["flashsale"] == [2, 5, 2]
+    assert sorted(k["signal"] for k in summary["killed"]) == ["SIGKILL", "SIGTERM"]
+    assert all(k["service"] == "flashsale" for k in summary["killed"])
     for step in ("Browse", "Regular orders", "Flash sale", "Cancel", "Notifications"):
         assert step in out
     assert re.search(r"\[order @ 127\.0\.0\.1:\d+\]", out)

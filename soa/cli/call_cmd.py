@@ -1,6 +1,7 @@
 """``soa call SERVICE METHOD [JSON]``: one call through discovery (or to one address)."""
 
 import json
+import logging
 import sys
 
 import click
@@ -11,14 +12,13 @@ from .options import Command
 @click.command(
     cls=Command,
     examples="""
-  soa call catalog ping
-  soa call catalog get_product '{"product_id": "mi-9"}'   # arguments by name
-  soa call catalog get_product '["mi-9"]'                 # or in IDL order
-  soa call order create_order '{"idempotency_key": "k1",
-      "req": {"user_id": "u1", "lines": [{"sku": "mi-9-black", "quantity": 1}]}}'
-  echo '["mi-9"]' | soa call catalog get_product -        # JSON from stdin
-  soa call catalog ping --address 127.0.0.1:9090          # one instance, no etcd
-  soa call inventory get_stock '["mi-9-black"]' --timeout 3000
+  soa call greeter ping
+  soa call greeter greet '{"name": "Ada", "times": 2}'    # arguments by name
+  soa call greeter greet '["Ada", 2]'                     # or in IDL order
+  soa call greeter describe '{"person": {"name": "Ada", "tags": ["x"]}}'  # structs as objects
+  echo '["Ada", 1]' | soa call greeter greet -            # JSON from stdin
+  soa call greeter ping --address 127.0.0.1:9090          # one instance, no etcd
+  soa call greeter greet '["Ada", 1]' --timeout 3000
 """,
 )
 @click.argument("service")
@@ -38,13 +38,10 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
     Structs are objects, enums are names (or numbers), binary is base64, maps are objects.
     A declared exception is printed as {"exception": NAME, "fields": {...}}, exit code 1.
     """
-    from thriftpy2.thrift import TApplicationException
-
     from soa import jsonthrift
     from soa.clients.discovery import StaticResolver
     from soa.clients.plan import plans as make_plans
-    from soa.clients.service_client import build, resolve_service
-    from soa.errors import SoaError
+    from soa.clients.service_client import resolve_service
 
     config = obj.config if idl_path is None else _lenient_config(obj)
     data = _parse_json(arguments)
@@ -67,6 +64,31 @@ def call(obj, service, method, arguments, address, timeout_ms, idl_path, thrift_
 
         resolver = EtcdResolver(config.etcd)
         owns = True
+    # One call: when etcd fails, its error says which endpoint and why; the watch's retry
+    # warnings would only repeat it (-v shows them).
+    quiet = None if obj.verbose else _RetryWarnings()
+    registry_log = logging.getLogger("soa.registry")
+    if quiet is not None:
+        registry_log.addFilter(quiet)
+    try:
+        _call(service, method, args, config, resolver, owns, options)
+    finally:
+        if quiet is not None:
+            registry_log.removeFilter(quiet)
+
+
+class _RetryWarnings(logging.Filter):
+    def filter(self, record):
+        return not (record.levelno == logging.WARNING and "retrying in" in record.getMessage())
+
+
+def _call(service, method, args, config, resolver, owns, options):
+    from thriftpy2.thrift import TApplicationException
+
+    from soa import jsonthrift
+    from soa.clients.service_client import build
+    from soa.errors import SoaError
+
     try:
         client = build(service, config, resolver, owns_resolver=owns, **options)
     except BaseException:

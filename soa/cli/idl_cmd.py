@@ -14,17 +14,17 @@ include_option = click.option(
 
 
 @click.group(cls=Group, examples="""
-  soa idl check idl/order.thrift
+  soa idl check idl/greeter.thrift
   soa idl check idl/*.thrift --strict
-  git show HEAD:idl/order.thrift > /tmp/order.thrift
-  soa idl diff /tmp/order.thrift idl/order.thrift -I idl
+  git show HEAD:idl/greeter.thrift > /tmp/greeter.thrift
+  soa idl diff /tmp/greeter.thrift idl/greeter.thrift -I idl
 """)
 def idl():
     """Check Thrift IDL files and compare their versions."""
 
 
 @idl.command(cls=Command, examples="""
-  soa idl check idl/order.thrift
+  soa idl check idl/greeter.thrift
   soa idl check idl/*.thrift --strict     # missing doc comments fail too
 """)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -53,8 +53,8 @@ def check(paths, strict, include_dirs, as_json):
 
 
 @idl.command(cls=Command, examples="""
-  soa idl diff old/order.thrift idl/order.thrift
-  soa idl diff /tmp/order.thrift idl/order.thrift -I idl --json
+  soa idl diff old/greeter.thrift idl/greeter.thrift
+  soa idl diff /tmp/greeter.thrift idl/greeter.thrift -I idl --json
 """)
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))

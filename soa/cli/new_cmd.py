@@ -7,7 +7,7 @@ from .options import Command
 
 @click.command(cls=Command, examples="""
   soa new hello --idl idl/hello.thrift
-  soa new shop-catalog --idl idl/catalog.thrift --service CatalogService
+  soa new greeter --idl idl/greeter.thrift --service GreeterService
   soa new hello --idl idl/hello.thrift --force     # regenerate, overwriting
 """)
 @click.argument("name")

@@ -23,13 +23,13 @@ def _registry(ctx, operation, *args):
     cls=Group,
     examples="""
   soa registry ls
-  soa registry ls order --json
+  soa registry ls greeter --json
   soa registry watch --json
-  soa registry drain order 10.0.0.7:9090
-  soa registry undrain order 10.0.0.7:9090
-  soa registry weight order 10.0.0.7:9090 50
-  soa registry rm order 10.0.0.7:9090
-  soa registry history order
+  soa registry drain greeter 10.0.0.7:9090
+  soa registry undrain greeter 10.0.0.7:9090
+  soa registry weight greeter 10.0.0.7:9090 50
+  soa registry rm greeter 10.0.0.7:9090
+  soa registry history greeter
 """,
 )
 def registry():
@@ -69,7 +69,7 @@ def table(headers, rows):
     cls=Command,
     examples="""
   soa registry ls                 # every service
-  soa registry ls order           # one service
+  soa registry ls greeter           # one service
   soa registry ls --json | jq .
 """,
 )
@@ -120,7 +120,7 @@ def ls(ctx, service, as_json):
     cls=Command,
     examples="""
   soa registry watch
-  soa registry watch order --json
+  soa registry watch greeter --json
 """,
 )
 @click.argument("service", required=False)
@@ -180,8 +180,8 @@ def _emit(kind, instance, as_json):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry rm order 10.0.0.7:9090           # a stale key whose lease is gone
-  soa registry rm order 10.0.0.7:9090 --force   # even though the instance is alive
+  soa registry rm greeter 10.0.0.7:9090           # a stale key whose lease is gone
+  soa registry rm greeter 10.0.0.7:9090 --force   # even though the instance is alive
 """,
 )
 @click.argument("service")
@@ -224,8 +224,8 @@ def _edited(result, service, address, done, unchanged):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry drain order 10.0.0.7:9090
-  soa registry ls order        # WEIGHT shows "0(drained:100)"
+  soa registry drain greeter 10.0.0.7:9090
+  soa registry ls greeter        # WEIGHT shows "0(drained:100)"
 """,
 )
 @click.argument("service")
@@ -247,7 +247,7 @@ def drain(ctx, service, address):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry undrain order 10.0.0.7:9090
+  soa registry undrain greeter 10.0.0.7:9090
 """,
 )
 @click.argument("service")
@@ -264,8 +264,8 @@ def undrain(ctx, service, address):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry weight order 10.0.0.7:9090 50    # half the share of a weight-100 instance
-  soa registry weight order 10.0.0.7:9090 0     # registered, but given no traffic
+  soa registry weight greeter 10.0.0.7:9090 50    # half the share of a weight-100 instance
+  soa registry weight greeter 10.0.0.7:9090 0     # registered, but given no traffic
 """,
 )
 @click.argument("service")
@@ -287,7 +287,7 @@ def weight(ctx, service, address, weight):
 @registry.command(
     cls=Command,
     examples="""
-  soa registry history order
+  soa registry history greeter
   soa registry history --json
 """,
 )

@@ -10,11 +10,11 @@ from .options import Command
 @click.command(
     cls=Command,
     examples="""
-  soa serve order                         # as soa.yaml says
-  soa serve order --port 0                # any free port; the registry records the real one
-  soa serve order --host 0.0.0.0 --advertise 10.0.0.5 --port 9090
-  soa serve order --workers 4             # pre-fork 4 processes sharing one socket
-  soa serve order --grace 2 --drain-timeout 30
+  soa serve greeter                         # as soa.yaml says
+  soa serve greeter --port 0                # any free port; the registry records the real one
+  soa serve greeter --host 0.0.0.0 --advertise 10.0.0.5 --port 9090
+  soa serve greeter --workers 4             # pre-fork 4 processes sharing one socket
+  soa serve greeter --grace 2 --drain-timeout 30
 """,
 )
 @click.argument("service")

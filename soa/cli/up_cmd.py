@@ -10,7 +10,8 @@ from .options import Command
     examples="""
   soa up                          # etcd (data in .soa/etcd) and every service of soa.yaml
   soa up --etcd-port 0            # etcd on any free port
-  soa up --only catalog,inventory # a subset
+  soa up --only greeter,billing   # a subset
+  soa scale greeter 4             # (from another terminal) 4 instances of greeter
 """,
 )
 @click.option("--etcd-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
@@ -21,9 +22,11 @@ from .options import Command
               metavar="S", help="seconds to wait for every instance to register")
 @click.pass_obj
 def up(obj, etcd_port, only, timeout):
-    """Start etcd and the shop's services (instances: N of each), show their status from the
-    registry, and on Ctrl-C or SIGTERM stop them all (each deregisters) and then etcd."""
-    from soa.shop_commands import run_up
+    """Start etcd (or reuse one that answers on soa.yaml's endpoint) and every service of
+    soa.yaml (instances: N of each), show their status from the registry, and on Ctrl-C or
+    SIGTERM stop them all (each deregisters) and then etcd. Children die with it, even on
+    SIGKILL. Other commands find its etcd through .soa/up.json."""
+    from soa.up import run_up
 
     run_up(obj.config, etcd_port=etcd_port,
            services=only.split(",") if only else None, timeout=timeout, echo=click.echo)

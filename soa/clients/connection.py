@@ -93,6 +93,10 @@ class _Wire:
         pass
 
 
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4
+_PLAIN_REPLY = {pid: theader.header_block(pid, 0, b"") for pid in theader.PROTOCOL_NAMES}
+
+
 class _HeaderWire:
     """The socket as THeader frames: ``write`` collects a request, ``flush`` frames it with the
     call's metadata; ``read`` returns reply payload bytes, frame by frame, keeping each reply's
@@ -102,21 +106,25 @@ class _HeaderWire:
     are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
     """
 
-    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_protocol_id", "_recv", "_send",
-                 "_sendall", "_static", "deadline", "reply_headers", "seqid")
+    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_plain", "_protocol_id", "_recv",
+                 "_send", "_sendall", "_static", "deadline", "reply_headers", "seqid")
 
     def __init__(self, sock, protocol, service, instance_id):
         self._recv = sock.recv
         self._send, self._sendall = sock.send, sock.sendall
-        self._protocol_id = theader.PROTOCOL_IDS[protocol]
+        protocol_id = self._protocol_id = theader.PROTOCOL_IDS[protocol]
         pairs = [(theader.SERVICE, service)]
         if instance_id:
             pairs.append((theader.INSTANCE, instance_id))
-        # (pair count, encoded pairs, with the deadline's key appended: its value follows)
-        self._static = (len(pairs), theader.encode_pairs(pairs),
-                        theader.encode_pairs(pairs) + theader.encode_pairs(((theader.DEADLINE,
-                                                                              ""),))[:-1])
-        self._fixed = theader.FIXED
+        encoded = theader.encode_pairs(pairs)
+        # Per call only the deadline's digits change: the block up to them is built here
+        # (protocol id, no transforms, one key-value info block of len(pairs) + 1 pairs, the
+        # identity pairs, the deadline's key); a block without a deadline is built whole.
+        self._plain = theader.header_block(protocol_id, len(pairs), encoded)
+        deadline_key = theader.encode_pairs(((theader.DEADLINE, ""),))[:-1]
+        self._static = bytes((protocol_id, 0, theader.INFO_KEYVALUE, len(pairs) + 1)) + \
+            encoded + deadline_key
+        self._fixed = theader.HEAD
         self._out = []
         self._buf = b""
         self._payload = b""
@@ -130,17 +138,16 @@ class _HeaderWire:
     def flush(self):
         payload = b"".join(self._out)
         self._out.clear()
-        count, plain, with_key = self._static
         deadline = self.deadline
         if deadline is None:
-            block = theader.header_block(self._protocol_id, count, plain)
+            block = self._plain
         else:
             ms = int((deadline - _monotonic()) * 1000)
             digits = str(ms if ms > 1 else 1).encode()
-            block = theader.header_block(self._protocol_id, count + 1,
-                                         with_key + bytes((len(digits),)) + digits)
-        data = theader.LENGTH.pack(theader.FIXED_SIZE + len(block) + len(payload)) + \
-            self._fixed.pack(theader.MAGIC, 0, self.seqid, len(block) // 4) + block + payload
+            block = self._static + bytes((len(digits),)) + digits
+            block += _PADDING[len(block) & 3]
+        data = self._fixed.pack(theader.FIXED_SIZE + len(block) + len(payload), theader.MAGIC,
+                                0, self.seqid, len(block) >> 2) + block + payload
         sent = self._send(data)
         if sent != len(data):
             self._sendall(memoryview(data)[sent:])
@@ -148,21 +155,24 @@ class _HeaderWire:
     def _frame(self):
         """Read one whole reply frame; keep its headers and payload."""
         buf = self._buf
-        while len(buf) < 4:
+        while len(buf) < theader.HEAD_SIZE:
             buf += self._more()
-        (size,) = theader.LENGTH.unpack_from(buf)
-        if size <= theader.FIXED_SIZE:
-            raise theader.HeaderError(f"a THeader reply of {size} bytes")
-        while len(buf) < 4 + size:
+        size, magic, _flags, _seqid, words = theader.HEAD.unpack_from(buf)
+        if magic != theader.MAGIC or size <= theader.FIXED_SIZE:
+            raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, {size} bytes)")
+        end = 4 + size
+        while len(buf) < end:
             buf += self._more()
-        _, header_size = theader.parse_fixed(buf[4:4 + theader.FIXED_SIZE])
-        start = 4 + theader.FIXED_SIZE + header_size
-        if start >= 4 + size:
+        start = theader.HEAD_SIZE + 4 * words
+        if start >= end:
             raise theader.HeaderError("a THeader reply whose header fills the frame")
-        _, headers = theader.parse_block(buf[4 + theader.FIXED_SIZE:start])
-        self.reply_headers = headers or None
-        self._payload = buf[start:4 + size]
-        self._buf = buf[4 + size:]
+        block = buf[theader.HEAD_SIZE:start]
+        if block and block == _PLAIN_REPLY.get(block[0]):
+            self.reply_headers = None
+        else:
+            self.reply_headers = theader.parse_block(block)[1] or None
+        self._payload = buf[start:end]
+        self._buf = buf[end:]
 
     def _more(self):
         data = self._recv(65536)

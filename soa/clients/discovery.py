@@ -11,7 +11,8 @@
    resolver's lease TTL x 1.5 + 1 s (16 s for the default 10 s TTL): leases are renewed every
    TTL/3 at different moments, so expiries after one outage are spread over up to one TTL;
    the margin covers etcd's own expiry checks. A shrink that is spread over a longer time than
-   the window is accepted step by step;
+   the window is accepted step by step. An instance that deregistered on purpose (its value was
+   marked ``leaving`` first: a drain, a scale-down, a rolling restart) is never held;
 2. applies the IDL policy: an instance whose ``idl_hash`` differs from the client's is used with
    one warning per instance (``warn``) or left out (``exclude``); an empty hash is unknown and used;
 3. leaves out ejected instances (``eject``/``readmit``, driven by the ejection middleware);
@@ -62,6 +63,7 @@ class Discovery:
         self.known = {}  # address -> Instance: the registry's set plus held instances
         self.held = {}  # address -> Instance kept through a suspicious mass removal
         self.ejected = set()
+        self.ejections = 0  # instances ejected so far (soa_client_ejections_total)
         self.listed = False
         self._warned = set()
         self._addresses = {}  # id(instance) -> (instance, address)
@@ -97,8 +99,11 @@ class Discovery:
             del held[address]  # it is back in the registry: the registry is right again
         removed = [a for a in known if a not in fresh and a not in held]
         peak = self._peak(now, len(fresh))
+        departed = getattr(self.resolver, "departed", None)
+        departed = departed(self.service) if departed is not None else {}
         for address in removed:
-            gone[address] = (known[address], now)
+            if address not in departed:  # a deregistration is no glitch: never held
+                gone[address] = (known[address], now)
         for address in [a for a, (_, when) in gone.items()
                         if a in fresh or a in held or when < now - self.removal_window]:
             del gone[address]
@@ -184,6 +189,7 @@ class Discovery:
         if not remaining:
             return False
         self.ejected.add(address)
+        self.ejections += 1
         self._rebuild()
         return True
 
@@ -248,7 +254,8 @@ class _FirstListing(Picker):
             if d.listed:
                 d._rebuild()
             else:
-                raise NoInstanceAvailable(d.service, "the registry has not answered yet")
+                why = getattr(d.resolver, "last_error", lambda service: None)(d.service)
+                raise NoInstanceAvailable(d.service, why or "the registry has not answered yet")
         return d.picker.pick(call)
 
 

@@ -1,14 +1,20 @@
-"""Outlier ejection: take an instance out of rotation after consecutive connect failures or
-timeouts, before its lease expires, and let it back in only after a probe answers.
+"""Outlier ejection: take an instance out of rotation after a connect failure or a timeout,
+before its lease expires, and let it back in only after a probe answers.
 
 ``Ejector.middleware`` wraps each attempt (inside the retry middleware, so every attempt counts).
-A ``WrongTarget`` (the address serves another service or instance now) ejects at once. A
-``ConnectError`` or an ``RpcTimeout`` after the request was sent is a strike for the attempt's
-instance (``call.peer``); any reply is success and clears the strikes. After ``eject_after``
-strikes in a row the instance is ejected (``Discovery.eject``; never the last usable one) for
+A ``ConnectError`` or an ``RpcTimeout`` after the request was sent is a strike for the attempt's
+instance (``call.peer``); any reply is success and clears the strikes. A ``WrongTarget``
+(the address serves another service or instance now) ejects at once. The first strike ejects
+the instance when every other instance in rotation is healthy (has no strike): one silent
+instance among answering ones is the outlier, and a stopped process would otherwise hold calls
+for ``eject_after`` full timeouts. When others are failing too (the network, or the caller's own
+deadline, may be to blame) it takes ``eject_after`` strikes in a row. An ejected instance is out
+(``Discovery.eject``; never the last usable one) for
 ``base * 2**(n-1)`` seconds (n = ejections in a row, capped at ``cap``); then a probe greenlet
-asks ``prober(instance)``: an answer readmits it, silence ejects it again for twice as long. The
-streak of ejections ends at the first successful call after a readmission.
+asks ``prober(instance)`` (soa.clients.probe: a real Thrift round trip, which a stopped process
+cannot answer): an answer readmits it, silence ejects it again for twice as long. The streak of
+ejections ends at the first successful call after a readmission. All of it runs in the calling
+greenlets and the probe greenlets; nothing raises.
 """
 
 import logging
@@ -66,15 +72,26 @@ class Ejector:
             return
         count = self.strikes.get(address, 0) + 1
         self.strikes[address] = count
-        if count >= self.eject_after:
-            self._eject(address)
+        if count >= self.eject_after or self._others_healthy(address):
+            self._eject(address, f"after {count} failure(s) in a row")
 
-    def _eject(self, address, why=None):
+    def _others_healthy(self, address):
+        """True when other instances are in rotation and none of them has a strike."""
+        strikes = self.strikes
+        others = False
+        for instance in self.discovery.instances:
+            other = instance.address
+            if other != address:
+                if strikes.get(other):
+                    return False
+                others = True
+        return others
+
+    def _eject(self, address, why):
         if address is None or not self.discovery.eject(address):
             return
         self.strikes.pop(address, None)
         delay = self._schedule(address)
-        why = why or f"after {self.eject_after} failure(s) in a row"
         log.warning("%s: ejected %s %s; probing in %.1fs", self.discovery.service, address, why,
                     delay)
 

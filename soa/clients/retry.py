@@ -11,6 +11,10 @@ What is retried (each retry goes to an instance this call has not tried yet, whe
   errors (bad arguments), and ``NoInstanceAvailable``.
 No retry starts after the call's deadline. When every attempt failed and there was more than
 one, ``RetryError`` carries each attempt's error; a single failed attempt raises its own error.
+
+``attempt_timeout`` (seconds; 0 or None: off) bounds each attempt of an idempotent method within
+the call's deadline, so an attempt that hangs (a stopped process, a partition) times out while
+time is left to retry it elsewhere; without it one hung attempt takes the whole deadline.
 """
 
 import time
@@ -31,6 +35,8 @@ class RetryBudget:
         self.ratio = ratio
         self.cap = cap if cap is not None else max(10.0, ratio * 1000)
         self.calls = 0
+        self.retries = 0  # retries sent (metrics: soa_client_retries_total)
+        self.refused = 0  # retries the budget refused (soa_client_retries_refused_total)
         self._settled_calls = 0
         self._balance = 0.0
         self.min_per_second = min_per_second
@@ -64,25 +70,49 @@ class RetryBudget:
         if self.reserve >= 1.0:
             self.reserve -= 1.0
             return True
+        self.refused += 1
         return False
 
 
-def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.monotonic):
+def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.monotonic,
+                     attempt_timeout=None):
     """Middleware retrying per the rules above; ``call.meta["tried"]`` lists tried addresses.
 
     ``has_untried(call)`` tells whether an instance the call has not tried is left; a failure
     before sending is retried only when one is (the same instance would refuse again).
     """
+    bounded = frozenset(name for name, plan in plans.items()
+                        if plan.idempotent) if attempt_timeout else frozenset()
 
     def factory(next_handler):
         def retry(call):
             budget.calls += 1  # budget.deposit(), inlined
+            if bounded and call.method in bounded:
+                return _bounded(call)
             try:
                 return next_handler(call)
             except TransportError as first:
                 return _again(call, first)
 
-        def _again(call, error):
+        def _bounded(call):
+            """Each attempt gets at most ``attempt_timeout`` of what is left of the deadline."""
+            total = call.deadline
+            call.deadline = _attempt_deadline(total)
+            try:
+                return next_handler(call)
+            except TransportError as first:
+                return _again(call, first, total)
+            finally:
+                call.deadline = total
+
+        def _attempt_deadline(total):
+            mine = monotonic() + attempt_timeout
+            return mine if total is None or mine < total else total
+
+        def _again(call, error, total=False):
+            bounding = total is not False
+            if not bounding:
+                total = call.deadline
             attempts = [error]
             tried = call.meta.setdefault("tried", set())
             idempotent = plans[call.method].idempotent
@@ -97,9 +127,12 @@ def retry_middleware(plans, retries, budget, has_untried=None, monotonic=time.mo
                     sent_left -= 1
                 else:
                     break
-                if call.deadline is not None and monotonic() >= call.deadline:
+                if total is not None and monotonic() >= total:
                     break
+                if bounding:
+                    call.deadline = _attempt_deadline(total)
                 call.peer = None
+                budget.retries += 1
                 try:
                     return next_handler(call)
                 except TransportError as e:

@@ -32,85 +32,119 @@ log = logging.getLogger("soa.client")
 OPTIONS = tuple(f.name for f in dataclasses.fields(ClientConfig))
 
 
+class _Runtime:
+    """Everything a ``Client`` runs on, kept in the client's one slot so that no IDL method,
+    whatever its name, can replace it."""
+
+    __slots__ = ("budget", "discovery", "ejector", "handler", "methods", "metrics", "owns_resolver",
+                 "plans", "prober", "resolver", "service", "service_class", "settings",
+                 "sweeper", "transport")
+
+
+def _runtime_attribute(name):
+    return property(lambda self: getattr(self._soa, name),
+                    doc=f"The client's {name} (read-only).")
+
+
 class Client:
     """Methods named as in the IDL (positional arguments in IDL order, or keywords), plus:
 
-    - ``call(method, *args, **kwargs)``: the same, by name (for a method called ``close``)
+    - ``call(method, *args, **kwargs)``: the same, by name; the only way to reach an IDL
+      method named like one of the client's own attributes (``close``, ``metrics``,
+      ``discovery``, ...), which always mean the client's
     - ``instances``: the instances the client currently balances over
     - ``metrics``: a ``ClientMetrics`` (``metrics.snapshot()``)
     - ``settings``: the effective ``ClientConfig``
     - ``close()``: stop following the registry and close every pooled connection
+
+    The client's own state lives in one slot (``_soa``) behind read-only properties; IDL
+    methods go into the instance's ``__dict__`` only under names the class does not define,
+    so no IDL name can shadow or replace it.
 
     Methods raise the IDL's declared exceptions as their own types, ``TApplicationException``
     for errors the server reports, and ``SoaError`` subclasses for soa's own failures
     (``NoInstanceAvailable``, ``TransportError``, ``RpcTimeout``, ``RetryError``).
     """
 
+    __slots__ = ("_soa", "__dict__", "__weakref__")
+
     def __init__(self, service, service_class, settings, resolver, *, idl_path=None,
                  idempotent=(), middleware=(), hash_key=None, owns_resolver=False):
-        self.service = service
-        self.service_class = service_class
-        self.settings = settings
-        self.resolver = resolver
-        self._owns_resolver = owns_resolver
-        self.plans = make_plans(service_class, idempotent, idl_path)
-        self.metrics = ClientMetrics(self.plans)
+        rt = self._soa = _Runtime()
+        rt.service = service
+        rt.service_class = service_class
+        rt.settings = settings
+        rt.resolver = resolver
+        rt.owns_resolver = owns_resolver
+        rt.plans = plans = make_plans(service_class, idempotent, idl_path)
+        rt.metrics = ClientMetrics(plans)
         load = EndpointLoad() if settings.balancer == "least_inflight" else None
-        balancer = by_name(settings.balancer, load=load, key=_key_function(self.plans, hash_key))
+        balancer = by_name(settings.balancer, load=load, key=_key_function(plans, hash_key))
         connect_timeout = settings.connect_timeout_ms / 1000.0
-        self.prober = Prober(self.plans, connect_timeout, settings.timeout_ms / 1000.0,
-                             settings.tls)
-        self.transport = Transport(None, self.plans, settings, load)
-        self.discovery = Discovery(
+        rt.prober = Prober(connect_timeout, settings.timeout_ms / 1000.0, settings.tls)
+        rt.transport = Transport(None, plans, settings, load)
+        rt.discovery = Discovery(
             service, resolver, balancer,
             idl_hash=idl_module.idl_hash(service_class),
             idl_mismatch=settings.idl_mismatch,
             mass_removal_share=settings.mass_removal_share,
-            prober=self.prober,
-            on_leave=self.transport.close_pool,
+            prober=rt.prober,
+            on_leave=rt.transport.close_pool,
         )
-        self.transport.discovery = self.discovery
-        self.ejector = Ejector(self.discovery, self.prober, settings.eject_after)
-        self.budget = RetryBudget(settings.retry_budget)
+        rt.transport.discovery = rt.discovery
+        rt.ejector = Ejector(rt.discovery, rt.prober, settings.eject_after)
+        rt.budget = RetryBudget(settings.retry_budget)
         user = [load_middleware(m) if isinstance(m, str) else m for m in middleware]
-        self.handler = chain(
+        measured = [rt.metrics.middleware] if settings.metrics else []
+        rt.handler = chain(
             *user,
-            self.metrics.middleware,
+            *measured,
             timeout_middleware(settings.timeout_ms / 1000.0),
-            retry_middleware(self.plans, settings.retries, self.budget,
-                             self.transport.has_untried),
-            self.ejector.middleware,
-        )(self.transport)
-        self._methods = {name: _bound(service, plan, self.handler)
-                         for name, plan in self.plans.items()}
-        for name, method in self._methods.items():
+            retry_middleware(plans, settings.retries, rt.budget, rt.transport.has_untried,
+                             attempt_timeout=settings.attempt_timeout_ms / 1000.0),
+            rt.ejector.middleware,
+        )(rt.transport)
+        rt.methods = {name: _bound(service, plan, rt.handler) for name, plan in plans.items()}
+        names = vars(self)
+        for name, method in rt.methods.items():
             if not hasattr(Client, name):
-                setattr(self, name, method)
-        self.discovery.start()
-        self._sweeper = gevent.spawn(self._sweep, max(0.5, settings.pool_idle_timeout / 2))
+                names[name] = method
+        rt.sweeper = None
+        rt.discovery.start()
+        rt.sweeper = gevent.spawn(_sweep, rt.transport, max(0.5, settings.pool_idle_timeout / 2))
+
+    service = _runtime_attribute("service")
+    service_class = _runtime_attribute("service_class")
+    settings = _runtime_attribute("settings")
+    resolver = _runtime_attribute("resolver")
+    plans = _runtime_attribute("plans")
+    metrics = _runtime_attribute("metrics")
+    prober = _runtime_attribute("prober")
+    transport = _runtime_attribute("transport")
+    discovery = _runtime_attribute("discovery")
+    ejector = _runtime_attribute("ejector")
+    budget = _runtime_attribute("budget")
+    handler = _runtime_attribute("handler")
 
     @property
     def instances(self):
-        return self.discovery.instances
+        return self._soa.discovery.instances
 
     def call(self, method, *args, **kwargs):
-        bound = self._methods.get(method)
+        bound = self._soa.methods.get(method)
         if bound is None:
-            raise AttributeError(f"{self.service} has no method {method!r}")
+            raise AttributeError(f"{self._soa.service} has no method {method!r}")
         return bound(*args, **kwargs)
 
-    def _sweep(self, interval):
-        while True:
-            gevent.sleep(interval)
-            self.transport.sweep()
-
     def close(self):
-        self._sweeper.kill(block=False)
-        self.discovery.close()
-        self.ejector.close()
-        self.transport.close()
-        if self._owns_resolver:
-            self.resolver.close()
+        rt = self._soa
+        if rt.sweeper is not None:
+            rt.sweeper.kill(block=False)
+        rt.discovery.close()
+        rt.ejector.close()
+        rt.transport.close()
+        if rt.owns_resolver:
+            rt.resolver.close()
 
     def __enter__(self):
         return self
@@ -119,7 +153,13 @@ class Client:
         self.close()
 
     def __repr__(self):
-        return f"<soa client {self.service} ({len(self.instances)} instance(s))>"
+        return f"<soa client {self._soa.service} ({len(self.instances)} instance(s))>"
+
+
+def _sweep(transport, interval):
+    while True:
+        gevent.sleep(interval)
+        transport.sweep()
 
 
 def _bound(service, plan, handler):
@@ -238,6 +278,10 @@ class Clients:
         made = build(service, self.config, resolver or self.resolver(), **options)
         self._clients.append(made)
         return made
+
+    def __iter__(self):
+        """The clients made so far and not closed (a copy: safe while clients are made)."""
+        return iter(list(self._clients))
 
     def close(self):
         clients, self._clients = self._clients, []

@@ -3,9 +3,13 @@
 Thrift's transports sit on a socket adapter (``StreamIO`` or ``FramedIO``) that enforces
 ``max_frame_bytes``: a frame's length prefix is checked before anything is allocated for it, and
 on unframed streams the bytes one message may take are capped (which bounds string and container
-sizes too). Reads never ask the socket for more than 64 KiB at once. Sockets carry no timeout
-(it costs a timer per wait): the server's idle sweeper closes connections that make no progress
-for ``idle_timeout``. Errors close the connection only.
+sizes too). Reads never ask the socket for more than 64 KiB at once, and the adapter yields to
+the hub after each ``YIELD_BYTES`` read in one go, so a large message cannot hold the event loop
+while it arrives. Between the adapter and the decoder, ``make_protocol`` puts the checks of
+soa.server.guard (binary) or soa.server.compact (compact): every container count is bounded by
+the bytes a message may still take before any loop runs. Sockets carry no timeout (it costs a
+timer per wait): the server's idle sweeper closes connections that make no progress for
+``idle_timeout``. Errors close the connection only.
 """
 
 import logging
@@ -13,22 +17,24 @@ import socket
 import struct
 
 import gevent
-from thriftpy2.protocol import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.buffered import TCyBufferedTransport
 
 from soa.theader import PROTOCOL_NAMES, is_header_start
 
+from .compact import BoundedCompactProtocol
+from .guard import BinaryGuard, FrameTooLarge
+
 log = logging.getLogger("soa.server")
 
 READ_CHUNK = 65536
 BUFFER_SIZE = 4096
+YIELD_BYTES = 1 << 20
 _LENGTH = struct.Struct(">i")
 
-
-class FrameTooLarge(TTransportException):
-    """A message is larger than ``max_frame_bytes``."""
+__all__ = ["Connection", "FramedIO", "FrameTooLarge", "StreamIO", "make_protocol",
+           "serve_connection"]
 
 
 class _SocketIO:
@@ -37,13 +43,14 @@ class _SocketIO:
 
     ``pending`` holds bytes already taken from the socket (the first bytes, read to tell THeader
     from plain Thrift) that reads return first. ``headers`` is the THeader info of the message
-    being read: None on plain connections.
+    being read: None on plain connections. ``max_bytes`` is what one message may take.
     """
 
-    __slots__ = ("_recv", "_send", "_sendall", "_wait_readable", "count", "limit", "pending")
+    __slots__ = ("_gathers", "_recv", "_send", "_sendall", "_unyielded", "_wait_readable", "count",
+                 "limit", "max_bytes", "pending")
     headers = None
 
-    def __init__(self, sock, limit):
+    def __init__(self, sock, limit, max_bytes=None):
         encrypted = hasattr(sock, "do_handshake")  # TLS: bytes come through the SSL object
         raw = sock if encrypted else getattr(sock, "_sock", sock)
         self._recv = raw.recv
@@ -56,20 +63,52 @@ class _SocketIO:
             self._wait_readable = lambda: wait(event)
         else:  # not a gevent socket: let its blocking recv do the waiting
             self._wait_readable = lambda: None
+        self._gathers = raw.gettimeout() == 0.0  # recv raises instead of waiting
         self.count = 0
         self.limit = limit
+        self.max_bytes = limit if max_bytes is None else max_bytes
+        self._unyielded = 0  # bytes received since the hub last ran
         self.pending = b""
 
     def _receive(self, n):
+        """Up to ``n`` bytes, waiting only for the first chunk; a large ``n`` also takes what
+        else has arrived, so a decoder growing its buffer gets few large pieces (it joins them
+        by concatenation, quadratic in the number of pieces)."""
         pending = self.pending
         if pending:
             self.pending = pending[n:]
             return pending[:n]
         while True:
             try:
-                return self._recv(min(n, READ_CHUNK))
+                data = self._recv(min(n, READ_CHUNK))
+                break
             except BlockingIOError:
+                self._unyielded = 0
                 self._wait_readable()
+        self._unyielded += len(data)
+        if n > READ_CHUNK and len(data) == READ_CHUNK and self._gathers:
+            return self._gather(data, n)
+        if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
+            self._unyielded = 0
+            gevent.sleep(0)
+        return data
+
+    def _gather(self, first, n):
+        parts = bytearray(first)
+        recv = self._recv
+        while len(parts) < n:
+            if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
+                self._unyielded = 0
+                gevent.sleep(0)
+            try:
+                more = recv(min(n - len(parts), READ_CHUNK))
+            except BlockingIOError:
+                break
+            if not more:
+                break  # end of stream: the next read reports it
+            parts += more
+            self._unyielded += len(more)
+        return bytes(parts)
 
     def prefetch(self, n):
         """Read until ``n`` bytes are pending or the peer closes; returns the pending bytes."""
@@ -103,7 +142,7 @@ class StreamIO(_SocketIO):
 
     def __init__(self, sock, max_bytes):
         # Read-ahead of the next message may be counted against this one: allow one chunk.
-        super().__init__(sock, max_bytes + READ_CHUNK)
+        super().__init__(sock, max_bytes + READ_CHUNK, max_bytes)
 
     def read(self, n):
         data = self._receive(n)
@@ -126,7 +165,7 @@ class FramedIO(_SocketIO):
     __slots__ = ("left", "out")
 
     def __init__(self, sock, max_bytes):
-        super().__init__(sock, max_bytes)
+        super().__init__(sock, max_bytes, max_bytes)
         self.left = 0
         self.out = []
 
@@ -165,9 +204,14 @@ class FramedIO(_SocketIO):
         self.out.append(data)
 
     def flush(self):
-        payload = b"".join(self.out)
-        self.out.clear()
-        self._write(_LENGTH.pack(len(payload)) + payload)
+        out = self.out
+        if len(out) == 1:
+            data = _LENGTH.pack(len(out[0])) + out[0]
+        else:  # one copy, whatever the reply's size
+            out.insert(0, _LENGTH.pack(sum(map(len, out))))
+            data = b"".join(out)
+        out.clear()
+        self._write(data)
 
 
 class Connection:
@@ -220,11 +264,19 @@ def _handshake(context, sock, peer):
     return None
 
 
-def make_protocol(io, protocol):
-    transport = TCyBufferedTransport(io, BUFFER_SIZE)
+def make_protocol(io, protocol, max_bytes=None):
+    """``(protocol, flush)`` for a server connection reading from ``io`` (anything with
+    ``read(n)``, ``write(data)`` and ``flush()``; a socket adapter or a frame's payload).
+    ``max_bytes`` (default ``io.max_bytes``) is what one message may take: binary messages are
+    validated whole by ``BinaryGuard`` before cybin decodes them; compact counts are bounded
+    as they are read. Bad input raises ``BadMessage`` or ``FrameTooLarge``."""
+    if max_bytes is None:
+        max_bytes = io.max_bytes
     if protocol == "compact":
-        proto = TCompactProtocol(transport)
+        transport = TCyBufferedTransport(io, BUFFER_SIZE)
+        proto = BoundedCompactProtocol(transport, max_bytes)
     else:
+        transport = TCyBufferedTransport(BinaryGuard(io, max_bytes), BUFFER_SIZE)
         proto = TCyBinaryProtocol(transport, strict_read=True, strict_write=True)
     return proto, transport.flush
 

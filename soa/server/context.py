@@ -58,6 +58,11 @@ class ServiceContext:
             self._clients_factory = importlib.import_module("soa.clients").Clients(self.config)
         return self._clients_factory
 
+    def clients(self):
+        """The clients this context made so far (for the metrics endpoint)."""
+        factory = self._clients_factory
+        return list(factory) if factory is not None else []
+
     def close(self):
         """Close the clients this context made (the server calls it once stopped)."""
         factory, self._clients_factory, self._clients = self._clients_factory, None, {}

@@ -9,26 +9,34 @@ by its bytes. ``reply_headers`` (set by the processor, cleared by ``flush``) go 
 from thriftpy2.transport import TTransportException
 
 from soa.theader import (
-    FIXED_SIZE,
+    HEAD,
+    HEAD_SIZE,
     LENGTH,
+    MAGIC,
     HeaderError,
     encode_pairs,
     frame_prefix,
     header_block,
     parse_block,
-    parse_fixed,
 )
 
 from .connection import READ_CHUNK, FrameTooLarge, _SocketIO
 
+BLOCK_CACHE = 16  # decoded header blocks kept per connection
+
 
 class HeaderIO(_SocketIO):
-    __slots__ = ("_plain_block", "headers", "left", "out", "protocol_id", "reply_headers",
-                 "seqid")
+    """Reads ahead a chunk at a time into ``_buf`` and walks it with an offset (``_pos``), so a
+    client that pipelines many small frames costs one ``recv`` per chunk and no copying per
+    frame; a payload larger than what is buffered streams from the socket."""
+
+    __slots__ = ("_blocks", "_buf", "_plain_block", "_pos", "headers", "left", "out",
+                 "protocol_id", "reply_headers", "seqid")
 
     def __init__(self, sock, max_bytes, pending=b""):
         super().__init__(sock, max_bytes)
-        self.pending = pending
+        self._buf = bytes(pending)
+        self._pos = 0
         self.left = 0
         self.out = []
         self.headers = {}
@@ -36,38 +44,53 @@ class HeaderIO(_SocketIO):
         self.seqid = 0
         self.protocol_id = None
         self._plain_block = None
+        self._blocks = {}  # header block bytes -> (protocol id, headers), the last few
 
-    def _exact(self, n, at_start=False):
-        """``n`` bytes, reading ahead up to a chunk: a small frame costs one ``recv``; what is
-        read beyond it stays ``pending`` for the payload and the next frame."""
-        pending = self.pending
-        while len(pending) < n:
+    def _fill(self, n, at_start=False):
+        """At least ``n`` bytes buffered from ``_pos``, reading ahead up to a chunk; False when
+        the peer closed before a new frame began."""
+        buf, pos = self._buf, self._pos
+        while len(buf) - pos < n:
             more = self._receive_raw(READ_CHUNK)
             if not more:
-                if at_start and not pending:
-                    return None
+                if at_start and len(buf) == pos:
+                    return False
                 raise TTransportException(TTransportException.END_OF_FILE,
                                           "connection closed inside a THeader frame")
-            pending += more
-        self.pending = pending[n:]
-        return pending[:n]
+            buf, pos = buf[pos:] + more, 0
+        self._buf, self._pos = buf, pos
+        return True
 
     def next_frame(self):
-        """Read the next frame's length and header; returns its payload size, 0 at a clean end."""
-        head = self._exact(LENGTH.size, at_start=True)
-        if head is None:
+        """Read the next frame's length and header; returns its payload size, 0 at a clean end.
+
+        Header blocks repeat from call to call (a client's identity does not change, and its
+        deadline's digits seldom do), so the last few are kept decoded, per connection.
+        """
+        if len(self._buf) - self._pos < HEAD_SIZE and not self._fill(HEAD_SIZE, at_start=True):
             return 0
-        (size,) = LENGTH.unpack(head)
+        size, magic, _flags, seqid, words = HEAD.unpack_from(self._buf, self._pos)
         if size > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
-        if size <= FIXED_SIZE:
-            raise HeaderError(f"a THeader frame of {size} bytes has no room for its header")
-        seqid, header_size = parse_fixed(self._exact(FIXED_SIZE))
-        payload = size - FIXED_SIZE - header_size
+        if magic != MAGIC:
+            raise HeaderError(f"not a THeader frame (magic {magic:#06x})")
+        header_end = HEAD_SIZE + words * 4
+        payload = size + LENGTH.size - header_end
         if payload <= 0:
-            raise HeaderError(f"a header of {header_size} bytes leaves no payload in {size}")
-        protocol_id, headers = parse_block(self._exact(header_size))
+            raise HeaderError(f"a header of {words * 4} bytes leaves no payload in {size}")
+        if len(self._buf) - self._pos < header_end:
+            self._fill(header_end)
+        pos = self._pos
+        block = self._buf[pos + HEAD_SIZE:pos + header_end]
+        self._pos = pos + header_end
+        decoded = self._blocks.get(block)
+        if decoded is None:
+            decoded = parse_block(block)
+            if len(self._blocks) >= BLOCK_CACHE:
+                self._blocks.clear()
+            self._blocks[block] = decoded
+        protocol_id, headers = decoded
         if self.protocol_id is None:
             self.protocol_id = protocol_id
             self._plain_block = header_block(protocol_id, 0, b"")
@@ -85,7 +108,15 @@ class HeaderIO(_SocketIO):
             left = self.next_frame()
             if left == 0:
                 return b""
-        data = self._receive(min(n, left))
+        want = n if n < left else left
+        buf, pos = self._buf, self._pos
+        buffered = len(buf) - pos
+        if buffered:
+            take = want if want < buffered else buffered
+            self._pos = pos + take
+            data = buf[pos:pos + take]
+        else:  # nothing read ahead: straight from the socket (large payloads stream)
+            data = self._receive(want)
         self.left = left - len(data)
         return data
 

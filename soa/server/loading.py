@@ -22,7 +22,7 @@ def service_class(service):
     return module, cls
 
 
-def _on_path(paths):
+def add_import_paths(paths):
     """Put ``paths`` (one folder or several; ``Config.import_paths``) first on ``sys.path``."""
     if paths is None:
         return
@@ -38,7 +38,7 @@ def import_handler(spec, service_name, root=None):
     ``sys.path`` first, so handler modules are found relative to the config however the process
     was started.
     """
-    _on_path(root)
+    add_import_paths(root)
     module_name, _, attribute = spec.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attribute)
@@ -70,7 +70,7 @@ def build_handler(handler, context):
 
 def user_middleware(service, root=None):
     """The service's middleware from soa.yaml, outermost first."""
-    _on_path(root)
+    add_import_paths(root)
     return [load_middleware(path) for path in service.middleware]
 
 

@@ -1,8 +1,11 @@
 """Per-method server metrics: calls, errors by kind, and a fixed-bucket latency histogram.
 
-``Metrics.middleware`` is a server ``Middleware``; ``Metrics.snapshot()`` returns plain data.
-Recording is a few integer increments and one ``bisect`` per call; all of it happens in the
-greenlet that served the call, so no locks are needed.
+``Metrics.middleware`` is a server ``Middleware``; ``Metrics.record_error(method, kind)``
+counts a call refused before the chain (the processor calls it); ``Metrics.snapshot()`` returns
+plain data and ``Metrics.families(...)`` the Prometheus series (``soa_server_*``, see README
+"Monitoring"). Recording is a few integer increments and one ``bisect`` per call, in the greenlet
+that served the call: no locks, no label look-ups, nothing allocated but the latency float.
+Prometheus objects are built only at scrape time, from these plain counters.
 """
 
 import time
@@ -12,12 +15,17 @@ from thriftpy2.thrift import TApplicationException, TException
 
 # Upper bounds of the latency buckets, in milliseconds; a last, open bucket holds the rest.
 BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-_BOUNDS_S = tuple(b / 1000.0 for b in BUCKETS_MS)
+BOUNDS_S = tuple(b / 1000.0 for b in BUCKETS_MS)
+# The outcomes of soa_server_calls_total (besides "ok"), in the order they are listed.
+OUTCOMES = ("ok", "declared", "application", "internal", "late", "unknown_method",
+            "wrong_target")
+_UNKNOWN = "<unknown>"  # the processor's name for a method the IDL does not have
 
 
 def outcome_of(error):
     """The kind of a call's failure: ``declared:<Name>`` for IDL exceptions, ``application``
-    for a ``TApplicationException``, ``internal`` for anything else."""
+    for a ``TApplicationException``, ``internal`` for anything else. (The access log's
+    ``outcome`` field; ``outcome_label`` turns it into a metric label.)"""
     if isinstance(error, TApplicationException):
         return "application"
     if isinstance(error, TException):
@@ -25,11 +33,25 @@ def outcome_of(error):
     return "internal"
 
 
+def outcome_label(kind):
+    """The ``outcome`` label for an error kind: ``declared:X`` -> ``declared``; ``wrong-target``
+    -> ``wrong_target``; a kind outside the contract (a message of the wrong type) is
+    ``application``, since the caller got a ``TApplicationException``."""
+    if kind.startswith("declared"):
+        return "declared"
+    kind = kind.replace("-", "_")
+    return kind if kind in OUTCOMES else "application"
+
+
 class MethodStats:
-    __slots__ = ("buckets", "calls", "errors", "max_s", "total_s")
+    """Counters of one method. ``calls`` counts every call, refused ones included; the
+    histogram (``buckets``, ``observed``, ``total_s``) only calls that reached the handler."""
+
+    __slots__ = ("buckets", "calls", "errors", "max_s", "observed", "total_s")
 
     def __init__(self):
         self.calls = 0
+        self.observed = 0
         self.errors = {}
         self.buckets = [0] * (len(BUCKETS_MS) + 1)
         self.total_s = 0.0
@@ -37,15 +59,21 @@ class MethodStats:
 
     def record(self, seconds, error_kind=None):
         self.calls += 1
-        self.buckets[bisect_left(_BOUNDS_S, seconds)] += 1
+        self.observed += 1
+        self.buckets[bisect_left(BOUNDS_S, seconds)] += 1
         self.total_s += seconds
-        self.max_s = max(self.max_s, seconds)
+        if seconds > self.max_s:
+            self.max_s = seconds
         if error_kind is not None:
             self.errors[error_kind] = self.errors.get(error_kind, 0) + 1
 
+    def refuse(self, kind):
+        self.calls += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
 
 class Metrics:
-    """Counters for one served service, per method."""
+    """Counters for one served service, per method. Used from the greenlets of one process."""
 
     def __init__(self, service):
         self.service = service
@@ -58,12 +86,15 @@ class Metrics:
         return stats
 
     def record_error(self, method, kind, seconds=0.0):
-        """Record a call that failed outside the middleware chain (late, unknown, bad args)."""
-        self.stats(method).record(seconds, kind)
+        """Count a call that failed outside the middleware chain (``late``, ``wrong_target``,
+        ``unknown_method``...). Called by the processor, in the connection's greenlet. An unknown
+        method is counted under ``method=""`` on the Prometheus series."""
+        self.stats(method).refuse(kind)
 
     def middleware(self, handler):
         """Middleware recording every call that reaches the handler."""
         perf_counter = time.perf_counter
+        methods = self.methods
         stats_for = self.stats
 
         def measured(call):
@@ -71,9 +102,17 @@ class Metrics:
             try:
                 value = handler(call)
             except BaseException as e:
-                stats_for(call.method).record(perf_counter() - start, outcome_of(e))
+                (methods.get(call.method) or stats_for(call.method)).record(
+                    perf_counter() - start, outcome_of(e))
                 raise
-            stats_for(call.method).record(perf_counter() - start)
+            elapsed = perf_counter() - start
+            stats = methods.get(call.method) or stats_for(call.method)
+            stats.calls += 1  # MethodStats.record(elapsed), inlined for the common case
+            stats.observed += 1
+            stats.buckets[bisect_left(BOUNDS_S, elapsed)] += 1
+            stats.total_s += elapsed
+            if elapsed > stats.max_s:
+                stats.max_s = elapsed
             return value
 
         return measured
@@ -87,7 +126,57 @@ class Metrics:
                 "errors": dict(s.errors),
                 "error_count": sum(s.errors.values()),
                 "histogram": list(s.buckets),
-                "mean_ms": (s.total_s / s.calls * 1000.0) if s.calls else 0.0,
+                "mean_ms": (s.total_s / s.observed * 1000.0) if s.observed else 0.0,
                 "max_ms": s.max_s * 1000.0,
             }
         return {"service": self.service, "buckets_ms": list(BUCKETS_MS), "methods": methods}
+
+    def families(self, inflight=0, connections=0):
+        """The ``soa_server_*`` series as prometheus-client metric families (at scrape time)."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        service = self.service
+        calls = CounterMetricFamily(
+            "soa_server_calls", "Calls served, by outcome (ok, declared, application, internal,"
+            " late, unknown_method, wrong_target).", labels=("service", "method", "outcome"))
+        duration = HistogramMetricFamily(
+            "soa_server_call_duration_seconds",
+            "Time in the middleware chain and the handler, per method.",
+            labels=("service", "method"))
+        for name, s in sorted(list(self.methods.items())):
+            label = "" if name == _UNKNOWN else name
+            by_outcome = {"ok": s.calls - sum(s.errors.values())}
+            for kind, n in list(s.errors.items()):
+                outcome = outcome_label(kind)
+                by_outcome[outcome] = by_outcome.get(outcome, 0) + n
+            for outcome, n in by_outcome.items():
+                if n or outcome == "ok":
+                    calls.add_metric((service, label, outcome), n)
+            if s.observed:
+                duration.add_metric((service, label), cumulative(s.buckets), s.total_s)
+        yield calls
+        yield duration
+        yield _gauge("soa_server_inflight_calls", "Calls being served now.", service, inflight)
+        yield _gauge("soa_server_connections", "Open client connections.", service, connections)
+
+
+def _gauge(name, documentation, service, value):
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily(name, documentation, labels=("service",))
+    family.add_metric((service,), value)
+    return family
+
+
+def cumulative(buckets, bounds=BOUNDS_S):
+    """``[(le, cumulative count), ...]`` ending with ``+Inf``, from per-bucket counts."""
+    out, total = [], 0
+    for bound, n in zip(bounds, buckets):
+        total += n
+        out.append((_le(bound), total))
+    out.append(("+Inf", total + sum(buckets[len(bounds):])))
+    return out
+
+
+def _le(bound):
+    return repr(float(bound))

@@ -8,6 +8,11 @@ SIGTERM to every worker and waits for them. Each worker calls ``gevent.reinit()`
 handler and runs the accept loop on the shared socket; on SIGTERM it stops accepting, drains and
 exits 0. Supervisor and workers exit when their parent disappears.
 
+Metrics (``services.X.metrics``): the master binds the HTTP endpoint before forking (its port goes
+into the registry value) and serves it; each scrape adds up the workers' series, which they export
+on Unix sockets in a directory of the instance's own (``soa.observe.workers``). ``/readyz`` turns
+503 when the master's stop begins.
+
 On SIGTERM/SIGINT the master deregisters and revokes the lease, serves the grace period, then
 SIGTERMs the supervisor and exits with its status (0 when every worker drained). A second signal
 kills the supervisor (its workers follow) and exits at once.
@@ -16,7 +21,9 @@ kills the supervisor (its workers follow) and exits at once.
 import errno
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 
 import gevent
@@ -51,6 +58,8 @@ class Master:
         self.instance = None
         self.exit_code = None
         self.supervisor_pid = None
+        self.metrics_dir = None  # where workers export their metrics (None: metrics off)
+        self.endpoint = None
         self._registrar = None
         self._stopping = False
 
@@ -64,14 +73,18 @@ class Master:
         loading.user_middleware(service, self.config.import_paths)
         listener = listen(service.host, service.port)
         self.address = listener.getsockname()[:2]
+        metrics_listener = self._bind_metrics()
+        metrics_port = metrics_listener.getsockname()[1] if metrics_listener else 0
         self.instance_id = new_instance_id()
         self.instance = make_instance(service, service_cls, self.address[1],
-                                      instance_id=self.instance_id)
+                                      instance_id=self.instance_id, metrics_port=metrics_port)
         ready_r, ready_w = os.pipe()
         master_pid = os.getpid()
         pid = _fork()
         if pid == 0:  # the supervisor
             os.close(ready_r)
+            if metrics_listener is not None:
+                metrics_listener.close()
             code = 1
             try:
                 code = Supervisor(self, listener, ready_w, master_pid).run()
@@ -83,6 +96,7 @@ class Master:
         self.supervisor_pid = pid
         listener.close()
         os.close(ready_w)
+        self._serve_metrics(metrics_listener)
         try:
             self._await_workers(ready_r)
             # Handlers first: a signal that lands while registering must stop us gracefully
@@ -100,9 +114,49 @@ class Master:
         finally:
             self._deregister()
             os.close(ready_r)
+            self._close_metrics()
         if self.exit_code != 0 and not self._stopping:
             log.error("supervisor exited with %s", self.exit_code)
         return self
+
+    # -- metrics: the sum over the workers --------------------------------------------------
+
+    def _bind_metrics(self):
+        if not self.service.metrics:
+            return None
+        from soa.observe.endpoint import listen as listen_http
+
+        listener = listen_http(self.service.host, self.service.metrics_port)
+        self.metrics_dir = tempfile.mkdtemp(prefix=f"soa-{self.service.name}-metrics-")
+        return listener
+
+    def _serve_metrics(self, listener):
+        if listener is None:
+            return
+        from soa.observe.endpoint import Endpoint
+
+        self.endpoint = Endpoint(listener, self._families, self.ready, process=False).start()
+        log.info("%s metrics on http://%s:%s/metrics (the sum over its workers)",
+                 self.service.name, self.instance.host, self.endpoint.port)
+
+    def _families(self):
+        from soa.observe.endpoint import registry_families
+        from soa.observe.workers import collect_workers
+
+        yield from collect_workers(self.metrics_dir)
+        yield from registry_families(self.service.name, self._registrar)
+
+    def ready(self):
+        """``/readyz``: registered, and no stop has begun."""
+        registrar = self._registrar
+        return (not self._stopping and registrar is not None
+                and registrar.lease_id(self.instance) is not None)
+
+    def _close_metrics(self):
+        if self.endpoint is not None:
+            self.endpoint.stop()
+        if self.metrics_dir is not None:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def _await_workers(self, ready_r):
         os.set_blocking(ready_r, False)
@@ -243,9 +297,16 @@ def run_worker(master, listener, ready_w, parent_pid):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     gevent.reinit()
     server = Server(master.config, master.service, master.handler, listener=listener,
-                    register=False, instance_id=master.instance_id)
+                    register=False, instance_id=master.instance_id, endpoint=False)
+    export = None
     try:
         server.start()
+        if master.metrics_dir is not None:
+            from soa.observe.endpoint import make_registry, server_families
+            from soa.observe.workers import WorkerExport
+
+            export = WorkerExport(master.metrics_dir,
+                                  make_registry(lambda: server_families(server, False))).start()
     except BaseException:
         _write(ready_w, FAILED)
         raise
@@ -253,6 +314,8 @@ def run_worker(master, listener, ready_w, parent_pid):
     on_stop_signals(lambda signum: server.stop(grace=0))
     gevent.spawn(_watch_parent, parent_pid, server)
     server.wait()
+    if export is not None:
+        export.stop()
     return 0
 
 

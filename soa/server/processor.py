@@ -134,24 +134,28 @@ class Processor:
         write_begin = proto.write_message_begin
         write_struct = proto.write_struct
         monotonic = time.monotonic
+        last_meta, wrong, budget = None, False, None
         while True:
             io.count = 0
             name, mtype, seqid = read_begin()
             meta = io.headers
             deadline = None
             if meta:
-                target = meta.get(_SERVICE)
-                if target is not None and target != service or (
-                        meta.get(_INSTANCE, instance_id) != instance_id):
+                if meta is not last_meta:  # decoded blocks repeat: so does this verdict
+                    last_meta = meta
+                    target = meta.get(_SERVICE)
+                    wrong = (target is not None and target != service
+                             or meta.get(_INSTANCE, instance_id) != instance_id)
+                    budget = _budget(meta.get(_DEADLINE))
+                if wrong:
                     proto.skip(TType.STRUCT)
                     self._wrong_target(io, meta, name, mtype, seqid, write_begin, write_struct,
                                        flush)
                     if state.draining:
                         return
                     continue
-                budget = meta.get(_DEADLINE)
                 if budget is not None:
-                    deadline = _deadline(budget, monotonic)
+                    deadline = _LATE if budget <= LATE_MS else monotonic() + budget / 1000.0
             method = table.get(name)
             if method is None or (mtype != _CALL and mtype != _ONEWAY):
                 proto.skip(TType.STRUCT)
@@ -257,13 +261,12 @@ class Processor:
 _LATE = object()
 
 
-def _deadline(budget, monotonic):
-    """The deadline a ``soa-deadline-ms`` value gives, ``_LATE``, or None when it is not a number
-    (a peer's bad header never fails the call)."""
+def _budget(value):
+    """The milliseconds a ``soa-deadline-ms`` value gives, or None when there is none or it is
+    not a number (a peer's bad header never fails the call)."""
+    if value is None:
+        return None
     try:
-        ms = int(budget)
+        return int(value)
     except ValueError:
         return None
-    if ms <= LATE_MS:
-        return _LATE
-    return monotonic() + ms / 1000.0

@@ -60,7 +60,7 @@ def new_instance_id():
     return secrets.token_hex(8)
 
 
-def make_instance(service, service_cls, port, pid=None, instance_id=""):
+def make_instance(service, service_cls, port, pid=None, instance_id="", metrics_port=0):
     """The registry value this process publishes for ``service`` on ``port``."""
     return Instance(
         service=service.name,
@@ -77,6 +77,7 @@ def make_instance(service, service_cls, port, pid=None, instance_id=""):
         id=instance_id,
         theader=True,
         tls=service.tls is not None,
+        metrics_port=metrics_port,
     )
 
 
@@ -91,7 +92,7 @@ class Server:
     """
 
     def __init__(self, config, service, handler=None, *, listener=None, register=True,
-                 instance_id=None):
+                 instance_id=None, endpoint=True):
         self.config = config
         self.service = service
         self.metrics = Metrics(service.name)
@@ -106,6 +107,8 @@ class Server:
         self._listener = listener
         self._register = register
         self._registrar = None
+        self._endpoint_wanted = endpoint and service.metrics  # /metrics; see soa.observe
+        self.endpoint = None
         self._state = State()
         self._acceptor = None
         self._sweeper = None
@@ -119,16 +122,18 @@ class Server:
         idl, service_cls = loading.service_class(service)
         context = self.context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
-        middlewares = [access_log, self.metrics.middleware]
+        measured = service.metrics
+        middlewares = [access_log] + ([self.metrics.middleware] if measured else [])
         middlewares += loading.user_middleware(service, self.config.import_paths)
         self.tls = server_context(service.tls) if service.tls is not None else None
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
-                                   self.metrics, self.instance_id)
+                                   self.metrics if measured else None, self.instance_id)
         if self._listener is None:
             self._listener = listen(service.host, service.port)
         self.address = self._listener.getsockname()[:2]
+        metrics_port = self._start_endpoint()
         self.instance = make_instance(service, service_cls, self.address[1],
-                                      instance_id=self.instance_id)
+                                      instance_id=self.instance_id, metrics_port=metrics_port)
         self._acceptor = gevent.spawn(self._accept_loop)
         self._sweeper = gevent.spawn(self._sweep_idle)
         log.info("%s listening on %s:%s (%s/%s)", service.name, self.address[0],
@@ -140,6 +145,32 @@ class Server:
                 self.close()  # refused for good: do not serve unregistered
                 raise
         return self
+
+    def _start_endpoint(self):
+        """Serve /metrics, /healthz and /readyz on ``metrics_port``; returns the bound port."""
+        if not self._endpoint_wanted:
+            return 0
+        from soa.observe.endpoint import Endpoint, listen as listen_http, server_families
+
+        listener = listen_http(self.service.host, self.service.metrics_port)
+        self.endpoint = Endpoint(listener, lambda: server_families(self), self.ready).start()
+        log.info("%s metrics on http://%s:%s/metrics", self.service.name,
+                 advertised_host(self.service), self.endpoint.port)
+        return self.endpoint.port
+
+    @property
+    def registrar(self):
+        """The ``EtcdRegistrar`` keeping this instance registered, or None."""
+        return self._registrar
+
+    def ready(self):
+        """``/readyz``: serving, registered (when it registers), and no stop has begun."""
+        if self._stopping or self._acceptor is None or self._stopped.is_set():
+            return False
+        if not self._register:
+            return True
+        registrar = self._registrar
+        return registrar is not None and registrar.lease_id(self.instance) is not None
 
     def _accept_loop(self):
         listener = self._listener
@@ -249,6 +280,8 @@ class Server:
         self.deregister()
         if self.context is not None:
             self.context.close()
+        if self.endpoint is not None:
+            self.endpoint.stop()
         self._stopped.set()
         log.info("%s stopped", self.service.name)
 

@@ -1,13 +1,18 @@
 """Test certificates: a CA and the certificates it signs, written as PEM files (``cryptography``).
 
-``Authority(folder, name)`` makes a self-signed CA; ``issue(name, hosts=..., client=False,
-expired=False)`` writes ``name.crt``/``name.key`` signed by it and returns their paths. Keys are
-EC P-256, so making a set takes milliseconds.
+``Authority(folder, name)`` makes a self-signed CA (``name.crt``; ``cert`` is its path);
+``issue(name, hosts=..., client=False, expired=False)`` writes ``name.crt``/``name.key`` signed by
+it and returns their paths as an ``Issued(cert, key)``. A client certificate's common name is
+``name`` (etcd's user name under ``--client-cert-auth``). Keys are EC P-256, so making a set takes
+milliseconds.
 """
 
 import datetime
 import ipaddress
+from collections import namedtuple
 from pathlib import Path
+
+Issued = namedtuple("Issued", "cert key")
 
 
 class Authority:
@@ -22,7 +27,7 @@ class Authority:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
-        self.cert = (
+        certificate = (
             x509.CertificateBuilder()
             .subject_name(self.name).issuer_name(self.name)
             .public_key(self.key.public_key())
@@ -37,7 +42,8 @@ class Authority:
             .sign(self.key, hashes.SHA256())
         )
         self.path = self.folder / f"{name}.crt"
-        self.path.write_bytes(_pem(self.cert))
+        self.path.write_bytes(_pem(certificate))
+        self.cert = str(self.path)
 
     def issue(self, name, hosts=("127.0.0.1", "localhost"), client=False, expired=False):
         """``(cert path, key path)`` for a server (or, with ``client``, a client) certificate."""
@@ -76,7 +82,7 @@ class Authority:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
         key_path.chmod(0o600)
-        return str(cert_path), str(key_path)
+        return Issued(str(cert_path), str(key_path))
 
 
 def _pem(cert):

@@ -153,3 +153,16 @@ def write_config(path, *, etcd_endpoints, prefix, services, client=None, lease_t
         data["client"] = client
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie, waiting to be reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

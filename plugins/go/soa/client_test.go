@@ -1,103 +1,165 @@
-package soa
+package soa_test
 
 import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/soa-shop/soa/plugins/go/internal/gen/client_echo"
+	"github.com/soa-shop/soa/plugins/go/soa"
 )
 
-func listening(t *testing.T) (Instance, net.Listener) {
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func instanceAt(t *testing.T, addr string) soa.Instance {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	in, err := soa.ParseInstance([]byte(`{"service":"echo","host":"`+host+`","port":`+port+`}`), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// A listener that accepts and closes every connection at once: a request sent to it is lost.
+func dropping(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
+			buf := make([]byte, 1)
+			_, _ = c.Read(buf)
 			c.Close()
 		}
 	}()
-	return Instance{Service: "s", Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, Weight: 100,
-		Protocol: "binary", Transport: "buffered"}, l
+	return l.Addr().String()
 }
 
-func TestCallFailsOverOnRefusedConnection(t *testing.T) {
-	alive, l := listening(t)
-	defer l.Close()
-	dead := alive
-	dead.Port, _ = strconv.Atoi(deadEndpoint(t)[len("127.0.0.1:"):])
-	refused := 0
-	c := NewClient("s", StaticInstances{dead, alive}, ClientOptions{
-		OnConnectError: func(Instance, error) { refused++ },
-	})
-	for i := 0; i < 6; i++ {
-		calls := 0
-		err := c.Call(context.Background(), func(ctx context.Context, _ thrift.TClient) error {
-			calls++
-			return nil
-		})
-		if err != nil || calls != 1 {
-			t.Fatalf("call %d: %v (fn ran %d times)", i, err, calls)
-		}
-		if last, ok := c.LastInstance(); !ok || last.Port != alive.Port {
-			t.Fatalf("served by %+v", last)
-		}
-	}
-	if refused != 1 {
-		t.Fatalf("the dead instance was tried %d times; ejected, it should be tried once", refused)
-	}
-}
-
-func TestEjectedInstanceIsStillTriedWhenAlone(t *testing.T) {
-	alive, l := listening(t)
-	defer l.Close()
-	c := NewClient("s", StaticInstances{alive}, ClientOptions{})
-	c.ejected[alive.Address()] = time.Now().Add(time.Hour)
-	if err := c.Call(context.Background(), func(context.Context, thrift.TClient) error { return nil }); err != nil {
+func TestPoolReusesConnectionsAndClosesThoseOfInstancesThatLeave(t *testing.T) {
+	prefix := testPrefix()
+	a, b := startEcho(prefix), startEcho(prefix)
+	defer a.stop()
+	reg, err := soa.NewRegistry(soa.RegistryConfig{Endpoints: []string{testEtcd()}, Prefix: prefix})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, still := c.ejected[alive.Address()]; still {
-		t.Fatal("a successful connection did not clear the ejection")
+	defer reg.Close()
+	ctx := context.Background()
+	client, err := soa.Dial(ctx, reg, "echo", soa.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	echo := client_echo.NewEchoServiceClient(client)
+	for range 20 {
+		if _, err := echo.Whoami(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats := client.PoolStats()
+	if stats[a.addr] != 1 || stats[b.addr] != 1 {
+		t.Fatalf("20 sequential calls dialled %v, want one connection per instance", stats)
+	}
+	b.stop()
+	waitFor(t, "b to leave", func() bool { return len(client.Instances()) == 1 })
+	if _, ok := client.PoolStats()[b.addr]; ok {
+		t.Fatal("the pool of the instance that left is still there")
+	}
+	for range 5 {
+		if port, err := echo.Whoami(ctx); err != nil || port != a.handler.port {
+			t.Fatalf("got %d, %v", port, err)
+		}
 	}
 }
 
-func TestCallNoInstance(t *testing.T) {
-	dead := Instance{Service: "s", Host: "127.0.0.1", Weight: 1}
-	dead.Port, _ = strconv.Atoi(deadEndpoint(t)[len("127.0.0.1:"):])
-	c := NewClient("s", StaticInstances{dead}, ClientOptions{})
-	err := c.Call(context.Background(), func(context.Context, thrift.TClient) error {
-		t.Fatal("fn ran without a connection")
-		return nil
-	})
-	var ni *NoInstanceError
-	if !errors.As(err, &ni) || len(ni.Tried) != 1 {
-		t.Fatalf("got %v", err)
+func TestConnectFailureGoesToTheNextInstanceAndSentCallsRetryOnlyIfIdempotent(t *testing.T) {
+	prefix := testPrefix()
+	live := startEcho(prefix)
+	defer live.stop()
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	ctx := context.Background()
+
+	refused := soa.StaticInstances{instanceAt(t, deadAddr), instanceAt(t, live.addr)}
+	c, _ := soa.NewClient("echo", refused, soa.ClientOptions{})
+	defer c.Close()
+	for range 4 { // bump is not idempotent: it may still go on, as it was never sent
+		if _, err := client_echo.NewEchoServiceClient(c).Bump(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	err = NewClient("s", StaticInstances{}, ClientOptions{}).Call(context.Background(),
-		func(context.Context, thrift.TClient) error { return nil })
-	if !errors.As(err, &ni) || len(ni.Tried) != 0 {
-		t.Fatalf("empty set: got %v", err)
+
+	lost := soa.StaticInstances{instanceAt(t, dropping(t)), instanceAt(t, live.addr)}
+	c2, _ := soa.NewClient("echo", lost, soa.ClientOptions{Idempotent: []string{"echo"}, EjectAfter: -1})
+	defer c2.Close()
+	echo := client_echo.NewEchoServiceClient(c2)
+	_, err := echo.Bump(ctx, "k") // round robin: the dropping instance first
+	var te *soa.TransportError
+	if !errors.As(err, &te) || !te.Sent {
+		t.Fatalf("a sent non-idempotent call: got %v, want a sent TransportError", err)
+	}
+	if _, err := echo.Bump(ctx, "k"); err != nil { // the live one
+		t.Fatal(err)
+	}
+	for range 4 {
+		if msg, err := echo.Echo(ctx, "x"); err != nil || msg != "x" {
+			t.Fatalf("an idempotent call was not retried: %q %v", msg, err)
+		}
 	}
 }
 
-func TestCallTimeoutBoundsTheCall(t *testing.T) {
-	alive, l := listening(t)
-	defer l.Close()
-	c := NewClient("s", StaticInstances{alive}, ClientOptions{CallTimeout: 100 * time.Millisecond})
-	start := time.Now()
-	err := c.Call(context.Background(), func(ctx context.Context, _ thrift.TClient) error {
-		<-ctx.Done()
-		return ctx.Err()
-	})
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
-		t.Fatalf("got %v after %v", err, time.Since(start))
+func TestOutlierIsEjected(t *testing.T) {
+	prefix := testPrefix()
+	live := startEcho(prefix)
+	defer live.stop()
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	c, _ := soa.NewClient("echo", soa.StaticInstances{instanceAt(t, deadAddr), instanceAt(t, live.addr)},
+		soa.ClientOptions{EjectBase: time.Minute})
+	defer c.Close()
+	attempts := 0
+	ctx := context.Background()
+	for range 10 {
+		if err := client_echo.NewEchoServiceClient(c).Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.Instances(); len(got) != 1 || got[0].Address() != live.addr {
+		t.Fatalf("after 3 refusals the dead instance should be ejected; usable: %v (%d)", got, attempts)
+	}
+}
+
+func TestCancelledContextStopsTheCall(t *testing.T) {
+	prefix := testPrefix()
+	live := startEcho(prefix)
+	defer live.stop()
+	c, _ := soa.NewClient("echo", soa.StaticInstances{instanceAt(t, live.addr)}, soa.ClientOptions{})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	started := time.Now()
+	_, err := client_echo.NewEchoServiceClient(c).Slow(ctx, 2000)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(started) > time.Second {
+		t.Fatalf("got %v after %s", err, time.Since(started))
 	}
 }

@@ -22,21 +22,33 @@ const (
 	ErrKeyMismatch  = "key_mismatch"
 )
 
-var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+var (
+	serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	instanceID  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
 
 // Instance is one registered instance: a registry value with every field filled in.
 type Instance struct {
-	Service   string            `json:"service"`
-	Host      string            `json:"host"`
-	Port      int               `json:"port"`
-	Weight    int               `json:"weight"`
-	Protocol  string            `json:"protocol"`  // "binary" or "compact"
-	Transport string            `json:"transport"` // "buffered" or "framed"
-	Version   string            `json:"version"`
-	IDLHash   string            `json:"idl_hash"`
-	Tags      map[string]string `json:"tags"`
-	Pid       int64             `json:"pid"`
-	StartedAt float64           `json:"started_at"`
+	Service   string            `json:"service"`    // the soa service name
+	Host      string            `json:"host"`       // the host clients dial (IPv6 without brackets)
+	Port      int               `json:"port"`       // the port clients dial
+	Weight    int               `json:"weight"`     // relative share of traffic; 0: none
+	Protocol  string            `json:"protocol"`   // "binary" or "compact"
+	Transport string            `json:"transport"`  // "buffered" or "framed"
+	Version   string            `json:"version"`    // the release version
+	IDLHash   string            `json:"idl_hash"`   // fingerprint of the served IDL; "" unknown
+	Tags      map[string]string `json:"tags"`       // free-form labels
+	Pid       int64             `json:"pid"`        // the registering process
+	StartedAt float64           `json:"started_at"` // Unix seconds when it started
+	// ID is this registration's instance id ("" when the writer sets none); sent back to the
+	// instance as soa-instance so it can refuse calls meant for another one.
+	ID string `json:"id"`
+	// THeader is true when the instance accepts Apache Thrift THeader frames with call metadata.
+	THeader bool `json:"theader"`
+	// TLS is true when the instance serves TLS only.
+	TLS bool `json:"tls"`
+	// MetricsPort is the instance's HTTP metrics port on Host; 0 means none.
+	MetricsPort int `json:"metrics_port"`
 	// Leaving is true when the value was marked just before an explicit deregistration;
 	// readers treat such an instance as gone.
 	Leaving bool `json:"-"`
@@ -52,10 +64,11 @@ func (i Instance) Address() string {
 
 // ParseError is a registry value that breaks SCHEMA.md; Code is one of the Err* codes.
 type ParseError struct {
-	Code    string
-	Message string
+	Code    string // one of the Err* codes
+	Message string // what was wrong, for people
 }
 
+// Error is "code: message".
 func (e *ParseError) Error() string { return e.Code + ": " + e.Message }
 
 func invalid(code, format string, args ...any) *ParseError {
@@ -144,6 +157,26 @@ func ParseInstance(value []byte, key, prefix string) (Instance, error) {
 	if in.StartedAt, err = f.number("started_at"); err != nil {
 		return Instance{}, err
 	}
+	if in.ID, err = f.str("id", false, ""); err != nil {
+		return Instance{}, err
+	}
+	if in.ID != "" && !instanceID.MatchString(in.ID) {
+		return Instance{}, invalid(ErrBadValue, "id: not an instance id: %q", in.ID)
+	}
+	if in.THeader, err = f.boolean("theader"); err != nil {
+		return Instance{}, err
+	}
+	if in.TLS, err = f.boolean("tls"); err != nil {
+		return Instance{}, err
+	}
+	metrics, err := f.integer("metrics_port", false, 0)
+	if err != nil {
+		return Instance{}, err
+	}
+	if metrics < 0 || metrics > 65535 {
+		return Instance{}, invalid(ErrBadValue, "metrics_port: out of range: %d", metrics)
+	}
+	in.MetricsPort = int(metrics)
 	in.Leaving = obj["leaving"] == true
 	if key != "" {
 		if want := ServicePrefix(prefix, in.Service) + in.Address(); key != want {
@@ -195,6 +228,18 @@ func (f fields) integer(name string, required bool, def int64) (int64, error) {
 		return 0, invalid(ErrBadValue, "%s: out of range: %s", name, n)
 	}
 	return i, nil
+}
+
+func (f fields) boolean(name string) (bool, error) {
+	v, ok, err := f.get(name, false)
+	if err != nil || !ok {
+		return false, err
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		return false, badType(name, "a boolean", v)
+	}
+	return b, nil
 }
 
 func (f fields) number(name string) (float64, error) {

@@ -3,30 +3,49 @@ package soa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"reflect"
 	"sort"
 	"sync"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// RegistryConfig says where the registry is. Zero values take the defaults.
+// RegistryConfig says where the registry is and how to reach it. Zero values take the defaults.
 type RegistryConfig struct {
-	Endpoints   []string      // etcd client URLs or host:port; default 127.0.0.1:2379
-	Prefix      string        // key prefix; default "/soa"
-	DialTimeout time.Duration // per list request; default 2s
-	Logger      *log.Logger   // warnings about skipped values; default log.Default()
+	// Endpoints are etcd client URLs or host:port pairs; default 127.0.0.1:2379. The etcd client
+	// fails over between them.
+	Endpoints []string
+	// Prefix is the registry key prefix; default "/soa".
+	Prefix string
+	// DialTimeout bounds the first list of Resolve and each List; default 2s.
+	DialTimeout time.Duration
+	// Username and Password authenticate to an etcd with auth enabled (etcd.user and
+	// etcd.password in soa.yaml). Empty means no authentication.
+	Username string
+	Password string // never logged
+	// TLS, when set, dials etcd over TLS (etcd.tls in soa.yaml).
+	TLS *TLSFiles
+	// Logger hears warnings about skipped registry values; default log.Default().
+	Logger *log.Logger
 }
 
-// Registry reads soa registrations from etcd.
+// Registry reads soa registrations from etcd with the official client (go.etcd.io/etcd/client/v3).
+// It is safe for concurrent use; Close releases its etcd connection.
 type Registry struct {
-	prefix string
-	gw     *gateway
-	logger *log.Logger
+	prefix  string
+	timeout time.Duration
+	etcd    *clientv3.Client
+	logger  *log.Logger
 }
 
-// NewRegistry returns a Registry for cfg; it does not connect until used.
-func NewRegistry(cfg RegistryConfig) *Registry {
+// NewRegistry returns a Registry for cfg. It does not wait for etcd: an unreachable etcd shows
+// up as an error of the first List or Resolve. Bad TLS files are an error here.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	if len(cfg.Endpoints) == 0 {
 		cfg.Endpoints = []string{"127.0.0.1:2379"}
 	}
@@ -39,34 +58,66 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	return &Registry{prefix: cfg.Prefix, gw: newGateway(cfg.Endpoints, cfg.DialTimeout), logger: cfg.Logger}
+	etcdCfg := clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		Logger:               quietLogger(),
+	}
+	if cfg.TLS != nil {
+		tlsCfg, err := cfg.TLS.config("")
+		if err != nil {
+			return nil, fmt.Errorf("soa: etcd tls: %w", err)
+		}
+		etcdCfg.TLS = tlsCfg
+	}
+	cli, err := clientv3.New(etcdCfg)
+	if err != nil {
+		return nil, &DiscoveryError{Op: "connect to etcd", Err: err}
+	}
+	return &Registry{prefix: cfg.Prefix, timeout: cfg.DialTimeout, etcd: cli, logger: cfg.Logger}, nil
 }
 
+// Close closes the etcd connection; Resolvers of this Registry stop updating.
+func (r *Registry) Close() error { return r.etcd.Close() }
+
 // List returns the live instances of service (invalid and leaving values skipped, each invalid
-// one with a warning), sorted by address.
+// one with a warning), sorted by address. It fails when etcd does not answer within DialTimeout.
 func (r *Registry) List(ctx context.Context, service string) ([]Instance, error) {
 	m := newMirror(r.prefix, r.logger)
-	kvs, _, err := r.gw.rangePrefix(ctx, ServicePrefix(r.prefix, service))
-	if err != nil {
+	if _, err := r.list(ctx, ServicePrefix(r.prefix, service), m); err != nil {
 		return nil, err
 	}
-	m.reset(kvs)
 	return m.snapshot(), nil
 }
 
+func (r *Registry) list(ctx context.Context, prefix string, m *mirror) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	resp, err := r.etcd.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, &DiscoveryError{Op: "list " + prefix, Err: err}
+	}
+	m.reset(resp.Kvs)
+	return resp.Header.Revision, nil
+}
+
 // Resolve lists service's instances and keeps them current with a watch until the Resolver is
-// closed. It fails only when etcd cannot be reached for the first list.
+// closed. It fails only when etcd cannot be reached for the first list; after that, while etcd
+// is unreachable, the Resolver keeps the last set it knew and resumes when etcd returns.
 func (r *Registry) Resolve(ctx context.Context, service string) (*Resolver, error) {
 	prefix := ServicePrefix(r.prefix, service)
-	kvs, rev, err := r.gw.rangePrefix(ctx, prefix)
+	res := &Resolver{service: service, mirror: newMirror(r.prefix, r.logger), done: make(chan struct{})}
+	rev, err := r.list(ctx, prefix, res.mirror)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	res := &Resolver{service: service, mirror: newMirror(r.prefix, r.logger), cancel: cancel,
-		done: make(chan struct{})}
-	res.mirror.reset(kvs)
 	res.publish()
+	wctx, cancel := context.WithCancel(context.Background())
+	res.cancel = cancel
 	go res.run(wctx, r, prefix, rev)
 	return res, nil
 }
@@ -83,8 +134,12 @@ type Resolver struct {
 	changed   chan struct{} // closed and replaced on every change
 }
 
-// Instances is the current set: every valid, non-leaving instance, sorted by address. While
-// etcd is unreachable it stays the last set known (stale beats empty).
+// Service is the service name this Resolver follows.
+func (res *Resolver) Service() string { return res.service }
+
+// Instances is the current set: every valid, non-leaving instance, sorted by address (the
+// registry's key order). While etcd is unreachable it stays the last set known (stale beats
+// empty). The slice is shared: do not modify it.
 func (res *Resolver) Instances() []Instance {
 	res.mu.RLock()
 	defer res.mu.RUnlock()
@@ -98,7 +153,7 @@ func (res *Resolver) Changed() <-chan struct{} {
 	return res.changed
 }
 
-// Close stops the watch.
+// Close stops the watch and waits for it to end.
 func (res *Resolver) Close() {
 	res.cancel()
 	<-res.done
@@ -118,37 +173,42 @@ func (res *Resolver) publish() {
 	res.changed = make(chan struct{})
 }
 
-// run watches from rev+1; when the stream breaks it lists again (with backoff while etcd is
-// unreachable) and watches from the new revision, so no change is missed.
+// run watches from rev+1. The etcd client itself reconnects a broken stream and resumes from
+// the last revision it delivered; when the start revision was compacted (or the watch was
+// cancelled) the range is listed again, with backoff while etcd is unreachable.
 func (res *Resolver) run(ctx context.Context, r *Registry, prefix string, rev int64) {
 	defer close(res.done)
 	delay := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := r.gw.watchPrefix(ctx, prefix, rev+1, func(events []watchEvent) {
-			res.mirror.apply(events)
-			res.publish()
-		})
-		if time.Since(started) > 5*time.Second {
-			delay = 100 * time.Millisecond // the watch was healthy for a while
-		}
-		for ctx.Err() == nil {
-			if !errors.Is(err, errCompacted) {
-				select {
-				case <-ctx.Done():
-				case <-time.After(delay):
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		watch := r.etcd.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		for resp := range watch {
+			if err := resp.Err(); err != nil {
+				if !errors.Is(err, rpctypes.ErrCompacted) && resp.CompactRevision == 0 {
+					r.logger.Printf("soa: watch of %s ended: %v; listing again", prefix, err)
 				}
-				delay = min(delay*2, 5*time.Second)
+				break
 			}
-			var kvs []kv
-			if kvs, rev, err = r.gw.rangePrefix(ctx, prefix); err == nil {
-				res.mirror.reset(kvs)
+			if len(resp.Events) == 0 {
+				continue
+			}
+			res.mirror.apply(resp.Events)
+			rev = resp.Header.Revision
+			res.publish()
+			delay = 100 * time.Millisecond
+		}
+		cancel()
+		for ctx.Err() == nil {
+			var err error
+			if rev, err = r.list(ctx, prefix, res.mirror); err == nil {
 				res.publish()
 				break
 			}
-		}
-		if ctx.Err() != nil {
-			return
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 5*time.Second)
 		}
 	}
 }
@@ -166,7 +226,7 @@ func newMirror(prefix string, logger *log.Logger) *mirror {
 	return &mirror{prefix: prefix, logger: logger, entries: map[string]Instance{}, warned: map[string]int64{}}
 }
 
-func (m *mirror) reset(kvs []kv) {
+func (m *mirror) reset(kvs []*mvccpb.KeyValue) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries = map[string]Instance{}
@@ -175,19 +235,19 @@ func (m *mirror) reset(kvs []kv) {
 	}
 }
 
-func (m *mirror) apply(events []watchEvent) {
+func (m *mirror) apply(events []*clientv3.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range events {
-		if e.Delete {
-			delete(m.entries, string(e.KV.Key))
+		if e.Type == clientv3.EventTypeDelete {
+			delete(m.entries, string(e.Kv.Key))
 		} else {
-			m.put(e.KV)
+			m.put(e.Kv)
 		}
 	}
 }
 
-func (m *mirror) put(item kv) {
+func (m *mirror) put(item *mvccpb.KeyValue) {
 	key := string(item.Key)
 	in, err := ParseInstance(item.Value, key, m.prefix)
 	if err != nil {

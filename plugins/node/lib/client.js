@@ -1,156 +1,380 @@
 'use strict';
 /**
- * Calls one service's instances with Apache Thrift generated client code: smooth weighted round
- * robin, the protocol and transport each instance registered, connect and call timeouts, and
- * failover to the next instance when a connection cannot be made (nothing was sent yet, so any
- * call may go elsewhere). Each call has its own connection, so none inherits a broken one.
+ * Calls one soa service: picks an instance with the configured balancer, takes a pooled
+ * connection to it, and sends the call (THeader with deadline and identity to instances that
+ * speak it, plain Thrift to the others). Around each attempt:
+ * - retries: a failure before sending (connect refused or timed out, `wrong-target`) always goes
+ *   to an instance not tried yet (at most UNSENT_RETRIES times); a failure after sending is
+ *   retried only for methods in `idempotent`, at most `retries` times, each paid from the retry
+ *   budget; nothing is retried after the deadline, and answers (IDL exceptions,
+ *   TApplicationException) and DeadlineExceeded never are;
+ * - outlier ejection: `ejectAfter` failures in a row (connect errors, broken connections,
+ *   timeouts) leave an instance out for `ejectBase * 2^(n-1)` ms (n-th ejection in a row, at
+ *   most `ejectCap`), never the last usable one; the first success ends the streak;
+ * - `wrong-target` leaves the instance out until its registration changes;
+ * - the IDL policy (idl.js) filters the set; instances that leave get their pools closed.
+ * Everything runs on the event loop; nothing blocks.
  */
 
-const thrift = require('thrift');
-const { Balancer } = require('./balancer');
+const fs = require('node:fs');
+const { performance } = require('node:perf_hooks');
+const { byName } = require('./balancers');
 const { address } = require('./instance');
+const { Pool } = require('./pool');
+const { RetryBudget } = require('./budget');
+const { IdlPolicy, findIdlHash } = require('./idl');
+const { clientClass } = require('./connection');
+const { prober } = require('./probe');
+const {
+  ConfigError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
+} = require('./errors');
 
-/** No instance could be connected to: the set was empty, all weights 0, or all refused. */
-class NoInstanceAvailable extends Error {
-  constructor(service, tried, errors) {
-    super(tried.length
-      ? `soa: no instance of ${service} reachable (tried ${tried.join(', ')}): ${errors.map((e) => e.message).join('; ')}`
-      : `soa: no instance of ${service} available`);
-    this.name = 'NoInstanceAvailable';
-    this.tried = tried;
-    this.errors = errors;
-  }
+const UNSENT_RETRIES = 3;
+const DEFAULTS = {
+  balancer: 'round_robin',
+  timeout: 1000,
+  connectTimeout: 250,
+  retries: 2,
+  retryBudget: 0.1,
+  poolSize: 64,
+  poolIdleTimeout: 60000,
+  pipeline: 8,
+  theader: true,
+  idlMismatch: 'warn',
+  ejectAfter: 3,
+  ejectBase: 500,
+  ejectCap: 30000,
+  lateGrace: 50,
+  massRemovalShare: 0.5,
+  probeInterval: 1000,
+};
+
+/**
+ * node:tls options from ours (`ca`, `cert`, `key`: PEM file paths, as soa.yaml's
+ * `client.tls`; `serverName`: the name to verify instead of the instance's host). Without
+ * `ca` the system's CAs verify; the server's certificate is always verified.
+ */
+function tlsOptions(tls) {
+  if (!tls) return {};
+  const read = (what) => {
+    try {
+      return fs.readFileSync(tls[what]);
+    } catch (e) {
+      throw new ConfigError(`soa: tls.${what}: cannot read ${tls[what]}: ${e.code || e.message}`);
+    }
+  };
+  if (Boolean(tls.cert) !== Boolean(tls.key)) throw new ConfigError('soa: tls: cert and key go together');
+  const out = { rejectUnauthorized: true };
+  if (tls.ca) out.ca = read('ca');
+  if (tls.cert) { out.cert = read('cert'); out.key = read('key'); }
+  if (tls.serverName) out.servername = tls.serverName;
+  return out;
 }
 
-/** The call did not finish within callTimeout; it may have run on the server. */
-class CallTimeout extends Error {
-  constructor(instance, ms) {
-    super(`soa: call to ${address(instance)} timed out after ${ms} ms`);
-    this.name = 'CallTimeout';
-    this.instance = instance;
-  }
-}
-
-/** The connection broke during the call; it may have run on the server. */
-class TransportError extends Error {
-  constructor(instance, cause) {
-    super(`soa: connection to ${address(instance)} broke: ${cause && cause.message ? cause.message : cause}`);
-    this.name = 'TransportError';
-    this.instance = instance;
-    this.cause = cause;
-  }
-}
-
-const TRANSPORTS = { buffered: thrift.TBufferedTransport, framed: thrift.TFramedTransport };
-const PROTOCOLS = { binary: thrift.TBinaryProtocol, compact: thrift.TCompactProtocol };
-
-/** Opens a Thrift connection to `instance`; rejects (having sent nothing) if it cannot. */
-function open(instance, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const connection = thrift.createConnection(instance.host, instance.port, {
-      transport: TRANSPORTS[instance.transport],
-      protocol: PROTOCOLS[instance.protocol],
-    });
-    const fail = (error) => {
-      clearTimeout(timer);
-      connection.removeAllListeners('connect');
-      connection.on('error', () => {}); // a late error of a socket given up on
-      connection.destroy();
-      reject(error);
-    };
-    const timer = setTimeout(() => fail(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
-    connection.once('error', fail);
-    connection.once('close', () => fail(new Error('connection closed')));
-    connection.once('connect', () => {
-      clearTimeout(timer);
-      connection.removeAllListeners('error');
-      connection.removeAllListeners('close');
-      resolve(connection);
-    });
-  });
-}
+/** What makes a registration another one: a new process, or a new wire format. */
+const identity = (i) => `${i.id}|${i.pid}|${i.started_at}|${i.protocol}|${i.transport}|${i.theader}|${i.tls}`;
 
 class Client {
   /**
-   * `source`: a Resolver, or anything with an `instances` array. `ServiceClient`: the generated
-   * service module (e.g. require('./gen-nodejs/CatalogService')) or its Client class.
-   * Options: `service` (a name for errors), `connectTimeout` (ms, default 500), `callTimeout`
-   * (ms, default 5000), `onConnectError(instance, error)` (hears of each failover),
-   * `ejectFor` (ms an instance that refused is passed over while others remain; default 2000,
-   * 0 disables).
+   * `source`: a Resolver (emits 'change') or anything with an `instances` array.
+   * `ServiceClient`: the generated service module (require('./gen-nodejs/CatalogService')) or
+   * its Client class. Options: see README.md. Throws ConfigError on bad options.
    */
   constructor(source, ServiceClient, options = {}) {
+    if (!clientClass(ServiceClient)) throw new ConfigError('soa: expected the generated service module or its Client class');
+    this.options = { ...DEFAULTS, ...options };
+    const o = this.options;
+    for (const k of ['timeout', 'connectTimeout', 'poolSize', 'pipeline', 'poolIdleTimeout', 'ejectAfter']) {
+      if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new ConfigError(`soa: ${k}: expected a positive number, got ${JSON.stringify(o[k])}`);
+    }
     this.source = source;
     this.ServiceClient = ServiceClient;
-    this.service = options.service || source.service || 'service';
-    this.connectTimeout = options.connectTimeout || 500;
-    this.callTimeout = options.callTimeout || 5000;
-    this.onConnectError = options.onConnectError || null;
-    this.ejectFor = options.ejectFor === undefined ? 2000 : options.ejectFor;
-    this.ejected = new Map(); // address -> passed over until (ms since the epoch)
-    this.balancer = new Balancer();
-    this.lastInstance = null; // the instance that served the most recent call
+    this.service = o.service || source.service || 'service';
+    this.logger = o.logger || console;
+    this.idempotent = new Set(o.idempotent || []);
+    this.inflight = new Map();
+    try {
+      this.balancer = byName(o.balancer, this.inflight);
+      this.idl = new IdlPolicy(this.service, o.idlHash !== undefined ? o.idlHash : findIdlHash(ServiceClient), o.idlMismatch, this.logger);
+    } catch (e) {
+      throw new ConfigError(e.message);
+    }
+    this.tls = tlsOptions(o.tls);
+    this.budget = new RetryBudget({ ratio: o.retryBudget });
+    this.pools = new Map(); // address -> Pool
+    this.known = new Map(); // address -> instance
+    this.ejected = new Map(); // address -> timer
+    this.strikes = new Map();
+    this.streak = new Map();
+    this.wrongTarget = new Map(); // address -> identity refused
+    this.addrs = new WeakMap(); // instance -> address
+    this.held = new Map(); // address -> instance kept through a mass removal
+    this.listed = false;
+    this.probe = prober(ServiceClient, { connectTimeout: o.connectTimeout, tls: this.tls });
+    this.lastInstance = null;
+    this.counters = { calls: 0, retries: 0, ejections: 0, wrongTarget: 0 };
     this.ownsSource = false;
+    this.closed = false;
+    this.onChange = (instances) => this.update(instances);
+    if (typeof source.on === 'function') source.on('change', this.onChange);
+    this.update(source.instances);
   }
 
   /**
-   * Runs `fn(client)` with a generated client connected to the next instance, and returns what
-   * its promise resolves to, e.g. `await soa.call((c) => c.ping())`. Refused or timed-out
-   * connections go to the next instance until each has been tried; `fn` runs at most once.
+   * A new complete set from the registry. A change that removes every instance, or more than
+   * `massRemovalShare` of them, at once is suspicious (an etcd hiccup, a lease lost and about to
+   * be written again): the removed ones are held, and dropped one by one as probes fail.
    */
-  async call(fn) {
-    const tried = [];
-    const errors = [];
-    for (;;) {
-      const set = this.source.instances;
-      const instance = this.balancer.pick(set, this.passOver(tried))
-        || this.balancer.pick(set, new Set(tried)); // only ejected ones left: try them too
-      if (!instance) throw new NoInstanceAvailable(this.service, tried, errors);
-      let connection;
-      try {
-        connection = await open(instance, this.connectTimeout);
-      } catch (e) {
-        if (this.ejectFor > 0) this.ejected.set(address(instance), Date.now() + this.ejectFor);
-        if (this.onConnectError) this.onConnectError(instance, e);
-        tried.push(address(instance));
-        errors.push(e);
-        continue;
+  update(instances, guard = true) {
+    const plain = this.options.theader === false;
+    const fresh = new Map(instances.map((i) => [address(i), plain && i.theader ? { ...i, theader: false } : i]));
+    for (const addr of this.held.keys()) if (fresh.has(addr)) this.held.delete(addr); // back: the registry is right again
+    const registered = this.known.size - this.held.size;
+    const removed = [...this.known.keys()].filter((a) => !fresh.has(a) && !this.held.has(a));
+    if (guard && removed.length && this.listed && (removed.length === registered || removed.length / registered > this.options.massRemovalShare)) {
+      this.logger.warn(`soa: ${this.service}: the registry removed ${removed.length} of ${registered} instance(s) at once; keeping them until probes confirm`);
+      for (const addr of removed) {
+        this.held.set(addr, this.known.get(addr));
+        this.probeHeld(addr);
       }
-      this.ejected.delete(address(instance));
+    }
+    for (const [addr, instance] of this.held) fresh.set(addr, instance);
+    this.listed = true;
+    for (const [addr, old] of this.known) {
+      const now = fresh.get(addr);
+      if (now && identity(now) === identity(old)) continue;
+      const pool = this.pools.get(addr);
+      if (pool) { pool.close(); this.pools.delete(addr); } // left, or a new process there
+      if (!now) this.forget(addr);
+    }
+    for (const [addr, refused] of this.wrongTarget) {
+      const now = fresh.get(addr);
+      if (!now || identity(now) !== refused) this.wrongTarget.delete(addr);
+    }
+    this.known = fresh;
+    this.rebuild();
+  }
+
+  /** A held instance is probed every `probeInterval` ms; the first failed probe drops it. */
+  async probeHeld(addr) {
+    while (!this.closed && this.held.has(addr)) {
+      if (!(await this.probe(this.held.get(addr)))) {
+        if (this.held.delete(addr)) {
+          this.logger.warn(`soa: ${this.service}: ${addr} did not answer a probe; dropping it`);
+          this.update(this.source.instances, false);
+        }
+        return;
+      }
+      await new Promise((r) => { setTimeout(r, this.options.probeInterval).unref(); });
+    }
+  }
+
+  forget(addr) {
+    clearTimeout(this.ejected.get(addr));
+    this.ejected.delete(addr);
+    this.strikes.delete(addr);
+    this.streak.delete(addr);
+    this.inflight.delete(addr);
+  }
+
+  rebuild() {
+    const chosen = [];
+    for (const [addr, i] of this.known) {
+      if (!this.ejected.has(addr) && !this.wrongTarget.has(addr) && this.idl.accepts(i, addr)) chosen.push(i);
+    }
+    this.picker = this.balancer.picker(chosen);
+    this.usable = new Set(this.picker.instances.map((i) => this.addr(i)));
+  }
+
+  /** `method(...args)` on some instance; resolves to its result. */
+  call(method, ...args) {
+    return this.invoke(method, args);
+  }
+
+  /**
+   * `method(...args)` with per-call options: `timeout` (ms) or `deadline` (a
+   * performance.now() value), `hashKey` (for consistent_hash), `idempotent` (overrides the
+   * client's list for this call).
+   */
+  invoke(method, args = [], opts = {}) {
+    if (this.closed) return Promise.reject(new ConfigError('soa: the client is closed'));
+    const deadline = opts.deadline !== undefined ? opts.deadline : performance.now() + (opts.timeout || this.options.timeout);
+    let key = opts.hashKey;
+    if (key === undefined && this.options.hashKey) key = this.options.hashKey(method, args);
+    this.budget.deposit();
+    this.counters.calls += 1;
+    const instance = this.picker.pick(key);
+    if (!instance) return Promise.reject(this.noInstance());
+    // the first attempt; failures go on in retry(), off the common path
+    return this.attempt(instance, method, args, deadline).catch((e) => this.retry(e, instance, method, args, opts, key, deadline));
+  }
+
+  noInstance() {
+    const reason = this.known.size === 0 ? 'no instances registered' : `none of the ${this.known.size} registered instance(s) can take calls (weight 0, IDL mismatch or ejected)`;
+    return new NoInstanceAvailable(this.service, reason);
+  }
+
+  /** After a failed attempt on `instance`: retry per the rules above, or throw. */
+  async retry(error, instance, method, args, opts, key, deadline) {
+    const idempotent = opts.idempotent !== undefined ? opts.idempotent : this.idempotent.has(method);
+    const tried = new Set();
+    const attempts = [];
+    let unsentLeft = UNSENT_RETRIES;
+    let sentLeft = this.options.retries;
+    let e = error;
+    let last = instance;
+    for (;;) {
+      if (!(e instanceof TransportError)) throw e; // answers, deadlines, caller errors
+      attempts.push(e);
+      tried.add(this.addr(last));
+      const untried = [...this.usable].some((a) => !tried.has(a));
+      if (!e.sent && unsentLeft > 0 && untried) unsentLeft -= 1;
+      else if (e.sent && idempotent && sentLeft > 0 && this.budget.withdraw()) sentLeft -= 1;
+      else break;
+      if (performance.now() >= deadline) break;
+      last = this.pick(key, tried);
+      if (!last) break;
+      this.counters.retries += 1;
+      try {
+        return await this.attempt(last, method, args, deadline);
+      } catch (next) {
+        e = next;
+      }
+    }
+    if (attempts.length === 1) throw attempts[0];
+    throw new RetryError(this.service, method, attempts);
+  }
+
+  /** `host:port` of an instance, formatted once per instance object. */
+  addr(instance) {
+    let a = this.addrs.get(instance);
+    if (a === undefined) {
+      a = address(instance);
+      this.addrs.set(instance, a);
+    }
+    return a;
+  }
+
+  /** The balancer's pick, or when it chose an instance already tried, one not tried yet. */
+  pick(key, tried) {
+    const { picker } = this;
+    let instance = picker.pick(key);
+    if (!instance || !tried.size) return instance;
+    for (let n = 0; n < 3 && tried.has(this.addr(instance)); n += 1) instance = picker.pick(key);
+    if (!tried.has(this.addr(instance))) return instance;
+    const rest = picker.instances.filter((i) => !tried.has(this.addr(i)));
+    return rest.length ? rest[Math.floor(Math.random() * rest.length)] : instance;
+  }
+
+  pool(addr, instance) {
+    let pool = this.pools.get(addr);
+    if (!pool) {
+      const o = this.options;
+      pool = new Pool(instance, {
+        size: o.poolSize, pipeline: o.pipeline, idleTimeout: o.poolIdleTimeout, connectTimeout: o.connectTimeout, tls: this.tls, ServiceClient: this.ServiceClient,
+      });
+      this.pools.set(addr, pool);
+    }
+    return pool;
+  }
+
+  async attempt(instance, method, args, deadline) {
+    const addr = this.addr(instance);
+    const pool = this.pools.get(addr) || this.pool(addr, instance);
+    this.inflight.set(addr, (this.inflight.get(addr) || 0) + 1);
+    let conn = null;
+    try {
+      conn = pool.take() || await pool.acquire(deadline);
+      const headers = instance.theader ? this.headers(instance) : null;
+      const wait = instance.theader ? deadline + this.options.lateGrace : deadline;
+      const pending = conn.call(method, args, headers, wait, deadline);
+      conn = null;
+      const result = await pending;
+      this.succeeded(addr);
       this.lastInstance = instance;
-      return this.invoke(connection, instance, fn);
+      return result;
+    } catch (e) {
+      if (e instanceof WrongTarget) this.refuse(addr, instance);
+      else if (e instanceof ConnectError || e instanceof TransportError || (e instanceof DeadlineExceeded && !e.late && e.sent)) this.failed(addr);
+      else if (!(e instanceof DeadlineExceeded)) this.succeeded(addr); // an answer
+      throw e;
+    } finally {
+      this.inflight.set(addr, this.inflight.get(addr) - 1);
+      if (conn) { conn.reserved -= 1; pool.wake(); } // reserved, never used
     }
   }
 
-  /** The addresses tried, plus those ejected until later than now. */
-  passOver(tried) {
-    const now = Date.now();
-    const skip = new Set(tried);
-    for (const [addr, until] of this.ejected) {
-      if (until > now) skip.add(addr);
-      else this.ejected.delete(addr);
-    }
-    return skip;
+  headers(instance) {
+    const h = { 'soa-service': this.service };
+    if (instance.id) h['soa-instance'] = instance.id;
+    if (this.options.caller) h['soa-caller'] = this.options.caller;
+    return h;
   }
 
-  invoke(connection, instance, fn) {
-    const client = thrift.createClient(this.ServiceClient, connection);
-    let timer;
-    return new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new CallTimeout(instance, this.callTimeout)), this.callTimeout);
-      connection.on('error', (e) => reject(new TransportError(instance, e)));
-      connection.on('close', () => reject(new TransportError(instance, new Error('closed by the server'))));
-      Promise.resolve().then(() => fn(client)).then(resolve, reject);
-    }).finally(() => {
-      clearTimeout(timer);
-      connection.destroy();
-    });
+  succeeded(addr) {
+    if (this.strikes.size) this.strikes.delete(addr);
+    if (this.streak.size && !this.ejected.has(addr)) this.streak.delete(addr);
   }
 
-  /** Stops the resolver this client made (see connect()). */
+  failed(addr) {
+    const count = (this.strikes.get(addr) || 0) + 1;
+    this.strikes.set(addr, count);
+    if (count < this.options.ejectAfter || this.ejected.has(addr) || !this.usable.has(addr) || this.usable.size < 2) return;
+    const n = (this.streak.get(addr) || 0) + 1;
+    this.streak.set(addr, n);
+    this.strikes.delete(addr);
+    this.counters.ejections += 1;
+    const ms = Math.min(this.options.ejectCap, this.options.ejectBase * 2 ** (n - 1));
+    this.logger.warn(`soa: ${this.service}: ejected ${addr} for ${ms} ms after ${count} failures in a row`);
+    this.ejected.set(addr, this.readmitLater(addr, ms));
+    this.rebuild();
+  }
+
+  /** After `ms`, a probe: an answer readmits `addr`, silence ejects it again for twice as long. */
+  readmitLater(addr, ms) {
+    const timer = setTimeout(async () => {
+      const instance = this.known.get(addr);
+      if (this.closed || !instance || this.ejected.get(addr) !== timer) return;
+      if (await this.probe(instance)) {
+        this.ejected.delete(addr);
+        this.rebuild();
+        return;
+      }
+      if (this.ejected.get(addr) !== timer) return;
+      const n = (this.streak.get(addr) || 0) + 1;
+      this.streak.set(addr, n);
+      this.ejected.set(addr, this.readmitLater(addr, Math.min(this.options.ejectCap, this.options.ejectBase * 2 ** (n - 1))));
+    }, ms);
+    timer.unref();
+    return timer;
+  }
+
+  refuse(addr, instance) {
+    this.logger.warn(`soa: ${this.service}: ${addr} answered wrong-target; leaving it out until its registration changes`);
+    this.counters.wrongTarget += 1;
+    this.wrongTarget.set(addr, identity(instance));
+    const pool = this.pools.get(addr);
+    if (pool) { pool.close(); this.pools.delete(addr); }
+    this.rebuild();
+  }
+
+  /** Connections opened so far, per address (what the pools did; for tests and metrics). */
+  stats() {
+    const out = {};
+    for (const [addr, pool] of this.pools) out[addr] = { opened: pool.opened, open: pool.conns.length, idle: pool.conns.filter((c) => c.inflight.size === 0).length };
+    return out;
+  }
+
+  /** Closes every pool, and the resolver this client made (see connect()). */
   async close() {
+    this.closed = true;
+    if (typeof this.source.removeListener === 'function') this.source.removeListener('change', this.onChange);
+    for (const pool of this.pools.values()) pool.close();
+    this.pools.clear();
+    for (const timer of this.ejected.values()) clearTimeout(timer);
     if (this.ownsSource && this.source.close) await this.source.close();
+    if (this.ownsRegistry && this.source.registry) this.source.registry.close();
   }
 }
 
-module.exports = { Client, NoInstanceAvailable, CallTimeout, TransportError };
+module.exports = { Client, DEFAULTS };

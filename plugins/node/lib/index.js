@@ -1,29 +1,48 @@
 'use strict';
 /**
- * soa for Node.js: find soa services in etcd (through its v3 JSON gateway, no grpc) and call
- * them with Apache Thrift generated code.
+ * soa for Node.js: find soa services in etcd (with the npm etcd3 client) and call them with
+ * Apache Thrift generated code, over pooled connections, with deadlines, retries, outlier
+ * ejection and the balancers of registry/BALANCING.md.
  *
  *   const soa = require('@soa/plugin');
  *   const CatalogService = require('./gen-nodejs/CatalogService');
- *   const catalog = await soa.connect('catalog', CatalogService, { endpoints: ['127.0.0.1:2379'] });
- *   console.log(await catalog.call((c) => c.ping()), catalog.lastInstance);
+ *   const catalog = await soa.connect('catalog', CatalogService, { etcd: { endpoints: ['127.0.0.1:2379'] } });
+ *   console.log(await catalog.call('ping'));
  *   await catalog.close();
  */
 
 const { Registry, Resolver } = require('./registry');
-const { Client, NoInstanceAvailable, CallTimeout, TransportError } = require('./client');
-const { Balancer } = require('./balancer');
+const { Client, DEFAULTS } = require('./client');
+const balancers = require('./balancers');
+const errors = require('./errors');
+const theader = require('./theader');
 const { parseInstance, InvalidInstance, address, servicePrefix } = require('./instance');
 
 /**
  * Resolves `service` (kept current by a watch) and returns a Client for it. Options: those of
- * Registry (endpoints, prefix, timeout, logger) or `registry` itself, and those of Client.
+ * Registry (`etcd`, or `endpoints`/`prefix`; `logger`) or `registry` itself, and
+ * those of Client. Rejects with DiscoveryError when etcd cannot be read.
  */
 async function connect(service, ServiceClient, options = {}) {
+  const ownsRegistry = !options.registry;
   const registry = options.registry || new Registry(options);
-  const resolver = await registry.resolve(service);
-  const client = new Client(resolver, ServiceClient, { service, ...options });
+  let resolver;
+  try {
+    resolver = await registry.resolve(service);
+  } catch (e) {
+    if (ownsRegistry) registry.close();
+    throw e;
+  }
+  let client;
+  try {
+    client = new Client(resolver, ServiceClient, { service, ...options });
+  } catch (e) {
+    await resolver.close();
+    if (ownsRegistry) registry.close();
+    throw e;
+  }
   client.ownsSource = true;
+  client.ownsRegistry = ownsRegistry;
   return client;
 }
 
@@ -32,12 +51,12 @@ module.exports = {
   Registry,
   Resolver,
   Client,
-  Balancer,
+  DEFAULTS,
+  balancers,
+  theader,
   parseInstance,
   InvalidInstance,
-  NoInstanceAvailable,
-  CallTimeout,
-  TransportError,
   address,
   servicePrefix,
+  ...errors,
 };

@@ -7,6 +7,7 @@ const { JsonNumber } = json;
 const SERVICE_NAME = /^[a-z][a-z0-9_-]*$/;
 const PROTOCOLS = ['binary', 'compact'];
 const TRANSPORTS = ['buffered', 'framed'];
+const INSTANCE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A value that breaks SCHEMA.md; `code` is one of the vectors' error codes. */
 class InvalidInstance extends Error {
@@ -81,6 +82,11 @@ function tags(name, v) {
   return out;
 }
 
+function bool(name, v) {
+  if (typeof v !== 'boolean') throw new InvalidInstance('bad_type', `${name}: expected a boolean, got ${kind(v)}`);
+  return v;
+}
+
 function oneOf(name, value, allowed) {
   if (!allowed.includes(value)) throw new InvalidInstance('bad_value', `${name}: unknown: ${JSON.stringify(value)}`);
   return value;
@@ -129,7 +135,20 @@ function parseInstance(value, key, prefix = '/soa') {
     tags: field(data, 'tags', tags, {}),
     pid: field(data, 'pid', int, 0),
     started_at: field(data, 'started_at', num, 0),
+    id: field(data, 'id', str, ''),
+    theader: false,
+    tls: false,
+    metrics_port: 0,
   };
+  if (instance.id !== '' && !INSTANCE_ID.test(instance.id)) {
+    throw new InvalidInstance('bad_value', `id: not an instance id: ${JSON.stringify(instance.id)}`);
+  }
+  instance.theader = field(data, 'theader', bool, false);
+  instance.tls = field(data, 'tls', bool, false);
+  instance.metrics_port = field(data, 'metrics_port', int, 0);
+  if (instance.metrics_port < 0 || instance.metrics_port > 65535) {
+    throw new InvalidInstance('bad_value', `metrics_port: out of range: ${instance.metrics_port}`);
+  }
   if (key !== undefined && key !== null) {
     const want = servicePrefix(prefix, service) + address(instance);
     if (key !== want) throw new InvalidInstance('key_mismatch', `key ${key} does not match ${want}`);

@@ -2,7 +2,7 @@
 
 namespace Soa;
 
-/** etcd could not be read and no cached list of the service exists. */
-final class DiscoveryError extends SoaException
+/** etcd could not be read and no usable cached list of the service exists. */
+class DiscoveryError extends SoaException
 {
 }

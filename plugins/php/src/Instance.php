@@ -4,11 +4,14 @@ namespace Soa;
 
 /**
  * One registered instance: a registry value (registry/SCHEMA.md) with every field filled in.
- * Instance::parse() checks the value with the vectors' error codes.
+ * Instance::parse() checks the value with the vectors' error codes (registry/vectors/*.json).
  */
 final class Instance
 {
     private const SERVICE_NAME = '/^[a-z][a-z0-9_-]*$/D';
+    private const INSTANCE_ID = '/^[A-Za-z0-9_-]{1,64}$/D';
+
+    private string $address;
 
     /** @param array<string, string> $tags */
     public function __construct(
@@ -25,14 +28,21 @@ final class Instance
         public readonly float $startedAt = 0.0,
         /** True when the value was marked just before deregistration: treat it as gone. */
         public readonly bool $leaving = false,
+        /** This registration's instance id ("" when the writer gave none); sent as soa-instance. */
+        public readonly string $id = '',
+        /** The instance accepts THeader frames carrying call metadata. */
+        public readonly bool $theader = false,
+        /** The instance serves TLS only. */
+        public readonly bool $tls = false,
+        public readonly int $metricsPort = 0,
     ) {
+        $this->address = (str_contains($host, ':') ? "[$host]" : $host) . ":$port";
     }
 
     /** host:port, with an IPv6 host in brackets (what the registry key ends with). */
     public function address(): string
     {
-        $host = str_contains($this->host, ':') ? "[{$this->host}]" : $this->host;
-        return "$host:{$this->port}";
+        return $this->address;
     }
 
     /** The schema's fields, named as in the registry value. */
@@ -42,16 +52,9 @@ final class Instance
             'service' => $this->service, 'host' => $this->host, 'port' => $this->port,
             'weight' => $this->weight, 'protocol' => $this->protocol, 'transport' => $this->transport,
             'version' => $this->version, 'idl_hash' => $this->idlHash, 'tags' => $this->tags,
-            'pid' => $this->pid, 'started_at' => $this->startedAt,
+            'pid' => $this->pid, 'started_at' => $this->startedAt, 'id' => $this->id,
+            'theader' => $this->theader, 'tls' => $this->tls, 'metrics_port' => $this->metricsPort,
         ];
-    }
-
-    public static function fromArray(array $a): self
-    {
-        return new self(
-            $a['service'], $a['host'], $a['port'], $a['weight'], $a['protocol'], $a['transport'],
-            $a['version'], $a['idl_hash'], $a['tags'], $a['pid'], (float) $a['started_at'],
-        );
     }
 
     /** "{prefix}/services/{service}/": the range holding a service's instances. */
@@ -111,11 +114,21 @@ final class Instance
                 throw new InvalidInstance('bad_type', "tags: values must be strings ($name)");
             }
         }
+        $pid = self::field($f, 'pid', 'int', 0);
+        $startedAt = (float) self::field($f, 'started_at', 'number', 0.0);
+        $id = self::field($f, 'id', 'string', '');
+        if ($id !== '' && preg_match(self::INSTANCE_ID, $id) !== 1) {
+            throw new InvalidInstance('bad_value', "id: not an instance id: \"$id\"");
+        }
+        $theader = self::field($f, 'theader', 'bool', false);
+        $tls = self::field($f, 'tls', 'bool', false);
+        $metricsPort = self::field($f, 'metrics_port', 'int', 0);
+        if ($metricsPort < 0 || $metricsPort > 65535) {
+            throw new InvalidInstance('bad_value', "metrics_port: out of range: $metricsPort");
+        }
         $instance = new self(
             $service, $host, $port, $weight, $protocol, $transport, $version, $idlHash, $tags,
-            self::field($f, 'pid', 'int', 0),
-            (float) self::field($f, 'started_at', 'number', 0.0),
-            ($f['leaving'] ?? null) === true,
+            $pid, $startedAt, ($f['leaving'] ?? null) === true, $id, $theader, $tls, $metricsPort,
         );
         if ($key !== null) {
             $want = self::servicePrefix($prefix, $service) . $instance->address();
@@ -144,6 +157,7 @@ final class Instance
             'int' => is_int($v),
             'number' => is_int($v) || is_float($v),
             'object' => $v instanceof \stdClass,
+            'bool' => is_bool($v),
         };
         if (!$ok) {
             throw new InvalidInstance('bad_type', "$name: expected $type, got " . self::kind($v));

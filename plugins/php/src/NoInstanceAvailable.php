@@ -2,8 +2,11 @@
 
 namespace Soa;
 
-/** No instance could be connected to: none registered (or all weight 0), or every one refused. */
-final class NoInstanceAvailable extends SoaException
+/**
+ * No instance can take the call: none registered, all of weight 0 or excluded by the IDL policy,
+ * or (with $tried) every one tried refused the connection.
+ */
+final class NoInstanceAvailable extends DiscoveryError
 {
     /** @param string[] $tried addresses tried, in order */
     public function __construct(string $message, public readonly array $tried = [], ?\Throwable $previous = null)

@@ -1,6 +1,7 @@
 <?php
 /**
- * PSR-4 autoloading without Composer: Soa\ from this folder, Thrift\ from Apache Thrift's PHP
+ * PSR-4 autoloading for machines without Composer (composer.json maps the same Soa\ => src/):
+ * Soa\ from this folder, Thrift\ from Apache Thrift's PHP
  * library (Debian's php-thrift puts it in /usr/lib/php; set SOA_THRIFT_LIB to use another copy),
  * and Soa\Autoload::addPsr4() for generated code:
  *
@@ -16,9 +17,11 @@ final class Autoload
     private static array $prefixes = [];
     private static bool $registered = false;
 
+    /** Classes under namespace $prefix from $dir; '' for code generated without a namespace. */
     public static function addPsr4(string $prefix, string $dir): void
     {
-        self::$prefixes[trim($prefix, '\\') . '\\'] = rtrim($dir, '/');
+        $prefix = trim($prefix, '\\');
+        self::$prefixes[$prefix === '' ? '' : $prefix . '\\'] = rtrim($dir, '/');
         if (!self::$registered) {
             spl_autoload_register([self::class, 'load']);
             self::$registered = true;

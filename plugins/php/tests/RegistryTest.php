@@ -1,108 +1,212 @@
 <?php
 
+namespace Soa\Tests;
+
+use PHPUnit\Framework\TestCase;
+use Soa\Cache\ApcuCache;
+use Soa\Cache\Cache;
+use Soa\Cache\FileCache;
 use Soa\DiscoveryError;
+use Soa\Instance;
 use Soa\Registry;
 
-/** A free 127.0.0.1 port (nothing listens on it once returned). */
-function free_port(): int
+/**
+ * The Registry against the run's real etcd: listing, failover between endpoints, invalid values,
+ * the TTL-bounded cache in both stores, and cache entries it must not trust.
+ */
+final class RegistryTest extends TestCase
 {
-    $server = stream_socket_server('tcp://127.0.0.1:0');
-    $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
-    fclose($server);
-    return $port;
-}
+    private string $prefix;
+    private array $log = [];
+    private array $cleanup = [];
 
-/** `php -S` with fake_etcd.php, serving the keys of $state; stopped by the returned closure. */
-function fake_etcd(array $state): array
-{
-    $file = tempnam(sys_get_temp_dir(), 'fake-etcd-');
-    file_put_contents($file, json_encode($state));
-    $port = free_port();
-    $proc = proc_open(
-        [PHP_BINARY, '-S', "127.0.0.1:$port", __DIR__ . '/fake_etcd.php'],
-        [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']],
-        $pipes,
-        null,
-        ['FAKE_ETCD_STATE' => $file],
-    );
-    $deadline = microtime(true) + 10;
-    while (!($probe = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $errstr, 1))) {
-        if (microtime(true) > $deadline) {
-            proc_terminate($proc);
-            throw new RuntimeException("fake etcd did not start on port $port");
-        }
-        usleep(20000);
+    protected function setUp(): void
+    {
+        $this->prefix = Support::prefix();
     }
-    fclose($probe);
-    $stop = function () use ($proc, $file) {
-        proc_terminate($proc);
-        proc_close($proc);
-        @unlink($file);
-    };
-    return ["127.0.0.1:$port", $file, $stop];
-}
 
-function value(string $host, int $port, string $extra = ''): string
-{
-    return "{\"service\":\"catalog\",\"host\":\"$host\",\"port\":$port$extra}";
-}
+    protected function tearDown(): void
+    {
+        foreach ($this->cleanup as $fn) {
+            $fn();
+        }
+    }
 
-function addresses(array $instances): string
-{
-    return implode(' ', array_map(fn ($i) => $i->address(), $instances));
-}
+    private function put(string $address, string $value, string $service = 'catalog'): void
+    {
+        Support::gateway()->put("{$this->prefix}/services/$service/$address", $value);
+    }
 
-test('registry: fails over between endpoints, skips invalid values with a warning, drops leaving', function () {
-    [$endpoint, , $stop] = fake_etcd([
-        '/t/services/catalog/10.0.0.1:1' => value('10.0.0.1', 1),
-        '/t/services/catalog/10.0.0.2:2' => value('10.0.0.2', 2, ',"protocol":"compact","transport":"framed"'),
-        '/t/services/catalog/10.0.0.3:3' => '{"service":"catalog","host":"10.0.0.3","port":"3"}',
-        '/t/services/catalog/10.0.0.4:4' => value('10.0.0.4', 4, ',"leaving":true'),
-        '/t/services/catalog/10.0.0.5:6' => value('10.0.0.5', 5),
-        '/t/services/other/10.0.0.9:9' => value('10.0.0.9', 9),
-    ]);
-    try {
-        $warnings = [];
-        $registry = new Registry([
-            'endpoints' => ['127.0.0.1:' . free_port(), "http://$endpoint"], 'prefix' => '/t',
-            'cache_dir' => null, 'logger' => function ($m) use (&$warnings) {
-                $warnings[] = $m;
+    private function del(string $address, string $service = 'catalog'): void
+    {
+        Support::gateway()->delete("{$this->prefix}/services/$service/$address");
+    }
+
+    private function registry(array $options = []): Registry
+    {
+        return new Registry($options + [
+            'endpoints' => [Support::etcdEndpoint()], 'prefix' => $this->prefix, 'cache' => 'none', 'cluster' => 'test',
+            'logger' => function (string $m) {
+                $this->log[] = $m;
             },
         ]);
-        $instances = $registry->instances('catalog');
-        check_same('10.0.0.1:1 10.0.0.2:2', addresses($instances));
-        check_same('compact', $instances[1]->protocol);
-        check_same('framed', $instances[1]->transport);
-        check_same(2, count($warnings), implode("\n", $warnings));
-        check(str_contains($warnings[0] . $warnings[1], 'bad_type'));
-        check(str_contains($warnings[0] . $warnings[1], 'key_mismatch'));
-    } finally {
-        $stop();
     }
-});
 
-test('registry: the list is cached for cache_ttl, in the process and in a file; stale beats empty', function () {
-    $dir = sys_get_temp_dir() . '/soa-php-test-' . bin2hex(random_bytes(4));
-    mkdir($dir);
-    [$endpoint, $state, $stop] = fake_etcd(['/t/services/catalog/10.0.0.1:1' => value('10.0.0.1', 1)]);
-    $options = ['endpoints' => [$endpoint], 'prefix' => '/t', 'cache_dir' => $dir, 'cache_ttl' => 0.5,
-        'logger' => function () {
-        }];
-    try {
-        $registry = new Registry($options);
-        check_same('10.0.0.1:1', addresses($registry->instances('catalog')));
-        file_put_contents($state, json_encode(['/t/services/catalog/10.0.0.2:2' => value('10.0.0.2', 2)]));
-        check_same('10.0.0.1:1', addresses($registry->instances('catalog')), 'in-process cache:');
-        check_same('10.0.0.1:1', addresses((new Registry($options))->instances('catalog')), 'file cache:');
-        usleep(600000);
-        check_same('10.0.0.2:2', addresses($registry->instances('catalog')), 'after the ttl:');
-    } finally {
-        $stop();
+    private static function addresses(array $instances): string
+    {
+        return implode(' ', array_map(fn (Instance $i) => $i->address(), $instances));
     }
-    usleep(600000);
-    $stale = new Registry($options);
-    check_same('10.0.0.2:2', addresses($stale->instances('catalog')), 'etcd down, stale list:');
-    array_map('unlink', glob("$dir/*"));
-    rmdir($dir);
-    check_throws(DiscoveryError::class, fn () => (new Registry($options))->instances('catalog'));
-});
+
+    private function fileCache(): FileCache
+    {
+        [$dir, $remove] = Support::tempDir();
+        $this->cleanup[] = $remove;
+        return new FileCache("$dir/cache");
+    }
+
+    public function testListsFailsOverSkipsInvalidAndDropsLeaving(): void
+    {
+        $this->put('10.0.0.1:1', Support::value('catalog', '10.0.0.1', 1));
+        $this->put('10.0.0.2:2', Support::value('catalog', '10.0.0.2', 2, ['protocol' => 'compact', 'transport' => 'framed', 'theader' => true, 'id' => 'i-2']));
+        $this->put('10.0.0.3:3', '{"service":"catalog","host":"10.0.0.3","port":"3"}');
+        $this->put('10.0.0.4:4', Support::value('catalog', '10.0.0.4', 4, ['leaving' => true]));
+        $this->put('10.0.0.5:6', Support::value('catalog', '10.0.0.5', 5));
+        $this->put('10.0.0.9:9', Support::value('other', '10.0.0.9', 9), 'other');
+        $registry = $this->registry(['endpoints' => ['127.0.0.1:' . Support::freePort(), 'http://' . Support::etcdEndpoint()]]);
+        $instances = $registry->instances('catalog');
+        $this->assertSame('10.0.0.1:1 10.0.0.2:2', self::addresses($instances));
+        $this->assertSame(['compact', 'framed', true, 'i-2'], [$instances[1]->protocol, $instances[1]->transport, $instances[1]->theader, $instances[1]->id]);
+        $this->assertCount(2, $this->log, implode("\n", $this->log));
+        $this->assertStringContainsString('bad_type', implode("\n", $this->log));
+        $this->assertStringContainsString('key_mismatch', implode("\n", $this->log));
+    }
+
+    public function testEtcdUnreachableAndNothingCachedIsADiscoveryError(): void
+    {
+        $registry = $this->registry(['endpoints' => ['127.0.0.1:' . Support::freePort()], 'timeout' => 0.5]);
+        $this->expectException(DiscoveryError::class);
+        $this->expectExceptionMessage('etcd unreachable');
+        $registry->instances('catalog');
+    }
+
+    public static function stores(): array
+    {
+        return ['apcu' => ['apcu'], 'file' => ['file']];
+    }
+
+    private function store(string $kind): Cache
+    {
+        return $kind === 'apcu' ? new ApcuCache() : $this->fileCache();
+    }
+
+    /** @dataProvider stores */
+    public function testTheListingIsCachedForCacheTtlThenListedAgain(string $kind): void
+    {
+        $cache = $this->store($kind);
+        $this->put('10.0.0.1:1', Support::value('catalog', '10.0.0.1', 1));
+        $options = ['cache' => $cache, 'cache_ttl' => 0.4];
+        $registry = $this->registry($options);
+        $this->assertSame('10.0.0.1:1', self::addresses($registry->instances('catalog')));
+        $this->del('10.0.0.1:1');
+        $this->put('10.0.0.2:2', Support::value('catalog', '10.0.0.2', 2));
+        $this->assertSame('10.0.0.1:1', self::addresses($registry->instances('catalog')), 'in the object');
+        $this->assertSame('10.0.0.1:1', self::addresses($this->registry($options)->instances('catalog')), "in $kind");
+        usleep(450000);
+        $this->assertSame('10.0.0.2:2', self::addresses($registry->instances('catalog')), 'after cache_ttl');
+        $this->assertSame('10.0.0.2:2', self::addresses($this->registry($options)->instances('catalog')), "$kind refreshed");
+    }
+
+    /** @dataProvider stores */
+    public function testWhileEtcdIsDownAListingYoungerThanStaleTtlServes(string $kind): void
+    {
+        $cache = $this->store($kind);
+        $this->put('10.0.0.1:1', Support::value('catalog', '10.0.0.1', 1));
+        $this->registry(['cache' => $cache, 'cache_ttl' => 0.1])->instances('catalog');
+        usleep(150000);
+        $down = ['cache' => $cache, 'cache_ttl' => 0.1, 'stale_ttl' => 5, 'timeout' => 0.5,
+            'endpoints' => ['127.0.0.1:' . Support::freePort()]];
+        $this->assertSame('10.0.0.1:1', self::addresses($this->registry($down)->instances('catalog')));
+        $this->assertStringContainsString('using the list of catalog from', implode("\n", $this->log));
+        $this->expectException(DiscoveryError::class); // older than stale_ttl: not trusted
+        $this->registry(['stale_ttl' => 0.1] + $down)->instances('catalog');
+    }
+
+    /** The keys a Registry of these options uses, found by letting it write once. */
+    private function plant(Cache $cache, float $at, array $kvs): Registry
+    {
+        $this->put('10.0.0.1:1', Support::value('catalog', '10.0.0.1', 1));
+        $spy = new class($cache) implements Cache {
+            public ?string $key = null;
+
+            public function __construct(private Cache $inner)
+            {
+            }
+
+            public function get(string $key): ?array
+            {
+                $this->key = $key;
+                return $this->inner->get($key);
+            }
+
+            public function put(string $key, array $entry, float $ttl): void
+            {
+                $this->key = $key;
+                $this->inner->put($key, $entry, $ttl);
+            }
+
+            public function describe(): string
+            {
+                return 'spy';
+            }
+        };
+        $this->registry(['cache' => $spy])->instances('catalog');
+        $cache->put($spy->key, ['at' => $at, 'kvs' => $kvs], 60);
+        return $this->registry(['cache' => $cache, 'cache_ttl' => 2, 'stale_ttl' => 10]);
+    }
+
+    private function evil(): array
+    {
+        $key = "{$this->prefix}/services/catalog/6.6.6.6:666";
+        return [[$key, Support::value('catalog', '6.6.6.6', 666)]];
+    }
+
+    /** @dataProvider stores */
+    public function testAnEntryFromTheFutureIsIgnored(string $kind): void
+    {
+        $registry = $this->plant($this->store($kind), microtime(true) + 3600, $this->evil());
+        $this->assertSame('10.0.0.1:1', self::addresses($registry->instances('catalog')));
+    }
+
+    /** @dataProvider stores */
+    public function testAnEntryOlderThanStaleTtlIsIgnoredEvenWithEtcdDown(string $kind): void
+    {
+        $cache = $this->store($kind);
+        $registry = $this->plant($cache, microtime(true) - 11, $this->evil());
+        $this->assertSame('10.0.0.1:1', self::addresses($registry->instances('catalog')), 'etcd up');
+        $registry = $this->plant($cache, microtime(true) - 11, $this->evil());
+        $down = new Registry(['endpoints' => ['127.0.0.1:' . Support::freePort()], 'prefix' => $this->prefix, 'cluster' => 'test',
+            'cache' => $cache, 'stale_ttl' => 10, 'timeout' => 0.5, 'logger' => fn () => null]);
+        $this->expectException(DiscoveryError::class);
+        $down->instances('catalog');
+    }
+
+    /** @dataProvider stores */
+    public function testAFreshEntryIsUsedAndItsValuesAreCheckedAgain(string $kind): void
+    {
+        $key = "{$this->prefix}/services/catalog/10.0.0.7:7";
+        $kvs = [[$key, Support::value('catalog', '10.0.0.7', 7)], [$key . 'x', '{"service":"catalog"}'], 'junk'];
+        $registry = $this->plant($this->store($kind), microtime(true) - 0.5, $kvs);
+        $this->assertSame('10.0.0.7:7', self::addresses($registry->instances('catalog')));
+    }
+
+    public function testAPlantedFileInAForeignFolderIsNeverRead(): void
+    {
+        [$dir, $remove] = Support::tempDir();
+        $this->cleanup[] = $remove;
+        chmod($dir, 0777); // a shared, world-writable folder
+        $cache = new FileCache($dir, fn () => null);
+        $registry = $this->plant($cache, microtime(true) - 0.5, $this->evil());
+        $this->assertSame('10.0.0.1:1', self::addresses($registry->instances('catalog')));
+        $this->assertSame([], glob("$dir/*.json"), 'nothing written there either');
+    }
+}

@@ -1,55 +1,103 @@
 <?php
 
+namespace Soa\Tests;
+
+use PHPUnit\Framework\TestCase;
+use Soa\Balancer\ConsistentHash;
 use Soa\Instance;
 use Soa\InvalidInstance;
 
-$dir = __DIR__ . '/../../../registry/vectors';
-$files = glob("$dir/*.json");
+/** registry/vectors/*.json (values) and registry/vectors/hash/*.json (the ring), shared by every language. */
+final class VectorsTest extends TestCase
+{
+    private const DIR = __DIR__ . '/../../../registry/vectors';
 
-test('the vectors are there', function () use ($files) {
-    check(count($files) >= 20, 'only ' . count($files) . ' vectors');
-});
+    public static function values(): array
+    {
+        $out = [];
+        foreach (glob(self::DIR . '/*.json') as $file) {
+            $out[basename($file)] = [json_decode(file_get_contents($file), true)];
+        }
+        return $out;
+    }
 
-foreach ($files as $file) {
-    $v = json_decode(file_get_contents($file), true);
-    test('vector ' . basename($file), function () use ($v) {
+    public static function rings(): array
+    {
+        $out = [];
+        foreach (glob(self::DIR . '/hash/*.json') as $file) {
+            $out[basename($file)] = [json_decode(file_get_contents($file), true)];
+        }
+        return $out;
+    }
+
+    public function testTheVectorsAreThere(): void
+    {
+        $this->assertGreaterThanOrEqual(25, count(self::values()));
+        $this->assertGreaterThanOrEqual(5, count(self::rings()));
+    }
+
+    /** @dataProvider values */
+    public function testValue(array $v): void
+    {
         $raw = isset($v['value_base64']) ? base64_decode($v['value_base64']) : $v['value'];
         if ($v['valid']) {
             $expect = $v['expect'];
             $expect['started_at'] = (float) $expect['started_at'];
-            check_same($expect, Instance::parse($raw, $v['key'], $v['prefix'])->toArray());
+            $got = Instance::parse($raw, $v['key'], $v['prefix'])->toArray();
+            ksort($expect);
+            ksort($got);
+            $this->assertSame($expect, $got, $v['description']);
         } else {
-            $e = check_throws(InvalidInstance::class, fn () => Instance::parse($raw, $v['key'], $v['prefix']));
-            check_same($v['error'], $e->getReason(), $e->getMessage());
+            try {
+                Instance::parse($raw, $v['key'], $v['prefix']);
+                $this->fail("parsed, but expected {$v['error']}: {$v['description']}");
+            } catch (InvalidInstance $e) {
+                $this->assertSame($v['error'], $e->getReason(), $e->getMessage());
+            }
         }
-    });
-}
-
-test('leaving is read', function () {
-    check(Instance::parse('{"service":"a","host":"h","port":1,"leaving":true}')->leaving);
-    check(!Instance::parse('{"service":"a","host":"h","port":1,"leaving":"yes"}')->leaving);
-});
-
-test('an integral float is not an integer, as in Python', function () {
-    foreach (['1.0', '1e3'] as $port) {
-        $e = check_throws(InvalidInstance::class, fn () => Instance::parse("{\"service\":\"a\",\"host\":\"h\",\"port\":$port}"));
-        check_same('bad_type', $e->getReason());
     }
-});
 
-test('the first faulty field wins', function () {
-    $e = check_throws(InvalidInstance::class, fn () => Instance::parse('{"service":"a","host":"h","port":"1","protocol":"x"}'));
-    check_same('bad_type', $e->getReason());
-    $e = check_throws(InvalidInstance::class, fn () => Instance::parse('{"service":"a","host":"h","port":1} x'));
-    check_same('not_json', $e->getReason());
-    $e = check_throws(InvalidInstance::class, fn () => Instance::parse('{}'));
-    check_same('missing_field', $e->getReason());
-    $e = check_throws(InvalidInstance::class, fn () => Instance::parse('{"service":"a\n","host":"h","port":1}'));
-    check_same('bad_value', $e->getReason());
-});
+    /** @dataProvider rings */
+    public function testRing(array $v): void
+    {
+        $instances = array_map(fn ($i) => new Instance('s', $i['host'], $i['port'], $i['weight'] ?? 100), $v['instances']);
+        $usable = array_values(array_filter($instances, fn ($i) => $i->weight > 0));
+        $ring = new ConsistentHash();
+        $this->assertNotEmpty($v['keys']);
+        foreach ($v['keys'] as $key => $address) {
+            $this->assertSame($address, $ring->pick($usable, (string) $key)->address(), "key $key: {$v['description']}");
+        }
+    }
 
-test('an instance survives the file cache round trip', function () {
-    $i = Instance::parse('{"service":"a","host":"::1","port":1,"tags":{"zone":"b"},"started_at":5}');
-    check_same($i->toArray(), Instance::fromArray(json_decode(json_encode($i->toArray()), true))->toArray());
-    check_same('[::1]:1', $i->address());
-});
+    public function testHash64IsMd5sFirstEightBytesBigEndian(): void
+    {
+        $this->assertSame(substr(md5('abc'), 0, 16), ConsistentHash::hash64('abc'));
+        $this->assertSame('900150983cd24fb0', ConsistentHash::hash64('abc'));
+    }
+
+    public function testLeavingIsRead(): void
+    {
+        $this->assertTrue(Instance::parse('{"service":"a","host":"h","port":1,"leaving":true}')->leaving);
+        $this->assertFalse(Instance::parse('{"service":"a","host":"h","port":1,"leaving":"yes"}')->leaving);
+    }
+
+    public function testAnIntegralFloatIsNotAnInteger(): void
+    {
+        foreach (['1.0', '1e3'] as $port) {
+            try {
+                Instance::parse("{\"service\":\"a\",\"host\":\"h\",\"port\":$port}");
+                $this->fail("port $port was accepted");
+            } catch (InvalidInstance $e) {
+                $this->assertSame('bad_type', $e->getReason());
+            }
+        }
+    }
+
+    public function testTheNewFieldsAndTheirDefaults(): void
+    {
+        $i = Instance::parse('{"service":"a","host":"::1","port":1,"id":"x-1","theader":true,"tls":false,"metrics_port":9}');
+        $this->assertSame(['x-1', true, false, 9, '[::1]:1'], [$i->id, $i->theader, $i->tls, $i->metricsPort, $i->address()]);
+        $d = Instance::parse('{"service":"a","host":"h","port":1,"id":null,"theader":null}');
+        $this->assertSame(['', false, false, 0], [$d->id, $d->theader, $d->tls, $d->metricsPort]);
+    }
+}

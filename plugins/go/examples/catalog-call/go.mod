@@ -1,6 +1,6 @@
 module soa-example/catalog-call
 
-go 1.21
+go 1.26
 
 require (
 	github.com/apache/thrift v0.17.0

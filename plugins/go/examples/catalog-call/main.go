@@ -6,23 +6,24 @@
 //
 // Generate the client code first (gen-go/ is not committed):
 //
-//	mkdir -p gen-go
-//	thrift -r --gen go:package_prefix=soa-example/catalog-call/gen-go/,skip_remote -out gen-go ../../../../idl/catalog.thrift
+//	soa gen go --idl ../../../../idl/catalog.thrift --out gen-go --module soa-example/catalog-call/gen-go
+//	rm gen-go/go.mod
 //	go run . -etcd 127.0.0.1:2379 -prefix /soa -calls 20
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/soa-shop/soa/plugins/go/soa"
 
 	"soa-example/catalog-call/gen-go/shop/catalog"
@@ -45,7 +46,12 @@ func main() {
 	flag.Parse()
 
 	ctx := context.Background()
-	reg := soa.NewRegistry(soa.RegistryConfig{Endpoints: strings.Split(*etcd, ","), Prefix: *prefix})
+	reg, err := soa.NewRegistry(soa.RegistryConfig{Endpoints: strings.Split(*etcd, ","), Prefix: *prefix})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "registry:", err)
+		os.Exit(1)
+	}
+	defer reg.Close()
 	if *watch {
 		if err := watchSet(ctx, reg); err != nil {
 			fmt.Fprintln(os.Stderr, "resolve:", err)
@@ -54,10 +60,23 @@ func main() {
 		return
 	}
 	var refused atomic.Int64
-	client, err := soa.Dial(ctx, reg, "catalog", soa.ClientOptions{
+	var mu sync.Mutex
+	out := summary{Served: map[string]int{}, Errors: []string{}}
+	client, err := soa.Dial(ctx, reg, catalog.SoaService, soa.ClientOptions{
+		IDLHash:        catalog.SoaIDLHash,
+		Idempotent:     []string{"ping", "list_products"},
 		ConnectTimeout: 500 * time.Millisecond,
 		CallTimeout:    5 * time.Second,
-		OnConnectError: func(soa.Instance, error) { refused.Add(1) },
+		OnAttempt: func(a soa.Attempt) {
+			var te *soa.TransportError
+			if errors.As(a.Err, &te) && !te.Sent {
+				refused.Add(1)
+			} else if a.Err == nil && a.Method == "ping" {
+				mu.Lock()
+				out.Served[a.Instance.Address()]++
+				mu.Unlock()
+			}
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "resolve:", err)
@@ -65,27 +84,17 @@ func main() {
 	}
 	defer client.Close()
 
-	out := summary{Served: map[string]int{}, Errors: []string{}}
+	shop := catalog.NewCatalogServiceClient(client)
 	for i := 0; i < *calls; i++ {
-		var pong string
-		err := client.Call(ctx, func(ctx context.Context, c thrift.TClient) (err error) {
-			pong, err = catalog.NewCatalogServiceClient(c).Ping(ctx)
-			return err
-		})
+		pong, err := shop.Ping(ctx)
 		out.Calls++
 		if err != nil || pong != "pong" {
 			out.Failed++
 			out.Errors = append(out.Errors, fmt.Sprintf("ping: %q %v", pong, err))
-			continue
 		}
-		last, _ := client.LastInstance()
-		out.Served[last.Address()]++
 	}
-	err = client.Call(ctx, func(ctx context.Context, c thrift.TClient) error {
-		products, err := catalog.NewCatalogServiceClient(c).ListProducts(ctx, 0, 100)
-		out.Products = len(products)
-		return err
-	})
+	products, err := shop.ListProducts(ctx, 0, 100)
+	out.Products = len(products)
 	if err != nil {
 		out.Failed++
 		out.Errors = append(out.Errors, fmt.Sprintf("list_products: %v", err))

@@ -1,0 +1,94 @@
+"""The Go plugin against Apache Thrift's own Go client, on the same soa server in the same run.
+
+- baseline: the raw Apache Thrift Go client pinned to the server's address, over one reused
+  buffered binary connection (goroutines take turns on it; a TStandardClient is not safe for
+  concurrent use);
+- ``raw over THeader``: the same raw client speaking THeader (no info headers): what the soa
+  server's THeader path costs, apart from the plugin;
+- ``plugin``: plugins/go's Client through discovery (etcd, started here), balancing and pooling;
+  soa servers advertise ``theader``, so it sends THeader frames with the deadline and target.
+Both are ``plugins/go/internal/livecheck -mode bench`` calling ``echo("hello")`` of
+tests/fixtures/client_echo.thrift, at concurrency 1 and 64 (goroutines), round after round.
+Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x. The server's CPU
+time per call (``srv cpu us/call``) tells the server's THeader cost from the client's.
+"""
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import harness
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "plugins" / "go"
+ECHO_IDL = ROOT / "tests" / "fixtures" / "client_echo.thrift"
+GO_ENV = {"GOFLAGS": "-mod=mod -buildvcs=false", "GOTOOLCHAIN": "local"}
+CONCURRENCY = (1, 64)
+
+
+def _run(cmd, timeout):
+    import os
+
+    proc = subprocess.run([str(c) for c in cmd], cwd=PLUGIN, env={**os.environ, **GO_ENV},
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def _measure(cmd, server_pid):
+    """One livecheck bench run; the server's CPU time per call rides along (``cpu_us``)."""
+    before = harness.cpu_seconds(server_pid)
+    out = _run(cmd, 120)
+    used = harness.cpu_seconds(server_pid) - before
+    data = json.loads(out.strip().splitlines()[-1])
+    if data["failed"]:
+        raise RuntimeError(f"{data['failed']} call(s) failed during the benchmark")
+    return harness.Result(data["calls"], data["seconds"], data["p50_ms"], data["p99_ms"],
+                          cpu_us=used * 1e6 / max(1, data["calls"]))
+
+
+def run(args):
+    from soa.etcd_server import EtcdProcess, free_port
+    from soa.testing.processes import ServiceProcess, write_config
+    from soa.testing.tools import require_tool
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="soa-bench-go-") as tmp:
+        tmp = Path(tmp)
+        binary = tmp / "livecheck"
+        _run([require_tool("go"), "build", "-o", binary, "./internal/livecheck"], 600)
+        etcd = EtcdProcess(tmp / "etcd" / "data").start()
+        server = None
+        try:
+            service = {"idl": str(ECHO_IDL), "service": "EchoService",
+                       "handler": "tests.fixtures.client_handler:EchoHandler",
+                       "host": "127.0.0.1"}
+            config = write_config(tmp, etcd_endpoints=[etcd.endpoint], prefix="/bench-go",
+                                  services={"echo": service})
+            port = free_port()
+            server = ServiceProcess(config, "echo", port=port,
+                                    env={"PYTHONPATH": str(ROOT), "SOA_TEST_PORT": str(port)})
+            server.start(30)
+            seconds = f"{args.seconds}s"
+            for c in CONCURRENCY:
+                raw, header, plugin = [], [], []
+                for _ in range(args.rounds):
+                    common = ["-mode", "bench", "-concurrency", c, "-duration", seconds]
+                    raw.append(_measure([binary, *common, "-addr", server.address], server.pid))
+                    header.append(_measure([binary, *common, "-addr", server.address,
+                                            "-raw-theader"], server.pid))
+                    plugin.append(_measure([binary, *common, "-etcd", etcd.endpoint,
+                                            "-prefix", "/bench-go"], server.pid))
+                group = f"go plugin, {c} goroutine(s)"
+                rows.append(harness.Row(group, "raw Apache Thrift Go, 1 connection", raw,
+                                        baseline=True))
+                rows.append(harness.Row(group, "raw Apache Thrift Go over THeader", header))
+                rows.append(harness.Row(group, "plugin: etcd + balancer + pool (THeader)",
+                                        plugin))
+        finally:
+            if server is not None:
+                server.stop(timeout=5)
+            etcd.stop()
+    return rows

@@ -1,0 +1,272 @@
+"""The soak: open-loop load at a fixed share of measured capacity against 3 instances, with one
+instance restarted (SIGTERM, graceful) every minute, for ten minutes by default.
+
+    python -m bench.soak [--minutes 10] [--share 0.7] [--restart-every 60]   (or: make soak)
+
+It starts an etcd of its own and three ``soa serve`` processes of the echo service (the test
+fixtures' IDL and handler, copied to a temporary folder), all on 127.0.0.1. It first measures
+capacity (closed loop, 64 greenlets, 5 s), then sends calls on a fixed schedule at ``share`` of
+it, from the same 64 greenlets: each takes the next slot of the schedule and calls at its time
+whatever the previous calls did (open loop); latency counts from the slot's time, so a stall
+shows up in the figures (no coordinated omission) instead of slowing the load.
+Every ``restart_every`` seconds the next instance gets SIGTERM (it deregisters, serves its grace
+period, drains) and a new one starts.
+
+Reported, for the load generator's process (the client): RSS growth from the end of the first
+minute to the end (goal < 5 MB), open file descriptors and live greenlets per minute (goal:
+stable), p99 latency per minute and its drift first vs last minute (goal < 10%), and failed
+calls (goal 0). One JSON line at the end; exit 1 when a goal is missed.
+"""
+
+import argparse
+import gc
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from soa import entry
+
+entry.init()
+
+import gevent  # noqa: E402
+import greenlet  # noqa: E402
+
+from soa.clients import client as make_client  # noqa: E402
+from soa.config import load_config  # noqa: E402
+from soa.etcd_server import EtcdProcess, free_port  # noqa: E402
+from soa.testing.processes import ServiceProcess, write_config  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+PAGE = resource.getpagesize()
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def live_greenlets():
+    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet))
+
+
+class Histogram:
+    """Latencies in buckets 2% wide (from 10 us): constant memory, so the soak's own figures
+    do not grow the RSS it measures."""
+
+    GROWTH = math.log(1.02)
+
+    def __init__(self):
+        self.counts = {}
+        self.n = 0
+
+    def add(self, seconds):
+        bucket = int(math.log(max(seconds, 1e-5) / 1e-5) / self.GROWTH)
+        self.counts[bucket] = self.counts.get(bucket, 0) + 1
+        self.n += 1
+
+    def quantile(self, q):
+        if not self.n:
+            return 0.0
+        rank, seen = q * self.n, 0
+        for bucket in sorted(self.counts):
+            seen += self.counts[bucket]
+            if seen >= rank:
+                return 1e-5 * math.exp((bucket + 1) * self.GROWTH)  # the bucket's upper edge
+        return 0.0
+
+
+class Instances:
+    def __init__(self, root, endpoint):
+        for name in ("client_echo.thrift", "client_handler.py"):
+            shutil.copy(FIXTURES / name, root / name)
+        self.path = write_config(
+            root, etcd_endpoints=[endpoint], prefix="/soa-soak",
+            services={"echo": {"idl": "client_echo.thrift", "service": "EchoService",
+                               "handler": "client_handler:EchoHandler", "host": "127.0.0.1",
+                               "grace_period": 0.5, "drain_timeout": 5}})
+        self.config = load_config(str(self.path))
+        self.running = []
+        self.restarts = 0
+
+    def start(self):
+        port = free_port()
+        process = ServiceProcess(self.path, "echo", port=port, env={"SOA_TEST_PORT": str(port)})
+        return process.start(timeout=30)
+
+    def restart(self, index):
+        old = self.running[index]
+        old.signal(signal.SIGTERM)
+        code = old.wait(30)
+        self.running[index] = self.start()
+        self.restarts += 1
+        return code
+
+    def stop(self):
+        for process in self.running:
+            process.stop(timeout=10)
+
+
+WORKERS = 64  # the open loop's callers; capacity is measured with as many
+
+
+def measure_capacity(call, seconds=5.0, greenlets=WORKERS):
+    done = [0]
+    end = time.monotonic() + seconds
+
+    def loop():
+        while time.monotonic() < end:
+            call()
+            done[0] += 1
+            gevent.sleep(0)  # the soak's callers yield once per call too
+
+    start = time.monotonic()
+    gevent.joinall([gevent.spawn(loop) for _ in range(greenlets)])
+    return done[0] / (time.monotonic() - start)
+
+
+def pooled(client):
+    """Connections the client's pools hold now (they come and go with the load and restarts)."""
+    return sum(p.idle + p.busy for p in list(client.transport.pools.values()))
+
+
+def soak(client, instances, rate, seconds, restart_every, out=sys.stdout):
+    call = client.whoami
+    minutes = []  # one dict per minute
+    current = {"latencies": Histogram(), "failed": 0}
+    failures = []
+    inflight = [0]
+    start = time.monotonic()
+
+    def one(scheduled):
+        inflight[0] += 1
+        try:
+            call()
+        except Exception as e:  # noqa: BLE001 - every failure is a result
+            current["failed"] += 1
+            if len(failures) < 5:
+                failures.append(f"{type(e).__name__}: {e}")
+        else:
+            current["latencies"].add(time.monotonic() - scheduled)
+        finally:
+            inflight[0] -= 1
+
+    next_slot = [0]
+
+    def worker():
+        """Takes the next slot of the schedule, waits for its time, calls. With every worker
+        busy a slot starts late, and its latency (from the slot's time) shows it."""
+        while True:
+            slot = next_slot[0]
+            next_slot[0] += 1
+            scheduled = start + slot / rate
+            if scheduled - start >= seconds:
+                return
+            delay = scheduled - time.monotonic()
+            gevent.sleep(delay if delay > 0 else 0)
+            one(scheduled)
+
+    def restarter():
+        index = 0
+        while True:
+            gevent.sleep(restart_every)
+            code = instances.restart(index % len(instances.running))
+            if code != 0:
+                failures.append(f"instance exited with {code} on SIGTERM")
+            index += 1
+
+    workers = [gevent.spawn(worker) for _ in range(WORKERS)]
+    scheduler = gevent.spawn(gevent.joinall, workers)
+    restarts = gevent.spawn(restarter)
+    boundary = start + 60.0
+    while not scheduler.ready():
+        scheduler.join(timeout=max(0.0, min(boundary, start + seconds) - time.monotonic()))
+        if time.monotonic() >= boundary or scheduler.ready():
+            gevent.sleep(1.5)  # let the calls of that minute finish before closing it
+            window, current = current, {"latencies": Histogram(), "failed": 0}
+            lat = window["latencies"]
+            row = {"minute": len(minutes) + 1, "calls": lat.n + window["failed"],
+                   "failed": window["failed"], "p50_ms": round(lat.quantile(0.5) * 1e3, 3),
+                   "p99_ms": round(lat.quantile(0.99) * 1e3, 3),
+                   "rss_mb": round(rss_bytes() / 2**20, 2), "fds": open_fds(),
+                   "pooled_connections": pooled(client),
+                   "greenlets": live_greenlets() - inflight[0],  # less the calls' own
+                   "restarts": instances.restarts}
+            minutes.append(row)
+            print(json.dumps(row), file=out, flush=True)
+            boundary += 60.0
+    restarts.kill()
+    return minutes, failures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--share", type=float, default=0.7, help="of measured capacity")
+    parser.add_argument("--restart-every", type=float, default=60.0, help="seconds")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="soa-soak-"))
+    etcd = EtcdProcess(root / "etcd")
+    instances = None
+    client = None
+    try:
+        etcd.start()
+        instances = Instances(root, etcd.endpoint)
+        instances.running = [instances.start() for _ in range(3)]
+        client = make_client("echo", instances.config, timeout_ms=1000, retries=2)
+        while len(client.instances) < 3:
+            gevent.sleep(0.05)
+        capacity = measure_capacity(client.whoami)
+        rate = capacity * args.share
+        print(f"capacity {capacity:.0f} calls/s (closed loop, {WORKERS} greenlets); soaking at"
+              f" {rate:.0f} calls/s for {args.minutes:g} min, one restart every"
+              f" {args.restart_every:g} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+        minutes, failures = soak(client, instances, rate, args.minutes * 60,
+                                 args.restart_every)
+    finally:
+        if client is not None:
+            client.close()
+        if instances is not None:
+            instances.stop()
+        etcd.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    first, last = minutes[0], minutes[-1]
+    summary = {
+        "minutes": len(minutes), "capacity_calls_s": round(capacity), "rate_calls_s": round(rate),
+        "calls": sum(m["calls"] for m in minutes),
+        "failed_calls": sum(m["failed"] for m in minutes),
+        "restarts": last["restarts"],
+        "rss_growth_mb": round(last["rss_mb"] - first["rss_mb"], 2),
+        "fds": [m["fds"] for m in minutes],
+        "fds_less_pooled": [m["fds"] - m["pooled_connections"] for m in minutes],
+        "greenlets": [m["greenlets"] for m in minutes],
+        "p99_first_ms": first["p99_ms"], "p99_last_ms": last["p99_ms"],
+        "p99_drift": round(last["p99_ms"] / first["p99_ms"] - 1, 3) if first["p99_ms"] else 0,
+        "load_average": round(os.getloadavg()[0], 2), "failures": failures,
+    }
+    # Pools open and close connections with the load and the restarts (at most pool_size per
+    # instance), so "stable" is: no growth, first minute to last, of the fds beside the pooled
+    # connections, nor of the greenlets beside the calls in flight.
+    goals = {"rss_growth_under_5mb": summary["rss_growth_mb"] < 5,
+             "fds_stable": summary["fds_less_pooled"][-1] <= summary["fds_less_pooled"][0] + 5,
+             "greenlets_stable": summary["greenlets"][-1] <= summary["greenlets"][0] + 10,
+             "p99_drift_under_10pct": summary["p99_drift"] < 0.10,
+             "no_failed_calls": summary["failed_calls"] == 0}
+    summary["goals"] = goals
+    print(json.dumps(summary))
+    return 0 if all(goals.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+<?php
+
+namespace Soa\Tests;
+
+use PHPUnit\Framework\TestCase;
+use Soa\THeaderTransport;
+use Thrift\Exception\TTransportException;
+use Thrift\Protocol\TBinaryProtocol;
+use Thrift\Protocol\TCompactProtocol;
+use Thrift\Transport\TMemoryBuffer;
+use Thrift\Type\TMessageType;
+
+/** The THeader frame of registry/SCHEMA.md: bytes written, frames parsed, frames refused. */
+final class THeaderTest extends TestCase
+{
+    public function testAFrameIsLaidOutAsTheSchemaSays(): void
+    {
+        $frame = THeaderTransport::frame('PAYLOAD', 7, 0, ['soa-deadline-ms' => '250']);
+        // header: protocol 0, 0 transforms, info 1, 1 pair, "soa-deadline-ms", "250", padding
+        $header = "\x00\x00\x01\x01\x0fsoa-deadline-ms\x03250";
+        $header .= str_repeat("\0", (4 - strlen($header) % 4) % 4);
+        $body = "\x0f\xff\x00\x00" . pack('N', 7) . pack('n', strlen($header) / 4) . $header . 'PAYLOAD';
+        $this->assertSame(pack('N', strlen($body)) . $body, $frame);
+        $this->assertSame(0, strlen($header) % 4);
+        $parsed = THeaderTransport::parse(substr($frame, 4));
+        $this->assertSame(['seqid' => 7, 'protocol' => 0, 'headers' => ['soa-deadline-ms' => '250'], 'payload' => 'PAYLOAD'], $parsed);
+        // no headers: only the protocol id (compact, 2) and no transforms, padded to one word
+        $this->assertSame("\x00\x00\x00\x0f\x0f\xff\x00\x00\x00\x00\x00\x00\x00\x01\x02\x00\x00\x00x", THeaderTransport::frame('x', 0, 2, []));
+    }
+
+    public function testDeadlineMsIsTheFloorOfWhatIsLeftAndAtLeastOne(): void
+    {
+        $this->assertSame(1500, THeaderTransport::deadlineMs(101.5009, 100.0));
+        $this->assertSame(1, THeaderTransport::deadlineMs(100.0005, 100.0));
+        $this->assertSame(1, THeaderTransport::deadlineMs(99.0, 100.0));
+    }
+
+    public function testTheSeqidIsReadFromThePayload(): void
+    {
+        foreach ([[TBinaryProtocol::class, 0], [TCompactProtocol::class, 2]] as [$class, $id]) {
+            $buf = new TMemoryBuffer();
+            $p = new $class($buf);
+            $p->writeMessageBegin('method_name', TMessageType::CALL, 123456);
+            $this->assertSame(123456, THeaderTransport::seqidOf($buf->getBuffer(), $id), $class);
+        }
+        $this->assertNull(THeaderTransport::seqidOf("\x80\x01", 0));
+    }
+
+    public static function broken(): array
+    {
+        $ok = substr(THeaderTransport::frame('P', 1, 0, ['k' => 'v']), 4);
+        return [
+            'short' => [substr($ok, 0, 6), 'bytes'],
+            'magic' => ["\x0f\xfe" . substr($ok, 2), 'magic'],
+            'header past the frame' => [substr($ok, 0, 8) . "\x7f\xff" . substr($ok, 10), 'words'],
+            'transforms' => [substr($ok, 0, 8) . "\x00\x01" . "\x00\x01\x00\x00", 'transforms'],
+            'unknown info block' => [substr($ok, 0, 8) . "\x00\x01" . "\x00\x00\x07\x00", 'info block 7'],
+            'count past the header' => [substr($ok, 0, 8) . "\x00\x01" . "\x00\x00\x01\x7f", 'key-values'],
+            'string past the header' => [substr($ok, 0, 8) . "\x00\x02" . "\x00\x00\x01\x01\x7f\x00\x00\x00", 'string of 127'],
+            'runaway varint' => [substr($ok, 0, 8) . "\x00\x02" . "\x00\x00\x01\xff\xff\xff\xff\xff\xff\x00", 'varint'],
+        ];
+    }
+
+    /** @dataProvider broken */
+    public function testBrokenFramesAreRefusedWithoutReadingPastTheirBytes(string $body, string $why): void
+    {
+        try {
+            THeaderTransport::parse($body);
+            $this->fail('parsed');
+        } catch (TTransportException $e) {
+            $this->assertStringContainsString('bad THeader reply', $e->getMessage());
+            $this->assertStringContainsString($why, $e->getMessage());
+        }
+    }
+
+    public function testAReplyMeantForAnotherRequestIsRefused(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire);
+        $p = new TBinaryProtocol($t);
+        $p->writeMessageBegin('m', TMessageType::CALL, 5);
+        $p->writeMessageEnd();
+        $t->flush();
+        $wire->read(1 << 20); // drop the request; answer with seqid 6
+        $wire->write(THeaderTransport::frame('x', 6, 0, []));
+        $this->expectException(TTransportException::class);
+        $this->expectExceptionMessage('seqid 6 to request 5');
+        $t->read(1);
+    }
+
+    public function testAPlainReplyToATheaderRequestIsRefused(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire);
+        $wire->write("\x80\x01\x00\x02\x00\x00\x00\x01m");
+        $this->expectExceptionMessage('a plain Thrift reply?');
+        $t->read(1);
+    }
+}
