@@ -242,6 +242,9 @@ def test_notify_retries_until_delivered(shop):
     with pytest.raises(m.shared.ShopError):
         notify.publish("p9", "order.created", "{not json", "")
     wait_until(lambda: sorted(sink.seen) == sorted(ids), timeout=10)
+    # The dispatcher records a delivery after the call returns (on PostgreSQL that commit
+    # yields to other greenlets): wait for the record, then check it.
+    wait_until(lambda: notify.stats().delivered == 2, timeout=10)
     deliveries = notify.deliveries(sub.subscription_id, 0, 10)
     assert {d.status for d in deliveries} == {m.DeliveryStatus.DELIVERED}
     assert sum(d.attempts for d in deliveries) == 5
