@@ -78,3 +78,20 @@ def test_concurrent_reserves_on_two_handlers_never_oversell(tmp_path, postgres_s
     finally:
         for h in handlers:
             h.db.close()
+
+
+def test_service_settings_reach_the_handler_untouched_and_frozen():
+    from soa.config import parse_config
+    from soa.errors import ConfigError
+
+    text = ("services:\n  catalog:\n    idl: idl/catalog.thrift\n"
+            "    handler: services.catalog.handler:CatalogHandler\n    settings: {S}\n")
+    from services.testing import ROOT as root
+    config = parse_config(text.replace("{S}", "{database: 'sqlite:x.db', shards: [a, b]}"),
+                          root=root)
+    settings = config.service("catalog").settings
+    assert settings == {"database": "sqlite:x.db", "shards": ("a", "b")}
+    with pytest.raises(TypeError):
+        settings["database"] = "other"
+    with pytest.raises(ConfigError, match="services.catalog.settings: expected a mapping"):
+        parse_config(text.replace("{S}", "[1]"), root=root)
