@@ -25,7 +25,7 @@ setup: $(BIN)/.installed tools
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,shop]'
 	touch $@
 
 # Toolchains that come from Debian's packages. Go and Node.js ship with the machine.

@@ -90,8 +90,10 @@ class Idempotency:
                 return self._decode(method, row["result"])
             value = work(tx)
             tx.execute(
-                "INSERT OR REPLACE INTO idempotency (method, key, payload_hash, result, note, "
-                "claimed_at_ms) VALUES (?, ?, ?, ?, '', ?)",
+                "INSERT INTO idempotency (method, key, payload_hash, result, note, "
+                "claimed_at_ms) VALUES (?, ?, ?, ?, '', ?) ON CONFLICT (method, key) DO UPDATE "
+                "SET payload_hash = excluded.payload_hash, result = excluded.result, "
+                "note = excluded.note, claimed_at_ms = excluded.claimed_at_ms",
                 (method, key, digest, self._encode(method, value), now_ms()),
             )
         return value

@@ -121,5 +121,23 @@ class SqliteDatabase(Database):
 
 
 def open_database(context, schema):
-    """The service's own SQLite database: ``context.data_dir / "<service>.db"``."""
-    return SqliteDatabase(Path(context.data_dir) / f"{context.service.name}.db", schema)
+    """The service's own database, from ``services.X.settings.database`` (a URL):
+    ``sqlite:`` (the default, ``context.data_dir / "<service>.db"``), ``sqlite:NAME.db`` (a file
+    under the data dir) or ``postgresql://user:password@host:port/dbname``."""
+    settings = getattr(context.service, "settings", None) or {}
+    return open_url(settings.get("database") or "sqlite:", context.data_dir,
+                    context.service.name, schema)
+
+
+def open_url(url, data_dir, name, schema):
+    """A ``Database`` for one URL; raises ``ValueError`` naming the URL when it is not one."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresDatabase
+
+        return PostgresDatabase(url, schema)
+    if url.startswith("sqlite:"):
+        rest = url[len("sqlite:"):].lstrip("/") if not url.startswith("sqlite:///") \
+            else url[len("sqlite://"):]
+        path = Path(rest) if rest.startswith("/") else Path(data_dir) / (rest or f"{name}.db")
+        return SqliteDatabase(path, schema)
+    raise ValueError(f"database URL {url.split('@')[-1]!r}: expected sqlite: or postgresql://")

@@ -5,7 +5,9 @@ methods have the IDL's names and signatures. For unit tests of business logic on
 integration tests run real servers.
 """
 
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 from soa import idl as idl_loader
 from soa.config import load_config
@@ -30,6 +32,10 @@ class StandInContext:
         self.shop = shop
         self.config = shop.config
         self.service = shop.config.service(name)
+        extra = shop.settings(name) if shop.settings else None
+        if extra:
+            self.service = replace(self.service,
+                                   settings=MappingProxyType({**self.service.settings, **extra}))
         self.idl = idl_loader.load(self.service.idl)
         self.data_dir = shop.data_dir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +56,11 @@ class _Late:
 
 
 class StandInShop:
-    def __init__(self, data_dir):
+    """``settings(name)`` (optional) gives extra ``services.X.settings`` per service, e.g. the
+    database URL of a test's backend."""
+
+    def __init__(self, data_dir, settings=None):
+        self.settings = settings
         self.config = load_config(str(ROOT / "soa.yaml"))
         self.data_dir = Path(data_dir)
         self.handlers = {}
@@ -76,11 +86,15 @@ class RunningShop:
     clients through one ``Clients``. Use as a context manager: everything stops on exit.
     """
 
-    def __init__(self, tmp_dir, etcd_config, instances, client=None):
+    def __init__(self, tmp_dir, etcd_config, instances, client=None, settings=None):
+        """``settings(name)`` (optional): extra ``services.X.settings``, e.g. a database URL."""
         from soa.fleet import run_config
 
         self.instances = dict(instances)
         overrides = {name: {"instances": n} for name, n in self.instances.items()}
+        if settings is not None:
+            for name in overrides:
+                overrides[name]["settings"] = dict(settings(name) or {})
         self.path = run_config(ROOT / "soa.yaml", tmp_dir, etcd_config.endpoints[0],
                                 prefix=etcd_config.prefix, lease_ttl=etcd_config.lease_ttl,
                                 overrides=overrides)

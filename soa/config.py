@@ -105,6 +105,9 @@ class ServiceConfig:
     metrics_port: int = 0
     tls: ServerTls | None = None
     etcd: EtcdCredentials | None = None  # what `soa serve` of this service talks to etcd as
+    # The service's own settings (``services.X.settings``): a free mapping the framework never
+    # reads, passed untouched (frozen) to the handler as ``context.service.settings``.
+    settings: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,7 @@ def _service(name, f, root, check_idl):
         metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
         tls=_server_tls(f.sub("tls"), root),
         etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
+        settings=_settings(f, "settings"),
     )
     f.done()
     if check_idl:
@@ -417,6 +421,22 @@ def _service(name, f, root, check_idl):
                 f"IDL {idl_text} defines no service {thrift_service!r} (it defines: {known})",
             )
     return config
+
+
+def _settings(f, key):
+    """``services.X.settings``: any mapping, frozen (mappings read-only, lists as tuples)."""
+    value = f.raw(key, {})
+    if not isinstance(value, dict):
+        raise f.fail(f.key(key), f"expected a mapping, got {show(value)}")
+    return _freeze(value)
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _default_thrift_service(name):

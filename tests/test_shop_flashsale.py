@@ -3,6 +3,7 @@ sharing their database never issue more tickets than units, nor two tickets to o
 
 import gevent.pool
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import RunningShop
 from soa.clients.served import ServedBy
 
@@ -11,9 +12,10 @@ USERS = 800
 APPLICATIONS = 2000
 
 
-def test_burst_of_applications_never_oversells(tmp_path, etcd_config):
-    with RunningShop(tmp_path, etcd_config,
-                     {"catalog": 1, "inventory": 1, "flashsale": 2}) as shop:
+def test_burst_of_applications_never_oversells(tmp_path, etcd_config,
+        shop_backend):  # noqa: F811 - the imported fixture: SQLite and PostgreSQL
+    with RunningShop(tmp_path, etcd_config, {"catalog": 1, "inventory": 1, "flashsale": 2},
+                     settings=shop_backend) as shop:
         peers = ServedBy()
         sales = shop.client("flashsale", middleware=[peers])
         inv = shop.client("inventory")

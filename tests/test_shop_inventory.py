@@ -5,12 +5,14 @@ import random
 
 import gevent.pool
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import RunningShop
 from soa.clients.served import ServedBy
 
 
-def test_concurrent_reserves_over_two_instances_never_oversell(tmp_path, etcd_config):
-    with RunningShop(tmp_path, etcd_config, {"inventory": 2}) as shop:
+def test_concurrent_reserves_over_two_instances_never_oversell(tmp_path, etcd_config,
+        shop_backend):  # noqa: F811 - the imported fixture: SQLite and PostgreSQL
+    with RunningShop(tmp_path, etcd_config, {"inventory": 2}, settings=shop_backend) as shop:
         peers = ServedBy()
         inv = shop.client("inventory", middleware=[peers])
         m = shop.idl("inventory")

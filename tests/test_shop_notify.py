@@ -5,6 +5,7 @@ import json
 import signal
 import sqlite3
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import RunningShop
 from soa.testing.poll import wait_until
 
@@ -19,8 +20,9 @@ def _mailed(shop):
         return db.execute("SELECT COUNT(*) FROM mails").fetchone()[0]
 
 
-def test_events_survive_sigkill_of_notify(tmp_path, etcd_config):
-    with RunningShop(tmp_path, etcd_config, {"notify": 1}) as shop:
+def test_events_survive_sigkill_of_notify(tmp_path, etcd_config,
+        shop_backend):  # noqa: F811 - the imported fixture: SQLite and PostgreSQL
+    with RunningShop(tmp_path, etcd_config, {"notify": 1}, settings=shop_backend) as shop:
         notify = shop.client("notify", retries=3)
         m = shop.idl("notify")
         sub = notify.subscribe("order.created", "mailer", "on_event", "")

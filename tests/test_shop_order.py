@@ -2,8 +2,8 @@
 the mailer subscriber, and flash-sale purchases that become orders; idempotency and declared
 errors over the wire; compensation when inventory refuses or a later step fails."""
 
-import sqlite3
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import RunningShop
 from soa.clients.served import ServedBy
 from soa.testing.poll import wait_until
@@ -15,10 +15,18 @@ def _web(inv, sku):
     return {c.channel: c for c in inv.get_stock(sku).channels}[1]
 
 
-def _mails(shop):
-    path = shop.data_root / "mailer" / "mailer.db"
-    with sqlite3.connect(path) as db:
-        return dict(db.execute("SELECT topic, COUNT(*) FROM mails GROUP BY topic").fetchall())
+def _mails(shop, backend):
+    """Mails the mailer recorded, by topic, read from its own database on either backend."""
+    from services.storage import open_url
+
+    db = open_url(backend.url("mailer"), shop.data_root / "mailer", "mailer", "")
+    try:
+        rows = db.query("SELECT topic, COUNT(*) AS n FROM mails GROUP BY topic")
+        return {r["topic"]: r["n"] for r in rows}
+    except Exception:  # noqa: BLE001 - the table appears when the mailer starts
+        return {}
+    finally:
+        db.close()
 
 
 def _expect(code_or_cls, call, shared):
@@ -33,8 +41,9 @@ def _expect(code_or_cls, call, shared):
     raise AssertionError(f"expected {code_or_cls}")
 
 
-def test_order_flow_across_services(tmp_path, etcd_config):
-    with RunningShop(tmp_path, etcd_config, SHOP) as shop:
+def test_order_flow_across_services(tmp_path, etcd_config,
+        shop_backend):  # noqa: F811 - the imported fixture: SQLite and PostgreSQL
+    with RunningShop(tmp_path, etcd_config, SHOP, settings=shop_backend) as shop:
         peers = ServedBy()
         orders = shop.client("order", middleware=[peers])
         inv = shop.client("inventory")
@@ -67,13 +76,15 @@ def test_order_flow_across_services(tmp_path, etcd_config):
         assert len(peers.calls("order")) == 2
         _expect(codes.CONFLICT, lambda: orders.create_order("k1", request("alice", quantity=3)),
                 shared)
-        wait_until(lambda: _mails(shop).get("order.created") == 1, message="order.created mail")
+        wait_until(lambda: _mails(shop, shop_backend).get("order.created") == 1,
+                   message="order.created mail")
 
         cancelled = orders.cancel_order("x1", order.order_id)
         assert cancelled.status == m.OrderStatus.CANCELLED
         assert orders.cancel_order("x1", order.order_id) == cancelled
         assert _web(inv, "TV55").reserved == before
-        wait_until(lambda: _mails(shop).get("order.cancelled") == 1, message="cancel mail")
+        wait_until(lambda: _mails(shop, shop_backend).get("order.cancelled") == 1,
+                   message="cancel mail")
 
         # Inventory refuses: no order is left behind, nothing stays reserved.
         _expect(shared.InsufficientStock,
@@ -102,7 +113,8 @@ def test_order_flow_across_services(tmp_path, etcd_config):
         assert sales.purchase(ticket.token, address).order_id == done.order_id
         _expect(codes.CONFLICT, lambda: sales.purchase(ticket.token, shared.Address()), shared)
         assert sales.get_sale(sale.sale_id).sold == 1
-        wait_until(lambda: _mails(shop).get("order.created") == 2, message="flash-sale mail")
+        wait_until(lambda: _mails(shop, shop_backend).get("order.created") == 2,
+                   message="flash-sale mail")
 
         # A later step fails (Notify is gone): the reservation is released, the order FAILED.
         for child in shop.children("notify"):

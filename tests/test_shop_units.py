@@ -8,17 +8,23 @@ import json
 
 import pytest
 
+from services.fixtures import postgres_server, shop_backend  # noqa: F401 - fixtures
 from services.testing import StandInShop
 from soa.testing.poll import wait_until
 
 
 @pytest.fixture
-def shop(tmp_path):
-    shop = StandInShop(tmp_path)
+def shop(tmp_path, shop_backend):  # noqa: F811 - the imported fixture
+    """Every test here runs on SQLite and on PostgreSQL."""
+    shop = StandInShop(tmp_path, settings=shop_backend)
     yield shop
     notify = shop.handlers.get("notify")
     if notify is not None:
         notify.close()
+    for handler in shop.handlers.values():
+        db = getattr(handler, "db", None)
+        if db is not None:
+            db.close()
 
 
 def idl(shop, name):
@@ -236,6 +242,9 @@ def test_notify_retries_until_delivered(shop):
     with pytest.raises(m.shared.ShopError):
         notify.publish("p9", "order.created", "{not json", "")
     wait_until(lambda: sorted(sink.seen) == sorted(ids), timeout=10)
+    # The dispatcher records a delivery after the call returns (on PostgreSQL that commit
+    # yields to other greenlets): wait for the record, then check it.
+    wait_until(lambda: notify.stats().delivered == 2, timeout=10)
     deliveries = notify.deliveries(sub.subscription_id, 0, 10)
     assert {d.status for d in deliveries} == {m.DeliveryStatus.DELIVERED}
     assert sum(d.attempts for d in deliveries) == 5

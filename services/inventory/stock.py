@@ -94,7 +94,8 @@ def allocate(tx, sku, channel, quantity, from_channel):
     tx.execute(
         "INSERT INTO channels (sku, channel, allocated, available, reserved, confirmed) "
         "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (sku, channel) DO UPDATE SET "
-        "allocated = allocated + excluded.allocated, available = available + excluded.available",
+        "allocated = channels.allocated + excluded.allocated, "
+        "available = channels.available + excluded.available",
         (sku, channel, quantity, quantity))
 
 

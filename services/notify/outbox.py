@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS events (
   topic TEXT NOT NULL,
   payload TEXT NOT NULL DEFAULT '',
   key TEXT NOT NULL DEFAULT '',
-  published_at_ms INTEGER NOT NULL
+  published_at_ms INTEGER NOT NULL /*pg:, seq BIGSERIAL*/
 );
 CREATE TABLE IF NOT EXISTS deliveries (
   event_id TEXT NOT NULL,
