@@ -7,7 +7,6 @@ caller's own and carries nothing.
 """
 
 import contextvars
-import time
 
 _current = contextvars.ContextVar("soa_deadline", default=None)
 
@@ -24,8 +23,3 @@ def set_current(deadline):
 
 def reset(token):
     _current.reset(token)
-
-
-def remaining(deadline, now=None):
-    """Seconds left until ``deadline`` (may be negative)."""
-    return deadline - (time.monotonic() if now is None else now)

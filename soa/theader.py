@@ -11,11 +11,10 @@ anything is read, so a decoder's work is bounded by the bytes it was given.
 import struct
 
 MAGIC = 0x0FFF
-FIXED = struct.Struct(">HHIH")  # magic, flags, seqid, header words
-FIXED_SIZE = FIXED.size  # 10
 LENGTH = struct.Struct(">I")
-HEAD = struct.Struct(">IHHIH")  # length and the fixed fields: the first 14 bytes of a frame
+HEAD = struct.Struct(">IHHIH")  # length, magic, flags, seqid, header words: a frame's first 14
 HEAD_SIZE = HEAD.size
+FIXED_SIZE = HEAD_SIZE - LENGTH.size  # what the length counts before the header block: 10
 PROTOCOL_IDS = {"binary": 0, "compact": 2}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOL_IDS.items()}
 INFO_PADDING = 0
@@ -76,14 +75,6 @@ def frame_prefix(seqid, block, payload_size):
     """``length`` and the fixed fields for a frame with header ``block`` and a payload."""
     return HEAD.pack(FIXED_SIZE + len(block) + payload_size, MAGIC, 0, seqid & 0xFFFFFFFF,
                      len(block) // 4) + block
-
-
-def parse_fixed(data):
-    """``(seqid, header_size)`` from the 10 bytes after the length; ``HeaderError`` if bad."""
-    magic, _flags, seqid, words = FIXED.unpack(data)
-    if magic != MAGIC:
-        raise HeaderError(f"not a THeader frame (magic {magic:#06x})")
-    return seqid, words * 4
 
 
 def _read_varint(data, pos, end):

@@ -10,6 +10,7 @@ from services.fixtures import postgres_server  # noqa: F401 - fixture
 from services.postgres import translate, translate_schema
 from services.storage import SqliteDatabase, open_url
 from services.testing import StandInShop
+from soa.testing.poll import wait_until
 
 
 def test_translate_turns_the_shops_sqlite_into_postgresql():
@@ -39,7 +40,10 @@ def test_pg_sleep_does_not_stop_other_greenlets_serving(tmp_path, postgres_serve
     catalog = shop.start("catalog")
     try:
         sleeper = gevent.spawn(catalog.db.query, "SELECT pg_sleep(1)")
-        gevent.sleep(0.05)  # let the sleeper send its query
+        wait_until(lambda: catalog.db.query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active'"
+            " AND query LIKE 'SELECT pg_sleep%'")[0]["n"] == 1, timeout=5,
+            message="pg_sleep running")
         served, started = 0, time.monotonic()
         while not sleeper.ready():
             assert catalog.get_product("mi-tv-55").title == "Mi TV 55"
