@@ -39,6 +39,7 @@ class Demo:
         self.fleet = fleet
         self.killed = []
         self.instances = {}
+        self.rps = 0  # the flash sale's buyers per second
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.served = ServedBy()
         self.clients = Clients(config)
@@ -276,7 +277,7 @@ class Demo:
             "oversold": sale["oversold"],
             "notifications_delivered": got,
             "flash_sale_buyers": BUYERS,
-            "flash_sale_requests_per_second": getattr(self, "rps", 0),
+            "flash_sale_requests_per_second": self.rps,
             "instances": self.instances,
             "killed": self.killed,
             "failed_calls": len(self.failed),

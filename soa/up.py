@@ -176,8 +176,9 @@ def run_up(config, *, etcd_port=None, services=None, timeout=60.0, echo=print):
     root = path.parent
     for name in services or ():
         config.service(name)  # ConfigError naming the known services, before starting anything
-    if running(root) is not None:
-        raise SoaError(f"`soa up` is already running for {path} (pid {running(root)['pid']})")
+    already = running(root)
+    if already is not None:
+        raise SoaError(f"`soa up` is already running for {path} (pid {already['pid']})")
     endpoint, etcd = _etcd(config, root, etcd_port, echo)
     state = root / STATE
     control = None
