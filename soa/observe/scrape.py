@@ -84,23 +84,38 @@ def delta(new, old):
     return {le: n - old.get(le, 0.0) for le, n in new.items()}
 
 
+MAX_BYTES = 8 * 1024 * 1024
+
+
+def url_of(host, port, path="/metrics"):
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
 def fetch(host, port, path="/metrics", timeout=1.0):
     """GET ``http://host:port/path``; returns ``(status, text)``; ``ScrapeError`` when the
-    instance cannot be reached."""
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}{path}"
+    instance cannot be reached or answers more than ``MAX_BYTES``."""
+    url = url_of(host, port, path)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return reply.status, reply.read().decode("utf-8", "replace")
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
+            status, body = reply.status, reply.read(MAX_BYTES + 1)
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
+        status, body = e.code, e.read(MAX_BYTES + 1)
     except (OSError, ValueError) as e:
         raise ScrapeError(f"{url}: {getattr(e, 'reason', None) or e}") from e
+    if len(body) > MAX_BYTES:
+        raise ScrapeError(f"{url}: more than {MAX_BYTES} bytes")
+    return status, body.decode("utf-8", "replace")
+
+
+def metrics_text(host, port, timeout=1.0):
+    """The text of the instance's ``/metrics``; ``ScrapeError`` unless it answers 200."""
+    status, text = fetch(host, port, "/metrics", timeout)
+    if status != 200:
+        raise ScrapeError(f"{url_of(host, port)} answered {status}")
+    return text
 
 
 def scrape(host, port, timeout=1.0):
     """The parsed ``/metrics`` of the instance at ``host:port``."""
-    status, text = fetch(host, port, "/metrics", timeout)
-    if status != 200:
-        raise ScrapeError(f"http://{host}:{port}/metrics answered {status}")
-    return Samples.parse(text)
+    return Samples.parse(metrics_text(host, port, timeout))
