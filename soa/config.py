@@ -13,10 +13,16 @@ from types import MappingProxyType
 
 import yaml
 
-from ._check import _MISSING, Fields, show
+from ._check import Fields, show
 from .config_env import expand_env
 from .errors import ConfigError
+from .config_etcd import (EtcdConfig, EtcdCredentials, TlsFiles, parse_credentials,
+                          parse_endpoints, parse_etcd)
+from .config_tls import parse_client_tls, parse_server_tls
 from .tls import ClientTls, ServerTls
+
+__all__ = ["BALANCERS", "DEFAULT_FILE", "ClientConfig", "Config", "EtcdConfig",
+           "EtcdCredentials", "ServiceConfig", "TlsFiles", "load_config", "parse_config"]
 
 DEFAULT_FILE = "soa.yaml"
 PROTOCOLS = ("binary", "compact")
@@ -28,51 +34,6 @@ BALANCERS = (
     "least_inflight",
     "consistent_hash",
 )
-_ENDPOINT = re.compile(r"^(?:https?://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files (absolute paths): the CA to verify the server with, and this side's
-    certificate and key (both or neither)."""
-
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-
-
-@dataclass(frozen=True)
-class EtcdCredentials:
-    """An etcd user and its password (``services.X.etcd``). ``repr()`` hides the password."""
-
-    user: str
-    password: str
-
-    def __repr__(self):
-        return f"EtcdCredentials(user={self.user!r}, password=<redacted>)"
-
-
-@dataclass(frozen=True)
-class EtcdConfig:
-    """How to reach etcd. ``repr()`` never shows a password."""
-
-    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
-    prefix: str = "/soa"
-    lease_ttl: int = 10
-    dial_timeout: float = 2.0
-    user: str | None = None
-    password: str | None = None
-    tls: TlsFiles | None = None
-    root_password: str | None = None  # only `soa etcd auth-setup` uses it
-
-    def __repr__(self):
-        def hidden(value):
-            return None if value is None else "<redacted>"
-
-        return (f"EtcdConfig(endpoints={self.endpoints!r}, prefix={self.prefix!r}, "
-                f"lease_ttl={self.lease_ttl!r}, dial_timeout={self.dial_timeout!r}, "
-                f"user={self.user!r}, password={hidden(self.password)}, tls={self.tls!r}, "
-                f"root_password={hidden(self.root_password)})")
 
 
 @dataclass(frozen=True)
@@ -189,7 +150,7 @@ def load_config(path=None, etcd_endpoints=None, check_idl=True):
     if endpoints:
         items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
         where = "--etcd" if etcd_endpoints else "SOA_ETCD_ENDPOINTS"
-        checked = _endpoints(Fields({"endpoints": items}, where), "endpoints")
+        checked = parse_endpoints(Fields({"endpoints": items}, where), "endpoints")
         config = replace(config, etcd=replace(config.etcd, endpoints=checked))
     user, password = os.environ.get("SOA_ETCD_USER"), os.environ.get("SOA_ETCD_PASSWORD")
     if user or password:
@@ -212,8 +173,8 @@ def parse_config(text, source=DEFAULT_FILE, root=None, check_idl=True):
         raise ConfigError(f"{where}invalid YAML: {problem}", source=source) from e
     data = expand_env(data, source)
     top = Fields(data, source)
-    etcd = _etcd(top.sub("etcd"), root)
-    client = _client(top.sub("client"), root)
+    etcd = parse_etcd(top.sub("etcd"), root)
+    client = parse_client(top.sub("client"), root)
     services_raw = top.sub("services")
     services = {}
     for name in services_raw.data:
@@ -247,105 +208,7 @@ def _commands(f):
     return MappingProxyType(out)
 
 
-def _endpoints(f, key):
-    items = f.strings(key, EtcdConfig.endpoints)
-    if not items:
-        raise f.fail(f.key(key), "expected at least one endpoint")
-    out = []
-    for i, item in enumerate(items):
-        m = _ENDPOINT.match(item.strip())
-        if not m or not 0 < int(m.group(2)) < 65536:
-            raise f.fail(f"{f.key(key)}[{i}]", f"expected host:port, got {show(item)}")
-        out.append(f"{m.group(1)}:{m.group(2)}")
-    return tuple(out)
-
-
-def _etcd(f, root):
-    endpoints = _endpoints(f, "endpoints")
-    prefix = f.str("prefix", EtcdConfig.prefix)
-    if not prefix.startswith("/") or prefix.endswith("/") and prefix != "/":
-        raise f.fail(f.key("prefix"), f"expected a path like /soa, got {show(prefix)}")
-    tls = _tls_files(f.sub("tls"), root) if f.raw("tls", None) is not None else None
-    user, password = f.str("user", None), f.secret("password", None)
-    if (user is None) != (password is None):
-        missing = "password" if password is None else "user"
-        raise f.fail(f.key(missing), "etcd.user and etcd.password go together")
-    config = EtcdConfig(
-        endpoints=endpoints,
-        prefix=prefix.rstrip("/") or "/soa",
-        lease_ttl=f.int("lease_ttl", EtcdConfig.lease_ttl, lo=2, hi=3600),
-        dial_timeout=f.number("dial_timeout", EtcdConfig.dial_timeout, lo=0.1, hi=60),
-        user=user,
-        password=password,
-        tls=tls,
-        root_password=f.secret("root_password", None),
-    )
-    f.done()
-    return config
-
-
-def _file(f, name, root, required=False):
-    """A file path relative to soa.yaml's folder, which must exist."""
-    text = f.str(name, _MISSING if required else None)
-    if text is None:
-        return None
-    path = (root / text).resolve()
-    if not path.is_file():
-        raise f.fail(f.key(name), f"no such file: {text}")
-    return str(path)
-
-
-def _server_tls(f, root):
-    if not f.data:
-        return None
-    tls = ServerTls(cert=_file(f, "cert", root, True), key=_file(f, "key", root, True),
-                    ca=_file(f, "ca", root), require_client_cert=f.bool("require_client_cert",
-                                                                        False))
-    if tls.require_client_cert and not tls.ca:
-        raise f.fail(f.key("require_client_cert"), "needs tls.ca: the CA whose clients to accept")
-    f.done()
-    return tls
-
-
-def _client_tls(f, root):
-    if not f.data:
-        return None
-    tls = ClientTls(ca=_file(f, "ca", root), cert=_file(f, "cert", root),
-                    key=_file(f, "key", root), server_name=f.str("server_name", None))
-    if bool(tls.cert) != bool(tls.key):
-        raise f.fail(f.key("cert" if tls.key else "key"), "cert and key go together")
-    f.done()
-    return tls
-
-
-def _credentials(f):
-    """``services.X.etcd: {user, password}``."""
-    credentials = EtcdCredentials(f.str("user"), f.secret("password"))
-    f.done()
-    return credentials
-
-
-def _tls_files(t, root):
-    """``{ca, cert, key}``: paths relative to soa.yaml's folder, checked to exist; ``ca`` is
-    required, ``cert`` and ``key`` (a client certificate) go together."""
-    paths = {}
-    for name in ("ca", "cert", "key"):
-        text = t.str(name, None)
-        if text is not None:
-            path = (Path(root) / text).resolve()
-            if not path.is_file():
-                raise t.fail(t.key(name), f"no such file: {text}")
-            paths[name] = str(path)
-    t.done()
-    if ("cert" in paths) != ("key" in paths):
-        raise t.fail(t.key("key" if "cert" in paths else "cert"), "cert and key go together")
-    if "ca" not in paths:
-        raise t.fail(t.key("ca"), "is required: the CA file that etcd's certificate is checked"
-                     " against")
-    return TlsFiles(**paths)
-
-
-def _client(f, root=Path(".")):
+def parse_client(f, root=Path(".")):
     d = ClientConfig
     config = ClientConfig(
         balancer=f.choice("balancer", BALANCERS, d.balancer),
@@ -362,7 +225,7 @@ def _client(f, root=Path(".")):
                                  hi=3_600_000),
         hash_key=f.str("hash_key", None),
         metrics=f.bool("metrics", d.metrics),
-        tls=_client_tls(f.sub("tls"), root),
+        tls=parse_client_tls(f.sub("tls"), root),
     )
     f.done()
     return config
@@ -402,8 +265,8 @@ def _service(name, f, root, check_idl):
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
         metrics=f.bool("metrics", d.metrics),
         metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
-        tls=_server_tls(f.sub("tls"), root),
-        etcd=_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
+        tls=parse_server_tls(f.sub("tls"), root),
+        etcd=parse_credentials(f.sub("etcd")) if f.raw("etcd", None) is not None else None,
         settings=_settings(f, "settings"),
     )
     f.done()

@@ -15,7 +15,8 @@ import gevent
 from soa import idl as idl_module
 from soa._check import Fields
 from soa.balancer import EndpointLoad, by_name
-from soa.config import ClientConfig, _client, _client_tls, load_config
+from soa.config import ClientConfig, load_config, parse_client
+from soa.config_tls import parse_client_tls
 from soa.errors import ConfigError
 from soa.middleware import Call, chain, load_middleware
 
@@ -200,11 +201,11 @@ def settings_for(config, options):
     merged = dataclasses.asdict(config.client)
     merged.update({k: v for k, v in options.items() if k not in ("hash_key", "tls")})
     merged["hash_key"] = merged["tls"] = None
-    settings = _client(Fields(merged, "client options"))
+    settings = parse_client(Fields(merged, "client options"))
     hash_key = options.get("hash_key", config.client.hash_key)
     tls = options.get("tls", config.client.tls)
     if isinstance(tls, dict):  # as soa.yaml writes it
-        tls = _client_tls(Fields(tls, "client options", "tls"), config.root)
+        tls = parse_client_tls(Fields(tls, "client options", "tls"), config.root)
     return dataclasses.replace(settings, hash_key=hash_key, tls=tls)
 
 
