@@ -125,8 +125,10 @@ def open_database(context, schema):
     ``sqlite:`` (the default, ``context.data_dir / "<service>.db"``), ``sqlite:NAME.db`` (a file
     under the data dir) or ``postgresql://user:password@host:port/dbname``."""
     settings = getattr(context.service, "settings", None) or {}
-    return open_url(settings.get("database") or "sqlite:", context.data_dir,
-                    context.service.name, schema)
+    database = open_url(settings.get("database") or "sqlite:", context.data_dir,
+                        context.service.name, schema)
+    context.on_close(database.close)
+    return database
 
 
 def open_url(url, data_dir, name, schema):

@@ -43,6 +43,9 @@ class StandInContext:
     def client(self, name, **options):
         return _Late(self.shop, name)
 
+    def on_close(self, callback):
+        self.shop.closing.append(callback)
+
 
 class _Late:
     """Resolves the peer handler at call time, so handlers can be built in any order."""
@@ -64,6 +67,7 @@ class StandInShop:
         self.config = load_config(str(ROOT / "soa.yaml"))
         self.data_dir = Path(data_dir)
         self.handlers = {}
+        self.closing = []  # the contexts' on_close callbacks
 
     def context(self, name):
         return StandInContext(self, name)
@@ -76,6 +80,12 @@ class StandInShop:
         cls = getattr(importlib.import_module(module), attr)
         self.handlers[name] = cls(self.context(name), **kwargs)
         return self.handlers[name]
+
+    def close(self):
+        """What a server does once stopped: the handlers' ``on_close`` callbacks, last first."""
+        callbacks, self.closing = self.closing, []
+        for callback in reversed(callbacks):
+            callback()
 
 
 class RunningShop:

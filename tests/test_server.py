@@ -283,3 +283,24 @@ def test_context_client_calls_through_discovery(serve_echo, tmp_path):
     via_registry = context.client("echo")
     assert context.client("echo") is via_registry
     assert via_registry.echo("through etcd") == "through etcd"
+
+
+def test_on_close_callbacks_run_last_first_once_the_server_has_stopped(serve_echo, tmp_path,
+                                                                        caplog):
+    server = serve_echo()
+    ran = []
+
+    def failing():
+        ran.append("failing")
+        raise RuntimeError("cleanup broke")
+
+    server.context.on_close(lambda: ran.append(("db", len(server.connections))))
+    server.context.on_close(failing)
+    server.context.on_close(lambda: ran.append("pool"))
+    assert client(echo_idl(tmp_path), server.address[1]).echo("x") == "x"
+    assert ran == []
+    server.stop(grace=0)
+    assert ran == ["pool", "failing", ("db", 0)], "after the last connection, last first"
+    assert "on_close callback" in caplog.text and "cleanup broke" in caplog.text
+    server.stop(grace=0)
+    assert len(ran) == 3, "callbacks run once"

@@ -53,7 +53,7 @@ def test_pg_sleep_does_not_stop_other_greenlets_serving(tmp_path, postgres_serve
         assert time.monotonic() - started >= 0.8
         assert served >= 50, f"only {served} calls served while pg_sleep(1) ran"
     finally:
-        catalog.db.close()
+        shop.close()
 
 
 def test_concurrent_reserves_on_two_handlers_never_oversell(tmp_path, postgres_server):  # noqa: F811
@@ -80,8 +80,8 @@ def test_concurrent_reserves_on_two_handlers_never_oversell(tmp_path, postgres_s
         web = {c.channel: c for c in handlers[1].get_stock("TV55").channels}[ch.WEB]
         assert (web.available, web.reserved) == (0, units)
     finally:
-        for h in handlers:
-            h.db.close()
+        for s in shops:
+            s.close()
 
 
 def test_service_settings_reach_the_handler_untouched_and_frozen():

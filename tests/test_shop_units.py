@@ -18,13 +18,7 @@ def shop(tmp_path, shop_backend):  # noqa: F811 - the imported fixture
     """Every test here runs on SQLite and on PostgreSQL."""
     shop = StandInShop(tmp_path, settings=shop_backend)
     yield shop
-    notify = shop.handlers.get("notify")
-    if notify is not None:
-        notify.close()
-    for handler in shop.handlers.values():
-        db = getattr(handler, "db", None)
-        if db is not None:
-            db.close()
+    shop.close()
 
 
 def idl(shop, name):

@@ -24,6 +24,7 @@ class NotifyHandler:
         self._clients = {}
         self.dispatcher = Dispatcher(self.db, settings or DeliverySettings(), self._event,
                                      self._deliver, self.counters).start()
+        context.on_close(self.close)
 
     def close(self):
         self.dispatcher.stop()

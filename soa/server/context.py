@@ -1,7 +1,10 @@
 """What a handler gets when it is built: ``ServiceContext``."""
 
 import importlib
+import logging
 from pathlib import Path
+
+log = logging.getLogger("soa.server")
 
 
 class ServiceContext:
@@ -14,6 +17,8 @@ class ServiceContext:
     - ``data_dir``: a ``pathlib.Path`` for the service's own files, by default
       ``<config root>/.soa/data/<service>``; created on first access.
     - ``client(name, **options)``: a soa client of another service, bound to the same Config.
+    - ``on_close(callback)``: run ``callback()`` when the server has stopped (after its last
+      call), for what the handler opened: databases, pools, background greenlets.
 
     One context per handler instance (per worker process); it is read-only.
     """
@@ -25,6 +30,7 @@ class ServiceContext:
         self._data_dir = Path(data_dir) if data_dir else None
         self._clients = {}
         self._clients_factory = None
+        self._on_close = []
 
     @property
     def name(self):
@@ -63,8 +69,21 @@ class ServiceContext:
         factory = self._clients_factory
         return list(factory) if factory is not None else []
 
+    def on_close(self, callback):
+        """Call ``callback()`` once the server has stopped serving. Callbacks run last
+        registered first (what was opened last closes first), before the context's clients
+        close; one that raises is logged and the rest still run."""
+        self._on_close.append(callback)
+
     def close(self):
-        """Close the clients this context made (the server calls it once stopped)."""
+        """Run the ``on_close`` callbacks, then close the clients this context made (the server
+        calls it once stopped)."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in reversed(callbacks):
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 -- one failed cleanup must not stop the others
+                log.exception("%s: on_close callback %r failed", self.service.name, callback)
         factory, self._clients_factory, self._clients = self._clients_factory, None, {}
         if factory is not None:
             factory.close()
