@@ -1,18 +1,18 @@
 """OrderService handler: create (price, reserve, record, announce) and cancel, with
 compensation: a refused reservation leaves no order behind, and a later failure releases the
-stock it had reserved."""
+stock it had reserved. Orders live on the shard of their user; idempotency claims and seen events
+on the shard of their key (``shards.py``)."""
 
 import json
 import logging
-import uuid
 
 from services.errors import Errors, is_declared
 from services.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from services.idempotency import Idempotency, now_ms
 from services.peers import Peers
-from services.storage import open_database
 
 from . import orders
+from .shards import Shards, new_order_id
 
 log = logging.getLogger("shop.order")
 MAX_CENTS = 2**62
@@ -24,8 +24,9 @@ class OrderHandler:
         self.status = context.idl.OrderStatus
         self.channel = context.idl.inventory.Channel
         self.errors = Errors(context.idl)
-        self.db = open_database(context, IDEMPOTENCY_SCHEMA + ";" + orders.SCHEMA)
-        self.idempotency = Idempotency(self.db, context.idl.OrderService, self.errors)
+        self.shards = Shards.open(context, IDEMPOTENCY_SCHEMA + ";" + orders.SCHEMA)
+        self._claims = {id(db): Idempotency(db, context.idl.OrderService, self.errors)
+                        for db in self.shards.databases}
         self.peers = Peers(context)
 
     def ping(self):
@@ -33,15 +34,17 @@ class OrderHandler:
 
     def create_order(self, idempotency_key, req):
         self._validate(req)
-        claim = self.idempotency.claim("create_order", idempotency_key, (req,),
-                                       note="o-" + uuid.uuid4().hex[:20])
+        claims = self._idempotency(idempotency_key)
+        claim = claims.claim("create_order", idempotency_key, (req,),
+                             note=new_order_id(req.user_id))
         if claim.replayed:
             return claim.result
         order_id = claim.note
+        db = self.shards.for_user(req.user_id)
         reserved = {}
         try:
             prices, total, currency = self._price(req)
-            with self.db.transaction() as tx:
+            with db.transaction() as tx:
                 orders.insert(tx, order_id, req, prices, total, currency, self.status.PENDING,
                               now_ms())
             for line in req.lines:
@@ -49,40 +52,44 @@ class OrderHandler:
                     f"{order_id}:reserve:{line.sku}", line.sku, req.channel, line.quantity,
                     order_id)
                 reserved[line.sku] = reservation.reservation_id
-                with self.db.transaction() as tx:
+                with db.transaction() as tx:
                     orders.set_reservation(tx, order_id, line.sku, reservation.reservation_id)
         except Exception as e:
             # Refused (or unreachable) before the order existed for anyone: undo everything.
             self._release(order_id, reserved)
-            with self.db.transaction() as tx:
+            with db.transaction() as tx:
                 orders.delete(tx, order_id)
-            self.idempotency.abandon("create_order", idempotency_key)
+            claims.abandon("create_order", idempotency_key)
             raise self._as_declared(e, "create_order") from e
         try:
             self._publish("order.created", order_id, self._payload(order_id))
         except Exception as e:
             self._release(order_id, reserved)
-            with self.db.transaction() as tx:
+            with db.transaction() as tx:
                 orders.set_status(tx, order_id, self.status.FAILED, now_ms(),
                                   f"announcing the order failed: {type(e).__name__}")
-            self.idempotency.abandon("create_order", idempotency_key)
+            claims.abandon("create_order", idempotency_key)
             raise self._as_declared(e, "create_order") from e
-        with self.db.transaction() as tx:
+        def confirm(tx):
             orders.set_status(tx, order_id, self.status.CONFIRMED, now_ms())
-            order = orders.load(tx, self.idl, order_id)
-            self.idempotency.complete(tx, "create_order", idempotency_key, order)
-        return order
+            return orders.load(tx, self.idl, order_id)
+
+        return self._finish(db, confirm, "create_order", idempotency_key)
 
     def get_order(self, order_id):
-        with self.db.snapshot() as tx:
-            order = orders.load(tx, self.idl, order_id)
+        db = self.shards.for_order(order_id)
+        order = None
+        if db is not None:
+            with db.snapshot() as tx:
+                order = orders.load(tx, self.idl, order_id)
         if order is None:
             raise self.errors.not_found("order", order_id)
         return order
 
     def cancel_order(self, idempotency_key, order_id):
         order = self.get_order(order_id)
-        claim = self.idempotency.claim("cancel_order", idempotency_key, (order_id,), note="")
+        claims = self._idempotency(idempotency_key)
+        claim = claims.claim("cancel_order", idempotency_key, (order_id,), note="")
         if claim.replayed:
             return claim.result
         try:
@@ -95,20 +102,23 @@ class OrderHandler:
                         inventory.release(f"{order_id}:release:{line.sku}", line.reservation_id)
                 self._publish("order.cancelled", order_id, self._payload(order_id))
         except Exception as e:
-            self.idempotency.abandon("cancel_order", idempotency_key)
+            claims.abandon("cancel_order", idempotency_key)
             raise self._as_declared(e, "cancel_order") from e
-        with self.db.transaction() as tx:
+
+        def cancel(tx):
             current = orders.load(tx, self.idl, order_id)
             if current.status != self.status.CANCELLED:
                 orders.set_status(tx, order_id, self.status.CANCELLED, now_ms(), "cancelled")
                 current = orders.load(tx, self.idl, order_id)
-            self.idempotency.complete(tx, "cancel_order", idempotency_key, current)
-        return current
+            return current
+
+        return self._finish(self.shards.for_order(order_id), cancel, "cancel_order",
+                            idempotency_key)
 
     def list_orders(self, user_id, offset, limit):
         if not 1 <= limit <= 1000 or offset < 0:
             raise self.errors.invalid("limit must be 1-1000 and offset >= 0")
-        with self.db.snapshot() as tx:
+        with self.shards.for_user(user_id).snapshot() as tx:
             return [orders.load(tx, self.idl, oid)
                     for oid in orders.of_user(tx, user_id, offset, limit)]
 
@@ -124,10 +134,31 @@ class OrderHandler:
                 self.cancel_order(f"event:{event.id}", order_id)
             except self.idl.shared.NotFound:
                 pass  # nothing to cancel: acknowledge
-        with self.db.transaction() as tx:
+        with self.shards.for_key(event.id).transaction() as tx:
             orders.first_sight(tx, event.id, event.topic, now_ms())
 
     # -- internals
+
+    def _idempotency(self, key):
+        """The claims of ``key``'s shard: one place per key, whichever user sends it."""
+        return self._claims[id(self.shards.for_key(key or ""))]
+
+    def _finish(self, db, work, method, key):
+        """Run ``work(tx)`` on the order's shard and record its result as the key's outcome:
+        in one transaction when the claim lives there too, else the order first. A crash in
+        between leaves the claim in progress; once stale, a retry resumes the same order id
+        (every step is idempotent) and records the result then."""
+        claims = self._idempotency(key)
+        if claims.db is db:
+            with db.transaction() as tx:
+                value = work(tx)
+                claims.complete(tx, method, key, value)
+            return value
+        with db.transaction() as tx:
+            value = work(tx)
+        with claims.db.transaction() as tx:
+            claims.complete(tx, method, key, value)
+        return value
 
     def _validate(self, req):
         if req is None or not req.user_id:
