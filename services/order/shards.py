@@ -71,7 +71,9 @@ class Shards:
         settings = getattr(context.service, "settings", None) or {}
         urls = shard_urls(settings)
         name = context.service.name
-        return cls([open_url(url, context.data_dir, name, schema) for url in urls])
+        shards = cls([open_url(url, context.data_dir, name, schema) for url in urls])
+        context.on_close(shards.close)
+        return shards
 
     def of_bucket(self, b):
         """The shard index holding bucket ``b`` (contiguous ranges)."""
