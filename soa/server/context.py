@@ -14,6 +14,7 @@ class ServiceContext:
     - ``data_dir``: a ``pathlib.Path`` for the service's own files, by default
       ``<config root>/.soa/data/<service>``; created on first access.
     - ``client(name, **options)``: a soa client of another service, bound to the same Config.
+    - ``add_metrics(collect)``: the handler's own series on the instance's ``/metrics``.
 
     One context per handler instance (per worker process); it is read-only.
     """
@@ -25,6 +26,7 @@ class ServiceContext:
         self._data_dir = Path(data_dir) if data_dir else None
         self._clients = {}
         self._clients_factory = None
+        self._metrics = []
 
     @property
     def name(self):
@@ -62,6 +64,17 @@ class ServiceContext:
         """The clients this context made so far (for the metrics endpoint)."""
         factory = self._clients_factory
         return list(factory) if factory is not None else []
+
+    def add_metrics(self, collect):
+        """Serve the handler's own series: ``collect()`` returns prometheus-client metric
+        families and is called at scrape time, in the metrics endpoint's greenlet. It must not
+        raise; it must not block (read plain counters)."""
+        self._metrics.append(collect)
+
+    def metric_families(self):
+        """The families of every ``add_metrics`` source, in the order they were added."""
+        for collect in self._metrics:
+            yield from collect()
 
     def close(self):
         """Close the clients this context made (the server calls it once stopped)."""
