@@ -90,6 +90,8 @@ class Cache:
 
     def _by_shard(self, keys):
         groups = {}
+        if not self.shards:
+            return ()
         for key in keys:
             groups.setdefault(self.shard_of(key), []).append(key)
         return groups.items()
@@ -97,8 +99,6 @@ class Cache:
     def get_many(self, keys):
         """``{key: bytes}`` for the keys found; missing keys and unreachable shards are absent."""
         found = {}
-        if not self.shards:
-            return found
         for shard, group in self._by_shard(keys):
             if not shard.usable():
                 shard.counts["miss"] += len(group)
