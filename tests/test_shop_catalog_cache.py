@@ -160,3 +160,14 @@ def test_a_write_during_an_outage_leaves_no_stale_value_after_it(
 
         wait_until(hit_again, timeout=15)
         assert set(seen) == {99}  # ...but it was flushed before the shard served again
+
+
+def test_the_cache_setting_takes_one_url_or_a_list_and_refuses_anything_else():
+    from services.catalog.cache import cache_urls
+
+    assert cache_urls({}) == ()
+    assert cache_urls({"cache": "redis://h:1/0"}) == ("redis://h:1/0",)
+    assert cache_urls({"cache": ["redis://a:1", "redis://b:2"]}) == ("redis://a:1", "redis://b:2")
+    with pytest.raises(ValueError, match=r"^services\.catalog\.settings\.cache: expected "
+                                         r"redis:// URLs, got 'http://h'$"):
+        cache_urls({"cache": ["redis://a:1", "http://h"]})
