@@ -107,6 +107,23 @@ def test_unknown_method_is_counted_without_its_name(serve_echo, tmp_path):
     assert not [k for k in samples if "nosuch_method" in str(k)]
 
 
+def test_a_handlers_own_series_are_served_at_scrape_time(serve_echo):
+    from prometheus_client.core import CounterMetricFamily
+
+    server, _ = serve_echo()
+    counts = {"n": 0}
+
+    def collect():
+        family = CounterMetricFamily("app_widgets", "Widgets.", labels=["kind"])
+        family.add_metric(["blue"], counts["n"])
+        yield family
+
+    server.context.add_metrics(collect)
+    assert value(scrape(server.endpoint.port), "app_widgets_total", kind="blue") == 0
+    counts["n"] = 3  # read again at the next scrape
+    assert value(scrape(server.endpoint.port), "app_widgets_total", kind="blue") == 3
+
+
 def test_client_series_of_a_handlers_clients(serve_echo, tmp_path, etcd_config):
     server, _ = serve_echo()
     # The handler's context makes a client of its own service: its calls are scraped too.

@@ -3,6 +3,8 @@
 import json
 import re
 
+from services.catalog.cache import Cache, cache_urls
+from services.codec import decode, encode
 from services.errors import Errors
 from services.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from services.idempotency import Idempotency, now_ms
@@ -38,45 +40,71 @@ class CatalogHandler:
         self.errors = Errors(context.idl)
         self.db = open_database(context, SCHEMA)
         self.idempotency = Idempotency(self.db, context.idl.CatalogService, self.errors)
+        self.cache = Cache(cache_urls(context.service.settings))
+        if self.cache:
+            context.add_metrics(self.cache.families)
         self._seed()
 
     def ping(self):
         return "pong"
 
     def get_product(self, product_id):
-        row = self.db.query("SELECT * FROM products WHERE product_id = ?", (product_id,))
-        if not row:
+        product = self._products([product_id]).get(product_id)
+        if product is None:
             raise self.errors.not_found("product", product_id)
-        return self._product(row[0])
+        return product
 
     def list_products(self, offset, limit):
         if not 1 <= limit <= 1000 or offset < 0:
             raise self.errors.invalid("limit must be 1-1000 and offset >= 0")
-        rows = self.db.query("SELECT * FROM products WHERE active = 1 ORDER BY product_id "
-                             "LIMIT ? OFFSET ?", (limit, offset))
-        return [self._product(row) for row in rows]
+        rows = self.db.query("SELECT product_id FROM products WHERE active = 1 "
+                             "ORDER BY product_id LIMIT ? OFFSET ?", (limit, offset))
+        ids = [r["product_id"] for r in rows]
+        products = self._products(ids)
+        return [products[i] for i in ids if i in products]
 
     def get_sku(self, sku):
+        cached = self.cache.get_many([f"sku:{sku}"])
+        if cached:
+            return decode(self.idl.SkuInfo, cached[f"sku:{sku}"])
         rows = self.db.query("SELECT * FROM skus WHERE sku = ?", (sku,))
         if not rows:
             raise self.errors.not_found("sku", sku)
-        return self._sku(rows[0])
+        info = self._sku(rows[0])
+        self.cache.set_many({f"sku:{sku}": encode(info)})
+        return info
 
     def get_prices(self, skus):
+        """Prices of active SKUs of active products; a cached empty value says "no price"."""
         if not skus:
             return {}
-        marks = ",".join("?" * len(skus))
+        money = self.idl.shared.Money
+        cached = self.cache.get_many([f"price:{s}" for s in skus])
+        prices = {s: decode(money, cached[f"price:{s}"]) for s in skus
+                  if cached.get(f"price:{s}")}
+        missing = tuple(dict.fromkeys(s for s in skus if f"price:{s}" not in cached))
+        if not missing:
+            return prices
+        marks = ",".join("?" * len(missing))
         rows = self.db.query(
             f"SELECT s.sku, s.price_cents, s.currency FROM skus s JOIN products p "
             f"ON p.product_id = s.product_id WHERE s.active = 1 AND p.active = 1 "
-            f"AND s.sku IN ({marks})", tuple(skus))
-        money = self.idl.shared.Money
-        return {r["sku"]: money(cents=r["price_cents"], currency=r["currency"]) for r in rows}
+            f"AND s.sku IN ({marks})", missing)
+        found = {r["sku"]: money(cents=r["price_cents"], currency=r["currency"]) for r in rows}
+        prices.update(found)
+        self.cache.set_many({f"price:{s}": encode(found[s]) if s in found else b""
+                             for s in missing})
+        return prices
 
     def upsert_product(self, idempotency_key, product):
         self._validate(product)
+        written = []  # filled by _write: not when the key replays an earlier call
         self.idempotency.once("upsert_product", idempotency_key, (product,),
-                              lambda tx: self._write(tx, product))
+                              lambda tx: written.append(self._write(tx, product)))
+        if written:  # after the commit: exactly the product, its SKUs and their prices
+            self.cache.delete([f"product:{product.product_id}"]
+                              + [f"{kind}:{s}" for s in sorted(written[0])
+                                 for kind in ("sku", "price")])
 
     # -- internals
 
@@ -99,6 +127,10 @@ class CatalogHandler:
                 raise self.errors.invalid(f"SKU {info.sku!r}: currency must be ISO 4217")
 
     def _write(self, tx, product):
+        """Writes ``product``; returns the SKU codes it touched, old and new."""
+        changed = {r["sku"] for r in tx.query("SELECT sku FROM skus WHERE product_id = ?",
+                                              (product.product_id,))}
+        changed.update(info.sku for info in product.skus or ())
         for info in product.skus or ():
             owner = tx.one("SELECT product_id FROM skus WHERE sku = ?", (info.sku,))
             if owner is not None and owner["product_id"] != product.product_id:
@@ -124,6 +156,7 @@ class CatalogHandler:
                  info.price.currency, json.dumps(dict(info.attributes or {}), sort_keys=True),
                  1 if info.active is not False else 0),
             )
+        return changed
 
     def _seed(self):
         """The first start (of any instance) writes the seed products; later starts do nothing."""
@@ -147,6 +180,21 @@ class CatalogHandler:
             price=s.shared.Money(cents=row["price_cents"], currency=row["currency"]),
             attributes=json.loads(row["attributes"]), active=bool(row["active"]),
         )
+
+    def _products(self, ids):
+        """``{product_id: Product}`` of those of ``ids`` that exist: the cache, then the DB."""
+        cached = self.cache.get_many([f"product:{i}" for i in ids])
+        products = {i: decode(self.idl.Product, cached[f"product:{i}"])
+                    for i in ids if f"product:{i}" in cached}
+        missing = tuple(dict.fromkeys(i for i in ids if i not in products))
+        if missing:
+            marks = ",".join("?" * len(missing))
+            rows = self.db.query(f"SELECT * FROM products WHERE product_id IN ({marks})",
+                                 missing)
+            found = {r["product_id"]: self._product(r) for r in rows}
+            products.update(found)
+            self.cache.set_many({f"product:{i}": encode(p) for i, p in found.items()})
+        return products
 
     def _product(self, row):
         skus = self.db.query("SELECT * FROM skus WHERE product_id = ? ORDER BY sku",

@@ -25,27 +25,41 @@ def hash64(data):
     return int.from_bytes(hashlib.md5(data).digest()[:8], "big")
 
 
-class ConsistentHashPicker(Picker):
-    __slots__ = ("_key", "_owners", "_points", "instances")
+class Ring:
+    """Maps a key to one of several owners, as BALANCING.md specifies: each owner named ``name``
+    with weight ``w`` holds ``max(1, VNODES * w // 100)`` points at ``hash64(f"{name}#{v}")``;
+    a key goes to the owner of the first point at or after ``hash64(key)``, wrapping around.
+    ``owners`` is a non-empty sequence of ``(name, weight, owner)``; the ring is immutable."""
 
-    def __init__(self, instances, key):
-        self.instances = instances
+    __slots__ = ("_owners", "_points")
+
+    def __init__(self, owners):
         ring = []
-        for instance in instances:
-            vnodes = max(1, VNODES * instance.weight // 100)
-            for v in range(vnodes):
-                ring.append((hash64(f"{instance.address}#{v}"), instance.address, instance))
+        for name, weight, owner in owners:
+            for v in range(max(1, VNODES * weight // 100)):
+                ring.append((hash64(f"{name}#{v}"), name, owner))
         ring.sort(key=lambda point: point[:2])
         self._points = tuple(p[0] for p in ring)
         self._owners = tuple(p[2] for p in ring)
+
+    def owner(self, key):
+        i = bisect.bisect_left(self._points, hash64(key))
+        return self._owners[i if i < len(self._points) else 0]
+
+
+class ConsistentHashPicker(Picker):
+    __slots__ = ("_key", "_ring", "instances")
+
+    def __init__(self, instances, key):
+        self.instances = instances
+        self._ring = Ring((i.address, i.weight, i) for i in instances)
         self._key = key
 
     def pick(self, call):
         key = self._key(call) if self._key is not None else None
         if key is None:
             return self.instances[random.randrange(len(self.instances))]
-        i = bisect.bisect_left(self._points, hash64(key))
-        return self._owners[i if i < len(self._points) else 0]
+        return self._ring.owner(key)
 
 
 def meta_key(call):

@@ -110,6 +110,8 @@ def server_families(server, registration=True):
     context = server.context
     clients = context.clients() if context is not None else ()
     yield from client_families(clients)
+    if context is not None:
+        yield from context.metric_families()
     if registration:
         yield from registry_families(server.service.name, server.registrar)
 

@@ -19,6 +19,7 @@ class ServiceContext:
     - ``client(name, **options)``: a soa client of another service, bound to the same Config.
     - ``on_close(callback)``: run ``callback()`` when the server has stopped (after its last
       call), for what the handler opened: databases, pools, background greenlets.
+    - ``add_metrics(collect)``: the handler's own series on the instance's ``/metrics``.
 
     One context per handler instance (per worker process); it is read-only.
     """
@@ -31,6 +32,7 @@ class ServiceContext:
         self._clients = {}
         self._clients_factory = None
         self._on_close = []
+        self._metrics = []
 
     @property
     def name(self):
@@ -74,6 +76,16 @@ class ServiceContext:
         registered first (what was opened last closes first), before the context's clients
         close; one that raises is logged and the rest still run."""
         self._on_close.append(callback)
+    def add_metrics(self, collect):
+        """Serve the handler's own series: ``collect()`` returns prometheus-client metric
+        families and is called at scrape time, in the metrics endpoint's greenlet. It must not
+        raise; it must not block (read plain counters)."""
+        self._metrics.append(collect)
+
+    def metric_families(self):
+        """The families of every ``add_metrics`` source, in the order they were added."""
+        for collect in self._metrics:
+            yield from collect()
 
     def close(self):
         """Run the ``on_close`` callbacks, then close the clients this context made (the server
