@@ -43,6 +43,7 @@ class CatalogHandler:
         self.cache = Cache(cache_urls(context.service.settings))
         if self.cache:
             context.add_metrics(self.cache.families)
+            context.on_close(self.cache.close)
         self._seed()
 
     def ping(self):
