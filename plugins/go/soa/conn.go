@@ -77,6 +77,7 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		conf.THeaderProtocolID = thrift.THeaderProtocolIDPtrMust(id)
 		c.header = thrift.NewTHeaderProtocolConf(trans, conf)
 		c.proto = c.header
+		c.targetHeaders(d)
 		return c, nil
 	case d.in.Transport == "framed":
 		trans = thrift.NewTFramedTransportConf(trans, conf)
@@ -87,6 +88,19 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		c.proto = thrift.NewTBinaryProtocolConf(trans, conf)
 	}
 	return c, nil
+}
+
+// targetHeaders sets the THeader info headers that are the same on every call over c (the
+// target's identity and the caller), and no others.
+func (c *conn) targetHeaders(d *dialer) {
+	c.header.ClearWriteHeaders()
+	c.header.SetWriteHeader(headerService, d.service)
+	if d.in.ID != "" {
+		c.header.SetWriteHeader(headerInstance, d.in.ID)
+	}
+	if d.caller != "" {
+		c.header.SetWriteHeader(headerCaller, d.caller)
+	}
 }
 
 // closedByPeer tells whether an idle connection was closed (or reset) by the server: a peek
@@ -138,17 +152,12 @@ func (c *conn) call(ctx context.Context, d *dialer, method string, args, result 
 	defer stop()
 	c.seq++
 	if c.header != nil {
-		c.header.ClearWriteHeaders()
+		// The target's headers stay set from one call to the next; only the deadline changes.
 		if ok {
 			ms := max(1, time.Until(deadline).Milliseconds())
 			c.header.SetWriteHeader(headerDeadline, strconv.FormatInt(ms, 10))
-		}
-		c.header.SetWriteHeader(headerService, d.service)
-		if d.in.ID != "" {
-			c.header.SetWriteHeader(headerInstance, d.in.ID)
-		}
-		if d.caller != "" {
-			c.header.SetWriteHeader(headerCaller, d.caller)
+		} else {
+			c.targetHeaders(d) // drops a deadline left by an earlier call
 		}
 	}
 	if err := c.send(ctx, method, args); err != nil {
