@@ -238,7 +238,10 @@ def soak(client, instances, rate, seconds, restart_every, out=sys.stdout):
                    "steady_calls": steady.n,
                    "rss_mb": round(rss_bytes() / 2**20, 2), "fds": open_fds(),
                    "pooled_connections": pooled(client),
-                   "inflight": inflight[0],
+                   "inflight": inflight[0],  # with the earlier count (every greenlet object
+                   # less the calls in flight) to show what it mixed up
+                   "objects_less_inflight": sum(isinstance(o, greenlet.greenlet)
+                                                for o in gc.get_objects()) - inflight[0],
                    "greenlets": sum(n for k, n in kinds.items() if not k.startswith(OWN)),
                    "greenlet_kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
                    "restarts": instances.restarts}
