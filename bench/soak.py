@@ -63,7 +63,7 @@ def greenlet_census():
     (``module.function``), or its target when it has not started; dead ones are left out."""
     kinds, current = {}, greenlet.getcurrent()
     for g in gc.get_objects():
-        if not isinstance(g, greenlet.greenlet) or g.dead or g is current:
+        if not issubclass(type(g), greenlet.greenlet) or g.dead or g is current:  # no weakproxy
             continue
         frame, name = g.gr_frame, None
         while frame is not None:
@@ -240,7 +240,7 @@ def soak(client, instances, rate, seconds, restart_every, out=sys.stdout):
                    "pooled_connections": pooled(client),
                    "inflight": inflight[0],  # with the earlier count (every greenlet object
                    # less the calls in flight) to show what it mixed up
-                   "objects_less_inflight": sum(isinstance(o, greenlet.greenlet)
+                   "objects_less_inflight": sum(issubclass(type(o), greenlet.greenlet)
                                                 for o in gc.get_objects()) - inflight[0],
                    "greenlets": sum(n for k, n in kinds.items() if not k.startswith(OWN)),
                    "greenlet_kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
