@@ -96,8 +96,8 @@ def test_etcd_down_for_10s_then_back(tmp_path):
             registrar = EtcdRegistrar(config)
             registrar.register(server.instance())
             registrars.append(registrar)
-        client = build("echo", Config(etcd=config), EtcdResolver(config), idl=IDL, retries=2)
-        client._owns_resolver = True
+        client = build("echo", Config(etcd=config), EtcdResolver(config), owns_resolver=True,
+                       idl=IDL, retries=2)
         wait_until(lambda: len(client.instances) == 3, 5)
         with Load(client.whoami, greenlets=16, pause=0.001) as load:
             wait_until(lambda: load.values_since(0) == {s.port for s in servers}, 5)
