@@ -92,7 +92,7 @@ def test_tls_call_through_the_registry(serve, pki, etcd, etcd_config):
         c.close()
 
 
-def test_failures_are_one_line_and_the_server_keeps_serving(serve, pki, tmp_path):
+def test_failures_are_one_line_and_the_server_keeps_serving(serve, pki, tmp_path, capfd):
     cert, key = pki["server"]
     server, config, _ = serve({"cert": cert, "key": key}, {"ca": pki["ca"]})
     good = soa.client("echo", config)
@@ -107,6 +107,7 @@ def test_failures_are_one_line_and_the_server_keeps_serving(serve, pki, tmp_path
         with pytest.raises((TTransportException, OSError)):
             plain.echo("plaintext")
         assert good.echo("after") == "after"
+        assert "Traceback" not in capfd.readouterr().err
     finally:
         good.close()
 

@@ -106,8 +106,9 @@ class _HeaderWire:
     are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
     """
 
-    __slots__ = ("_buf", "_fixed", "_out", "_payload", "_plain", "_protocol_id", "_recv",
-                 "_send", "_sendall", "_static", "deadline", "reply_headers", "seqid")
+    __slots__ = ("_buf", "_fixed", "_last_block", "_last_ms", "_out", "_payload", "_plain",
+                 "_protocol_id", "_recv", "_send", "_sendall", "_static", "deadline",
+                 "reply_headers", "seqid")
 
     def __init__(self, sock, protocol, service, instance_id):
         self._recv = sock.recv
@@ -125,6 +126,7 @@ class _HeaderWire:
         self._static = bytes((protocol_id, 0, theader.INFO_KEYVALUE, len(pairs) + 1)) + \
             encoded + deadline_key
         self._fixed = theader.HEAD
+        self._last_ms, self._last_block = None, b""
         self._out = []
         self._buf = b""
         self._payload = b""
@@ -136,21 +138,31 @@ class _HeaderWire:
         self._out.append(data)
 
     def flush(self):
-        payload = b"".join(self._out)
-        self._out.clear()
+        out = self._out
+        payload = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         deadline = self.deadline
         if deadline is None:
             block = self._plain
         else:
             ms = int((deadline - _monotonic()) * 1000)
-            digits = str(ms if ms > 1 else 1).encode()
-            block = self._static + bytes((len(digits),)) + digits
-            block += _PADDING[len(block) & 3]
+            block = self._deadline_block(ms if ms > 1 else 1)
         data = self._fixed.pack(theader.FIXED_SIZE + len(block) + len(payload), theader.MAGIC,
                                 0, self.seqid, len(block) >> 2) + block + payload
         sent = self._send(data)
         if sent != len(data):
             self._sendall(memoryview(data)[sent:])
+
+    def _deadline_block(self, ms):
+        """The header block for ``ms`` left; calls with the same timeout mostly repeat the
+        last one, which is kept."""
+        if ms == self._last_ms:
+            return self._last_block
+        digits = str(ms).encode()
+        block = self._static + bytes((len(digits),)) + digits
+        block += _PADDING[len(block) & 3]
+        self._last_ms, self._last_block = ms, block
+        return block
 
     def _frame(self):
         """Read one whole reply frame; keep its headers and payload."""

@@ -321,7 +321,8 @@ def serve_connection(conn, processor, settings, tls=None):
     except Exception as e:  # noqa: BLE001 -- garbage on the wire raises many unrelated types
         log.info("closing %s: bad input: %s: %s", conn.peer, type(e).__name__, e)
     finally:
-        try:
-            sock.close()
-        except OSError:
-            pass
+        if sock is not None:  # None: a failed TLS handshake, which closed it
+            try:
+                sock.close()
+            except OSError:
+                pass

@@ -124,8 +124,9 @@ class HeaderIO(_SocketIO):
         self.out.append(data)
 
     def flush(self):
-        payload = b"".join(self.out)
-        self.out.clear()
+        out = self.out
+        payload = out[0] if len(out) == 1 else b"".join(out)  # one: the buffered transport's
+        out.clear()
         reply = self.reply_headers
         if reply:
             self.reply_headers = None
