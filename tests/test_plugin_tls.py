@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.node_driver import Driver, generate
-from fixtures.tls_support import Echoes, make_pki, server_tls
+from fixtures.php_driver import drive, thrift_gen
+from fixtures.tls_support import CLIENT_ECHO_IDL, Echoes, make_pki, server_tls
 from soa.registry.etcd import EtcdConnection
 from soa.registry.instance import instance_key
 from soa.config import EtcdConfig
@@ -95,14 +96,14 @@ def one_line(text):
 
 
 def still_serving(servers, name, good_call):
-    """The server ``name`` reached serves a good client: over mTLS, in plaintext, or (the
-    expired one, which no verifying client accepts) it is still up and registered."""
+    """The server ``name`` that the bad client reached serves a good client (over mTLS, or in
+    plaintext), or, for the expired one which no verifying client accepts, is still running."""
     process = servers.processes[name]
     assert process.proc.poll() is None, process.output()
     if name == "expired":
         return
     out = good_call(servers.places[name], name == "mtls")
-    assert out["result"] == "over tls" and out["address"] == process.address, out
+    assert "error" not in out and out["address"] == process.address, out
 
 
 # --- Node.js ------------------------------------------------------------------------------------
@@ -136,3 +137,51 @@ def test_node_failure_is_one_line_and_the_server_keeps_serving(servers, pki, nod
     assert out["sent"] is sent, out
     still_serving(servers, server, lambda where, mtls: node_call(
         node_gen, where, client_tls(pki, cert="client") if mtls else None))
+
+
+# --- PHP ----------------------------------------------------------------------------------------
+
+# every one a Soa\TransportError; PHP's OpenSSL warnings say "certificate verify failed", not why
+PHP_SAYS = {
+    "plaintext client, TLS server": "the connection was closed before the reply",
+    "TLS client, plaintext server": "cannot connect: TLS handshake failed: the server closed the "
+                                    "connection (does it serve TLS?)",
+    "expired server certificate": "cannot connect: TLS handshake failed: certificate verify failed",
+    "wrong CA": "cannot connect: TLS handshake failed: certificate verify failed",
+    "no client certificate": "the server refused the TLS session: tlsv13 alert certificate "
+                             "required",
+    "client certificate of another CA": "the server refused the TLS session: tlsv1 alert "
+                                        "unknown ca",
+}
+
+
+@pytest.fixture(scope="module")
+def php_gen(tmp_path_factory):
+    return thrift_gen(CLIENT_ECHO_IDL, tmp_path_factory.mktemp("gen-php"))
+
+
+def php_call(php_gen, place, tls):
+    """One echo call by the PHP plugin to ``place``: drive.php's summary, with the address that
+    served it (``address``) or the one error line (``error``)."""
+    args = [f"--tls-{what}={path}" for what, path in (tls or {}).items()]
+    out = drive(php_gen, place, "--calls=1", "--retries=0", "--timeout-ms=2000", *args)
+    if out["served"]:
+        (out["address"],) = out["served"]
+    else:
+        (out["error"],) = out["errors"]
+    return out
+
+
+def test_php_mtls_call(servers, pki, php_gen):
+    out = php_call(php_gen, servers.places["mtls"], client_tls(pki, cert="client"))
+    assert out["failed"] == 0 and out["address"] == servers.processes["mtls"].address, out
+
+
+@pytest.mark.parametrize("case,place,ca,cert,server", FAILURES, ids=CASES)
+def test_php_failure_is_one_line_and_the_server_keeps_serving(servers, pki, php_gen, case,
+                                                              place, ca, cert, server):
+    out = php_call(php_gen, servers.places[place], client_tls(pki, ca, cert))
+    assert out["error_types"] == {"Soa\\TransportError": 1}, out
+    assert PHP_SAYS[case] in one_line(out["error"]), out
+    still_serving(servers, server, lambda where, mtls: php_call(
+        php_gen, where, client_tls(pki, cert="client") if mtls else None))
