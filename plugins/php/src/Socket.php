@@ -69,12 +69,18 @@ final class Socket extends TSocket
         ], fn ($v) => $v !== null)] : []);
         $flags = STREAM_CLIENT_CONNECT | ($this->persist_ ? STREAM_CLIENT_PERSISTENT : 0);
         error_clear_last();
-        $handle = self::keepingTlsReasons(fn () => @stream_socket_client("$scheme://{$this->address()}", $errno,
-            $errstr, min($left, $this->connectTimeoutMs / 1000), $flags, $context), $tlsWhy);
+        $errno = 0;
+        $errstr = '';
+        $handle = self::keepingTlsReasons(function () use (&$errno, &$errstr, $scheme, $left, $flags, $context) {
+            return @stream_socket_client("$scheme://{$this->address()}", $errno, $errstr,
+                min($left, $this->connectTimeoutMs / 1000), $flags, $context);
+        }, $tlsWhy, $warning);
         if ($handle === false) {
-            $why = $errstr !== '' && $errstr !== 'Unknown error' ? $errstr : (error_get_last()['message'] ?? 'failed');
-            if ($this->tls !== null && ($tlsWhy !== null || !str_starts_with($why, 'Connection refused'))) {
+            $tcpWhy = $errstr !== '' && $errstr !== 'Unknown error' ? $errstr : null; // PHP's sign of TLS
+            if ($this->tls !== null && ($tlsWhy !== null || $tcpWhy === null)) {
                 $why = 'TLS handshake failed: ' . ($tlsWhy ?? 'the server closed the connection (does it serve TLS?)');
+            } else {
+                $why = $tcpWhy ?? $warning ?? 'failed';
             }
             throw new TransportError("cannot connect: $why", $this->address(), false);
         }
@@ -183,12 +189,15 @@ final class Socket extends TSocket
 
     /**
      * Runs the stream operation $op; $why is OpenSSL's reason when it failed in TLS ("certificate
-     * verify failed", "tlsv13 alert certificate required"), which PHP gives only in a warning.
+     * verify failed", "tlsv13 alert certificate required"), which PHP gives only in a warning;
+     * $warning is PHP's last warning, without its function-call prefix.
      */
-    private static function keepingTlsReasons(callable $op, ?string &$why): mixed
+    private static function keepingTlsReasons(callable $op, ?string &$why, ?string &$warning = null): mixed
     {
         $reasons = [];
-        set_error_handler(static function (int $no, string $message) use (&$reasons): bool {
+        $warning = null;
+        set_error_handler(static function (int $no, string $message) use (&$reasons, &$warning): bool {
+            $warning = trim(preg_replace(['/^\w+\(\): /', '/\s+/'], ['', ' '], $message));
             if (preg_match_all('/error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^\r\n]+)/', $message, $m)) {
                 array_push($reasons, ...array_map('trim', $m[1]));
             }
