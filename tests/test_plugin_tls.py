@@ -8,6 +8,7 @@ Two more prefixes hold registry values that lie about TLS, so that a client dial
 plaintext, or a plaintext server with TLS.
 """
 
+import uuid
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -16,9 +17,9 @@ import pytest
 from fixtures.node_driver import Driver, generate
 from fixtures.php_driver import drive, thrift_gen
 from fixtures.tls_support import CLIENT_ECHO_IDL, Echoes, make_pki, server_tls
+from soa.config import EtcdConfig
 from soa.registry.etcd import EtcdConnection
 from soa.registry.instance import instance_key
-from soa.config import EtcdConfig
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,6 @@ def pki(tmp_path_factory):
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, etcd_server, pki):
     """Registry places (endpoints, prefix) by name, and the server processes behind them."""
-    import uuid
-
     root = f"/soa-test/{uuid.uuid4().hex[:12]}"
     endpoints = (etcd_server.endpoint,)
     fleets = {}
