@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from soa.balancer.consistent_hash import ConsistentHash
-from soa.etcd_server import EtcdProcess, free_port
+from soa.etcd_server import EtcdProcess
 from soa.middleware import Call
 from soa.testing.poll import wait_until
-from soa.testing.processes import ServiceProcess, write_config
 from soa.testing.tools import require_tool as tool
+
+from fixtures.tls_support import Echoes
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugins" / "go"
@@ -47,47 +48,6 @@ def livecheck(tmp_path_factory):
     binary = tmp_path_factory.mktemp("go") / "livecheck"
     run([tool("go"), "build", "-o", binary, "./internal/livecheck"], PLUGIN, 300, GO_ENV)
     return binary
-
-
-class LoggedServiceProcess(ServiceProcess):
-    """``soa -v serve``: with the access log (one line per call, naming the peer)."""
-
-    def command(self):
-        cmd = super().command()
-        return [*cmd[:3], "-v", *cmd[3:]]
-
-
-class Echoes:
-    """EchoService instances (``soa serve``) of one registry prefix, by name."""
-
-    def __init__(self, tmp_path, endpoints, prefix):
-        self.tmp_path, self.endpoints, self.prefix = tmp_path, list(endpoints), prefix
-        self.processes = {}
-
-    def add(self, name, weight=100, lease_ttl=2, logged=False, tls=None):
-        root = self.tmp_path / f"echo-{name}"
-        root.mkdir()
-        service = {"idl": str(ECHO_IDL), "service": "EchoService",
-                   "handler": "tests.fixtures.client_handler:EchoHandler", "host": "127.0.0.1",
-                   "weight": weight, "grace_period": 0.1}
-        if tls:
-            service["tls"] = tls
-        path = write_config(root, etcd_endpoints=self.endpoints, prefix=self.prefix,
-                            services={"echo": service}, lease_ttl=lease_ttl)
-        port = free_port()
-        kind = LoggedServiceProcess if logged else ServiceProcess
-        process = kind(path, "echo", port=port,
-                                 env={"PYTHONPATH": str(ROOT), "SOA_TEST_PORT": str(port)})
-        self.processes[name] = process
-        process.start(30)  # one at a time: a fork while gRPC polls etcd can crash the child
-        return process
-
-    def port(self, name):
-        return str(self.processes[name].port)
-
-    def stop(self):
-        for process in self.processes.values():
-            process.stop(timeout=5)
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ its lock file.
 """
 
 import json
-import os
 import re
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -29,43 +27,17 @@ from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess, write_config
 from soa.testing.tools import require_tool as tool
 
+from fixtures.node_driver import IDEMPOTENT, NODE_DIR, Driver, generate, node_install, run
+
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "plugins" / "node"
 ECHO_IDL = ROOT / "tests" / "fixtures" / "client_echo.thrift"
 HANDLER = "tests.fixtures.client_handler:EchoHandler"
-IDEMPOTENT = ["ping", "echo", "slow", "whoami", "place", "deadline_ms"]
-
-
-def run(cmd, cwd, timeout, env=None):
-    """Run ``cmd``; fail with its output when it exits non-zero. Returns stdout."""
-    full_env = dict(os.environ, **(env or {}))
-    try:
-        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{cmd} timed out after {timeout}s:\n{e.stdout}\n{e.stderr}")
-    if proc.returncode != 0:
-        pytest.fail(f"{cmd} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def node_install():
-    """``npm ci`` in plugins/node when node_modules does not match package-lock.json."""
-    lock = (NODE_DIR / "package-lock.json").read_text(encoding="utf-8")
-    installed = NODE_DIR / "node_modules" / ".soa-lock"
-    if not installed.is_file() or installed.read_text(encoding="utf-8") != lock:
-        run([tool("npm"), "ci", "--no-audit", "--no-fund"], NODE_DIR, 300)
-        installed.write_text(lock, encoding="utf-8")
-    return NODE_DIR
 
 
 @pytest.fixture(scope="module")
 def node_gen(tmp_path_factory):
     """Apache-generated Node code for client_echo.thrift."""
-    node_install()
-    out = tmp_path_factory.mktemp("gen-nodejs")
-    run([tool("thrift"), "-r", "--gen", "js:node", "-out", out, ECHO_IDL], ROOT, 60)
-    return out
+    return generate(tmp_path_factory.mktemp("gen-nodejs"))
 
 
 # --- the plugin's own tests ---------------------------------------------------------------------
@@ -134,44 +106,6 @@ def echoes(tmp_path, etcd_config):
         yield shop
     finally:
         shop.stop()
-
-
-class Driver:
-    """plugins/node/test/live/driver.js: one soa client of ``service``, commanded by JSON lines."""
-
-    def __init__(self, gen, etcd_config, options=None, service="echo"):
-        options = {"etcd": {"endpoints": list(etcd_config.endpoints),
-                            "prefix": etcd_config.prefix},
-                   "idempotent": IDEMPOTENT, **(options or {})}
-        cmd = [tool("node"), "test/live/driver.js", f"--gen={gen}", "--module=EchoService",
-               f"--service={service}", f"--options={json.dumps(options)}"]
-        env = dict(os.environ, NODE_PATH=str(NODE_DIR / "node_modules"))
-        self.proc = subprocess.Popen([str(c) for c in cmd], cwd=NODE_DIR, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def send(self, op, timeout=30, **fields):
-        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
-        self.proc.stdin.flush()
-        try:
-            with gevent.Timeout(timeout):
-                line = self.proc.stdout.readline()
-        except gevent.Timeout:
-            pytest.fail(f"the Node driver did not answer {op} within {timeout}s")
-        if not line:
-            self.proc.wait(5)
-            pytest.fail(f"the Node driver exited: {self.proc.stderr.read()}")
-        return json.loads(line)
-
-    def close(self):
-        try:
-            if self.proc.poll() is None:
-                self.send("close")
-                assert self.proc.wait(10) == 0, self.proc.stderr.read()
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ php.ini-level setting). The Thrift code the programs use is generated into each 
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -27,37 +26,13 @@ from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess, write_config
 from soa.testing.tools import require_tool as tool
 
+from fixtures.php_driver import DRIVE, drive, php_cmd, run, thrift_gen
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugins" / "php"
-DRIVE = PLUGIN / "tests" / "live" / "drive.php"
 WEB = PLUGIN / "tests" / "live" / "web.php"
 ECHO_IDL = ROOT / "tests" / "fixtures" / "echo.thrift"
 CATALOG_IDL = ROOT / "idl" / "catalog.thrift"
-
-
-def php_cmd(*args):
-    return [tool("php"), "-d", "apc.enable_cli=1", *[str(a) for a in args]]
-
-
-def run(cmd, cwd=ROOT, timeout=60, env=None):
-    """Run ``cmd``; fail with its output when it exits non-zero. Returns stdout."""
-    full_env = dict(os.environ, **(env or {}))
-    try:
-        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{cmd} timed out after {timeout}s:\n{e.stdout}\n{e.stderr}")
-    if proc.returncode != 0:
-        pytest.fail(f"{cmd} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def thrift_gen(idl, out):
-    out = Path(out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    run([tool("thrift"), "-r", "--gen", "php", "-out", out, idl], timeout=60)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +98,6 @@ def call_count(process):
         return c.call_count()
     finally:
         c.close()
-
-
-def drive(echo_gen, etcd_config, *args, timeout=60, endpoints=None):
-    endpoints = endpoints or ",".join(etcd_config.endpoints)
-    out = run(php_cmd(DRIVE, f"--gen={echo_gen}", f"--etcd={endpoints}",
-                      f"--prefix={etcd_config.prefix}", *args), timeout=timeout)
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def start_drive(echo_gen, etcd_config, *args, endpoints=None):

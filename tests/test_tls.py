@@ -11,28 +11,18 @@ from thriftpy2.transport import TTransportException
 
 import soa
 from fixtures.server_support import HERE, client, echo_idl
+from fixtures.tls_support import make_pki
 from soa.config import load_config
 from soa.clients.connection import ConnectError
 from soa.errors import SoaError, TransportError
 from soa.registry.instance import instance_key, parse_instance
-from soa.testing.certs import Authority
 from soa.testing.processes import write_config
 from soa.tls import ClientTls
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pki")
-    ca, other = Authority(folder, "ca"), Authority(folder, "other-ca")
-    return {
-        "ca": str(ca.path),
-        "other_ca": str(other.path),
-        "server": ca.issue("server"),
-        "expired": ca.issue("expired", expired=True),
-        "wrong_host": ca.issue("wrong-host", hosts=("elsewhere.example",)),
-        "client": ca.issue("client", hosts=(), client=True),
-        "stranger": other.issue("stranger", hosts=(), client=True),
-    }
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def tls_config(tmp_path, etcd_config, server_tls, client_tls=None):

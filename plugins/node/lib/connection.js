@@ -9,8 +9,8 @@
  * are decoded by the generated code and IDL exceptions come back as their own classes.
  * Several calls may be in flight on one connection (pipelined, as Apache's own Node client does);
  * replies are matched to calls by sequence id. A connection that saw a transport error or a
- * malformed reply is `broken`: every call in flight on it fails (TransportError, sent) and it is
- * never used again. One whose call timed out is `draining`: it takes no new calls, the late
+ * malformed reply is `broken`: every call in flight on it fails (TransportError, sent; not sent
+ * when it was a TLS alert: the server refused the session) and it is never used again. One whose call timed out is `draining`: it takes no new calls, the late
  * reply is read and dropped, and it closes once its other calls are done.
  */
 
@@ -21,7 +21,7 @@ const thrift = require('thrift');
 const theader = require('./theader');
 const { address } = require('./instance');
 const {
-  ConnectError, TransportError, WrongTarget, DeadlineExceeded, oneLine,
+  ConnectError, TransportError, WrongTarget, DeadlineExceeded, oneLine, tlsRefused,
 } = require('./errors');
 
 const PROTOCOLS = { binary: thrift.TBinaryProtocol, compact: thrift.TCompactProtocol };
@@ -268,8 +268,12 @@ class Connection {
     for (const call of calls) {
       clearTimeout(call.timer);
       if (call.resolve) {
-        const error = cause instanceof TransportError ? cause
-          : new TransportError(`soa: connection to ${this.address} broke: ${oneLine(cause)}`, { address: this.address, sent: call.sent, cause });
+        let error = cause;
+        if (tlsRefused(cause)) { // TLS 1.3: the server's verdict on our certificate comes after our request
+          error = new TransportError(`soa: ${this.address} refused the TLS session: ${oneLine(cause)}`, { address: this.address, sent: false, cause });
+        } else if (!(cause instanceof TransportError)) {
+          error = new TransportError(`soa: connection to ${this.address} broke: ${oneLine(cause)}`, { address: this.address, sent: call.sent, cause });
+        }
         call.reject(error);
       }
     }

@@ -7,7 +7,11 @@
  */
 
 /** A cause's message on one line. */
-const oneLine = (cause) => String(cause && cause.message ? cause.message : cause).replace(/\s+/g, ' ').trim();
+/** OpenSSL's reason ("tlsv13 alert certificate required") for its errors, not its source path. */
+const tlsReason = (cause) => (cause && typeof cause.code === 'string' && cause.code.startsWith('ERR_SSL_') && cause.reason ? cause.reason : null);
+const oneLine = (cause) => String(tlsReason(cause) || (cause && cause.message ? cause.message : cause)).replace(/\s+/g, ' ').trim();
+/** Whether `cause` is a TLS alert from the server: it refused the session, so nothing was served. */
+const tlsRefused = (cause) => Boolean(tlsReason(cause)) && cause.code.includes('_ALERT_');
 
 class SoaError extends Error {
   constructor(message, options) {
@@ -76,5 +80,5 @@ class RetryError extends SoaError {
 }
 
 module.exports = {
-  oneLine, SoaError, ConfigError, DiscoveryError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
+  oneLine, tlsRefused, SoaError, ConfigError, DiscoveryError, NoInstanceAvailable, TransportError, ConnectError, WrongTarget, DeadlineExceeded, RetryError,
 };

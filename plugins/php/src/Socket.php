@@ -22,6 +22,8 @@ final class Socket extends TSocket
 {
     private float $deadline = INF;
     private int $written = 0;
+    /** OpenSSL's reason when isStale() found the server's TLS alert. */
+    private ?string $tlsRefusal = null;
 
     /** @param array{ca?: string, cert?: string, key?: string, server_name?: string}|null $tls */
     public function __construct(
@@ -67,10 +69,19 @@ final class Socket extends TSocket
         ], fn ($v) => $v !== null)] : []);
         $flags = STREAM_CLIENT_CONNECT | ($this->persist_ ? STREAM_CLIENT_PERSISTENT : 0);
         error_clear_last();
-        $handle = @stream_socket_client("$scheme://{$this->address()}", $errno, $errstr,
-            min($left, $this->connectTimeoutMs / 1000), $flags, $context);
+        $errno = 0;
+        $errstr = '';
+        $handle = self::keepingTlsReasons(function () use (&$errno, &$errstr, $scheme, $left, $flags, $context) {
+            return @stream_socket_client("$scheme://{$this->address()}", $errno, $errstr,
+                min($left, $this->connectTimeoutMs / 1000), $flags, $context);
+        }, $tlsWhy, $warning);
         if ($handle === false) {
-            $why = $errstr !== '' ? $errstr : (error_get_last()['message'] ?? 'failed');
+            $tcpWhy = $errstr !== '' && $errstr !== 'Unknown error' ? $errstr : null; // PHP's sign of TLS
+            if ($this->tls !== null && ($tlsWhy !== null || $tcpWhy === null)) {
+                $why = 'TLS handshake failed: ' . ($tlsWhy ?? 'the server closed the connection (does it serve TLS?)');
+            } else {
+                $why = $tcpWhy ?? $warning ?? 'failed';
+            }
             throw new TransportError("cannot connect: $why", $this->address(), false);
         }
         $this->handle_ = $handle;
@@ -80,6 +91,9 @@ final class Socket extends TSocket
         stream_set_read_buffer($handle, 0);
         if ($again && $this->isStale()) { // a persistent stream the server closed, or holding junk
             $this->close();
+            if ($this->tlsRefusal !== null) { // or the server's TLS alert, on a fresh connection
+                throw new TransportError("the server refused the TLS session: {$this->tlsRefusal}", $this->address(), false);
+            }
             $this->connect(false);
             return;
         }
@@ -98,12 +112,26 @@ final class Socket extends TSocket
      */
     public function isStale(): bool
     {
+        $this->tlsRefusal = null;
         if (!is_resource($this->handle_)) {
             return true;
         }
         $read = [$this->handle_];
         $none = null;
-        return @stream_select($read, $none, $none, 0, 0) !== 0;
+        if (@stream_select($read, $none, $none, 0, 0) === 0) {
+            return false;
+        }
+        if ($this->tls === null) {
+            return true;
+        }
+        // TLS: what is there to read may be the server's session tickets (TLS 1.3), which OpenSSL
+        // takes in without returning data, or its alert refusing our certificate.
+        stream_set_blocking($this->handle_, false);
+        $data = self::keepingTlsReasons(fn () => @fread($this->handle_, 1), $this->tlsRefusal);
+        if (is_resource($this->handle_)) {
+            stream_set_blocking($this->handle_, true);
+        }
+        return $data !== '' || feof($this->handle_);
     }
 
     /** Lets go of the stream without closing it (a persistent one stays for the next request). */
@@ -121,8 +149,11 @@ final class Socket extends TSocket
         if ($us <= 0 || ($ready = @stream_select($read, $none, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
             throw new RpcTimeout('timed out waiting for the reply', $this->address(), true);
         }
-        $data = $ready === false ? false : @fread($this->handle_, $len);
+        $data = $ready === false ? false : self::keepingTlsReasons(fn () => @fread($this->handle_, $len), $tlsWhy);
         if ($data === false || ($data === '' && feof($this->handle_))) {
+            if ($tlsWhy !== null) { // a TLS alert: the server refused the session, nothing was served
+                throw new TransportError("the server refused the TLS session: $tlsWhy", $this->address(), false);
+            }
             throw new TransportError('the connection was closed before the reply', $this->address(), true);
         }
         return $data;
@@ -138,8 +169,14 @@ final class Socket extends TSocket
             if ($us <= 0 || ($ready = @stream_select($none, $write, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
                 throw new RpcTimeout('timed out sending the request', $this->address(), $this->written > 0);
             }
-            $n = $ready === false ? false : @fwrite($this->handle_, $buf);
+            $n = $ready === false ? false : self::keepingTlsReasons(fn () => @fwrite($this->handle_, $buf), $tlsWhy);
             if ($n === false || $n === 0) {
+                if ($tlsWhy === null && $this->tls !== null && $this->written === 0 && is_resource($this->handle_)) {
+                    self::keepingTlsReasons(fn () => @fread($this->handle_, 1), $tlsWhy); // the alert, if it came
+                }
+                if ($tlsWhy !== null) { // TLS 1.3: the verdict on our certificate comes after the handshake
+                    throw new TransportError("the server refused the TLS session: $tlsWhy", $this->address(), false);
+                }
                 throw new TransportError('the connection failed while sending', $this->address(), $this->written > 0);
             }
             $this->written += $n;
@@ -147,6 +184,30 @@ final class Socket extends TSocket
                 return;
             }
             $buf = substr($buf, $n);
+        }
+    }
+
+    /**
+     * Runs the stream operation $op; $why is OpenSSL's reason when it failed in TLS ("certificate
+     * verify failed", "tlsv13 alert certificate required"), which PHP gives only in a warning;
+     * $warning is PHP's last warning, without its function-call prefix.
+     */
+    private static function keepingTlsReasons(callable $op, ?string &$why, ?string &$warning = null): mixed
+    {
+        $reasons = [];
+        $warning = null;
+        set_error_handler(static function (int $no, string $message) use (&$reasons, &$warning): bool {
+            $warning = trim(preg_replace(['/^\w+\(\): /', '/\s+/'], ['', ' '], $message));
+            if (preg_match_all('/error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^\r\n]+)/', $message, $m)) {
+                array_push($reasons, ...array_map('trim', $m[1]));
+            }
+            return true;
+        });
+        try {
+            return $op();
+        } finally {
+            restore_error_handler();
+            $why = $reasons ? implode('; ', array_unique($reasons)) : null;
         }
     }
 }

@@ -9,8 +9,9 @@
  *   php drive.php --gen DIR --etcd HOST:PORT --prefix P [--calls N | --duration S]
  *       [--balancer NAME] [--method echo|sleep|call_count] [--idempotent] [--timeout-ms MS]
  *       [--keys K] [--cache auto|apcu|file|none] [--cache-dir D] [--cache-ttl S] [--stale-ttl S]
- *       [--persist 0|1] [--pause-ms MS] [--idl-hash H] [--idl-mismatch warn|exclude]
+ *       [--retries N] [--persist 0|1] [--pause-ms MS] [--idl-hash H] [--idl-mismatch warn|exclude]
  *       [--user U --password P] [--ca F --cert F --key F]   (etcd authentication and TLS)
+ *       [--tls-ca F [--tls-cert F --tls-key F]]   (TLS to instances that registered "tls": true)
  *       [--instances JSON]   (a fixed list of registry values instead of etcd; round robin from the first)
  *   php drive.php --gen DIR --late HOST:PORT   (one raw THeader call with soa-deadline-ms: 1)
  */
@@ -19,7 +20,8 @@ require __DIR__ . '/../../src/autoload.php';
 
 $o = getopt('', ['gen:', 'etcd:', 'prefix:', 'calls:', 'duration:', 'balancer:', 'method:', 'idempotent',
     'timeout-ms:', 'keys:', 'cache:', 'cache-dir:', 'cache-ttl:', 'stale-ttl:', 'persist:', 'pause-ms:',
-    'idl-hash:', 'idl-mismatch:', 'late:', 'service:', 'instances:', 'user:', 'password:', 'ca:', 'cert:', 'key:']);
+    'idl-hash:', 'idl-mismatch:', 'late:', 'service:', 'instances:', 'user:', 'password:', 'ca:', 'cert:', 'key:',
+    'tls-ca:', 'tls-cert:', 'tls-key:', 'retries:']);
 Soa\Autoload::addPsr4('', $o['gen']);
 
 if (isset($o['late'])) {
@@ -66,6 +68,9 @@ $client = new Soa\Client($source, $o['service'] ?? 'echo', EchoServiceClient::cl
     'idl_hash' => $o['idl-hash'] ?? null,
     'idl_mismatch' => $o['idl-mismatch'] ?? null,
     'hash_key' => 0,
+    'retries' => isset($o['retries']) ? (int) $o['retries'] : null,
+    'tls' => isset($o['tls-ca']) ? array_filter(['ca' => $o['tls-ca'], 'cert' => $o['tls-cert'] ?? null,
+        'key' => $o['tls-key'] ?? null]) : null,
     'logger' => fn () => null,
     'on_connect_error' => function () use (&$out) {
         $out['refused']++;
