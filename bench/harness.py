@@ -104,7 +104,7 @@ def start_server(target, *args, timeout=30):
         [sys.executable, "-m", "bench.harness", target, json.dumps(args)],
         stdout=subprocess.PIPE, env=env, cwd=root,
     )
-    _pin(proc.pid, server=True)
+    pin(proc.pid, server=True)
     line = proc.stdout.readline().decode().strip()
     if not line.startswith("PORT "):
         proc.kill()
@@ -119,18 +119,26 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pin(pid, server):
+def cpus_for(server):
+    """The CPUs a server (the last one) or the load generator (the first one) is pinned to, or
+    None with fewer than two."""
+    if len(_CPUS) < 2:
+        return None
+    return {_CPUS[-1] if server else _CPUS[0]}
+
+
+def pin(pid, server):
     """With two CPUs or more, servers get the last one and the load generator the first: they
     then never compete for a core, so the scheduler's wake-up preemption between them (which
     favours whichever process uses less CPU) does not blur the comparison."""
-    cpus = _CPUS
-    if len(cpus) >= 2:
-        os.sched_setaffinity(pid, {cpus[-1] if server else cpus[0]})
+    cpus = cpus_for(server)
+    if cpus:
+        os.sched_setaffinity(pid, cpus)
 
 
 def pin_load_generator():
-    """Pin this (load generating) process to the first CPU; see ``_pin``."""
-    _pin(0, server=False)
+    """Pin this (load generating) process to the first CPU; see ``pin``."""
+    pin(0, server=False)
 
 
 def measure(make_caller, concurrency, seconds, warmup=WARMUP, server_pid=None):

@@ -77,7 +77,7 @@ def run(args):
         env = {"NODE_PATH": str(NODE_DIR / "node_modules"), "PATH": "/usr/bin:/bin"}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 text=True)
-        harness._pin(proc.pid, server=False)  # noqa: SLF001 - the load generator's CPU
+        harness.pin(proc.pid, server=False)  # the load generator's CPU
         out, err = proc.communicate(timeout=60 + 4 * args.rounds * (args.seconds + 0.5))
         if proc.returncode != 0:
             raise RuntimeError(f"bench.js failed: {err.strip()}")

@@ -21,11 +21,12 @@ class ServiceProcess:
     once the instance this process registered (matched by pid) is in etcd; then ``pid``,
     ``port``, ``address`` ("127.0.0.1:PORT") and ``instance`` are set. ``stop()`` sends SIGTERM,
     waits, SIGKILLs on timeout and returns the exit code; it is idempotent. ``output()`` is the
-    process's stdout and stderr so far. Use it as a context manager so it is always stopped.
+    process's stdout and stderr so far. ``cpus`` (a set of CPU numbers) pins the process to
+    them. Use it as a context manager so it is always stopped.
     """
 
     def __init__(self, config_path, service, *, etcd_endpoints=None, port=0, workers=None,
-                 extra_args=(), env=None):
+                 extra_args=(), env=None, cpus=None):
         self.config_path = Path(config_path)
         self.service = service
         self.etcd_endpoints = etcd_endpoints
@@ -33,6 +34,7 @@ class ServiceProcess:
         self.workers = workers
         self.extra_args = tuple(str(a) for a in extra_args)
         self.env = env
+        self.cpus = cpus
         self.proc = None
         self.instance = None
         self.returncode = None
@@ -62,6 +64,8 @@ class ServiceProcess:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as self
         self.proc = subprocess.Popen(self.command(), env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if self.cpus:  # before its start-up creates threads, which inherit it
+            os.sched_setaffinity(self.proc.pid, self.cpus)
         try:
             self.instance = self._await_registration(timeout)
         except BaseException:
