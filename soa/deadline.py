@@ -16,10 +16,8 @@ def current():
     return _current.get()
 
 
-def set_current(deadline):
-    """Make ``deadline`` current in this greenlet; returns a token for ``reset``."""
-    return _current.set(deadline)
-
-
-def reset(token):
-    _current.reset(token)
+# ``set_current(deadline)`` makes ``deadline`` current in this greenlet and returns a token;
+# ``reset(token)`` restores what was current before. The variable's own methods, not wrappers:
+# the server calls them on every call that carries a deadline.
+set_current = _current.set
+reset = _current.reset
