@@ -45,6 +45,14 @@ class NoInstanceAvailable(DiscoveryError):
         super().__init__(f"{service}: {reason}")
 
 
+class ClientClosed(SoaError):
+    """A call on a client after its ``close()``: nothing is sent, no connection is opened."""
+
+    def __init__(self, service):
+        self.service = service
+        super().__init__(f"{service}: the client is closed")
+
+
 class TransportError(SoaError):
     """A connection failed. ``sent`` tells whether the request may have reached the server."""
 

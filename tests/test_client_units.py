@@ -17,7 +17,7 @@ from soa.clients import RetryBudget, StaticResolver
 from soa.clients.pool import Pool
 from soa.clients.service_client import build
 from soa.config import Config
-from soa.errors import ConfigError, NoInstanceAvailable, RetryError, RpcTimeout, TransportError
+from soa.errors import ClientClosed, ConfigError, NoInstanceAvailable, RetryError, RpcTimeout, TransportError
 from soa.testing.poll import wait_until
 
 MODULE = idl_module.load(IDL)
@@ -169,6 +169,18 @@ def test_pools_are_closed_when_an_instance_leaves(servers, make_client):
     assert a.address not in client.transport.pools
     wait_until(lambda: not a.sockets, 2, message="a's pooled connections closed")
     assert {client.whoami() for _ in range(4)} == {b.port}
+
+
+def test_a_closed_client_refuses_calls_and_opens_nothing(servers, make_client):
+    (a,) = servers(1)
+    client = make_client(resolver_of(a))
+    assert client.whoami() == a.port
+    client.close()
+    wait_until(lambda: not a.sockets, 2, message="the pooled connection closed")
+    accepted = a.accepted
+    with pytest.raises(ClientClosed, match="echo: the client is closed"):
+        client.whoami()
+    assert a.accepted == accepted and not a.sockets
 
 
 def test_protocols_and_transports(servers, make_client):

@@ -9,7 +9,7 @@ the balancer needs it (least_inflight).
 
 import time
 
-from soa.errors import RpcTimeout, TransportError
+from soa.errors import ClientClosed, RpcTimeout, TransportError
 
 from .connection import Connection
 from .pool import Pool
@@ -90,13 +90,13 @@ class Transport:
         and ``route[0] is instance`` confirms a hit; this saves formatting the address and
         hashing it on every call. Entries go when their address's pool is closed.
         """
+        if self.closed:  # close() emptied the routes: every later call comes here
+            raise ClientClosed(instance.service)
         address = instance.address
         pool = self.pools.get(address)
         if pool is None:
             pool = Pool(instance, self.pool_size, self.idle_timeout, self.connect_timeout,
                         self.connect)
-            if self.closed:
-                pool.close()
             self.pools[address] = pool
         stale = [k for k, r in self._routes.items() if r[1] == address and r[0] is not instance]
         for key in stale:
