@@ -17,7 +17,14 @@ from soa.clients import RetryBudget, StaticResolver
 from soa.clients.pool import Pool
 from soa.clients.service_client import build
 from soa.config import Config
-from soa.errors import ClientClosed, ConfigError, NoInstanceAvailable, RetryError, RpcTimeout, TransportError
+from soa.errors import (
+    ClientClosed,
+    ConfigError,
+    NoInstanceAvailable,
+    RetryError,
+    RpcTimeout,
+    TransportError,
+)
 from soa.testing.poll import wait_until
 
 MODULE = idl_module.load(IDL)

@@ -9,13 +9,13 @@ by its bytes. ``reply_headers`` (set by the processor, cleared by ``flush``) go 
 from thriftpy2.transport import TTransportException
 
 from soa.theader import (
-    FIXED_SIZE,
     HEAD,
     HEAD_SIZE,
     LENGTH,
     MAGIC,
     HeaderError,
     encode_pairs,
+    frame_prefix,
     header_block,
     parse_block,
 )
@@ -133,5 +133,4 @@ class HeaderIO(_SocketIO):
             block = header_block(self.protocol_id, len(reply), encode_pairs(reply.items()))
         else:
             block = self._plain_block
-        self._write(HEAD.pack(FIXED_SIZE + len(block) + len(payload), MAGIC, 0,
-                              self.seqid & 0xFFFFFFFF, len(block) >> 2) + block + payload)
+        self._write(frame_prefix(self.seqid, block, len(payload)) + payload)
