@@ -66,11 +66,15 @@ def open_fds():
 
 
 def greenlet_census():
-    """Live greenlets counted by what each one runs: the function at the bottom of its stack
-    (``module.function``), or its target when it has not started; dead ones are left out."""
-    kinds, current = {}, greenlet.getcurrent()
+    """``(kinds, objects)``: live greenlets counted by what each one runs (the function at the
+    bottom of its stack, ``module.function``, or its target when it has not started; dead ones
+    and the caller left out), and every greenlet object, in one walk of the heap."""
+    kinds, current, objects = {}, greenlet.getcurrent(), 0
     for g in gc.get_objects():
-        if not issubclass(type(g), greenlet.greenlet) or g.dead or g is current:  # no weakproxy
+        if not issubclass(type(g), greenlet.greenlet):  # issubclass: no weakproxy
+            continue
+        objects += 1
+        if g.dead or g is current:
             continue
         frame, name = g.gr_frame, None
         while frame is not None:
@@ -81,7 +85,7 @@ def greenlet_census():
             run = getattr(g, "_run", None) or getattr(g, "run", None)
             name = getattr(run, "__qualname__", None) or type(g).__name__
         kinds[name] = kinds.get(name, 0) + 1
-    return kinds
+    return kinds, objects
 
 
 class Histogram:
@@ -179,6 +183,12 @@ def cpu_split():
     return sum(fields) - idle - steal, steal, sum(fields)
 
 
+def cpu_shares(before, after):
+    """(busy, stolen) shares of the machine's CPU time between two ``cpu_split()`` readings."""
+    jiffies = max(1, after[2] - before[2])
+    return (after[0] - before[0]) / jiffies, (after[1] - before[1]) / jiffies
+
+
 class Seconds:
     """Per second of the soak: the p99 of the calls outside restart windows (kept, a float a
     second, for the drift's trend) and, with ``path``, one JSON line of diagnostics: calls, p99
@@ -205,7 +215,7 @@ class Seconds:
             if steady.n >= self.MIN_CALLS:
                 self.p99s.append((now - start, steady.quantile(0.99)))
             if self.file is not None:
-                jiffies = max(1, machine[2] - machine0[2])
+                busy, stolen = cpu_shares(machine0, machine)
                 pools = list(client.transport.pools.values())
                 row = {"t": round(now - start, 1),
                        "hub_lag_ms": round((now - t0 - 1.0) * 1e3, 1), "calls": latencies.n,
@@ -214,8 +224,7 @@ class Seconds:
                        "start_lag_ms": round(lag * 1e3, 1), "inflight": inflight[0],
                        "restarting": restarting[0] is not None,
                        "client_cpu": round((cpu - cpu0) / (now - t0), 2),
-                       "machine_busy": round((machine[0] - machine0[0]) / jiffies, 2),
-                       "stolen": round((machine[1] - machine0[1]) / jiffies, 2),
+                       "machine_busy": round(busy, 2), "stolen": round(stolen, 2),
                        "instances": len(client.instances),
                        "opened": sum(p.opened for p in pools),
                        "attempts": sum(p.acquired for p in pools)}
@@ -260,11 +269,12 @@ def soak(client, instances, rate, seconds, restart_every, out=sys.stdout, trace=
             if len(failures) < 5:
                 failures.append(f"{type(e).__name__}: {e}")
         else:
-            latency = time.monotonic() - scheduled
+            now = time.monotonic()
+            latency = now - scheduled
             current["latencies"].add(latency)
             if trace is not None:
                 trace.latencies.add(latency)
-            if not in_restart(scheduled, time.monotonic()):
+            if not in_restart(scheduled, now):
                 current["steady"].add(latency)
                 if trace is not None:
                     trace.steady.add(latency)
@@ -317,9 +327,9 @@ def soak(client, instances, rate, seconds, restart_every, out=sys.stdout, trace=
             window = current
             current = {"latencies": Histogram(), "steady": Histogram(), "failed": 0}
             lat, steady = window["latencies"], window["steady"]
-            kinds = greenlet_census()
+            kinds, objects = greenlet_census()
             machine = cpu_split()
-            stolen = (machine[1] - machine0[1]) / max(1, machine[2] - machine0[2])
+            _, stolen = cpu_shares(machine0, machine)
             machine0 = machine
             row = {"minute": len(minutes) + 1, "calls": lat.n + window["failed"],
                    "failed": window["failed"], "p50_ms": round(lat.quantile(0.5) * 1e3, 3),
@@ -330,8 +340,7 @@ def soak(client, instances, rate, seconds, restart_every, out=sys.stdout, trace=
                    "pooled_connections": pooled(client),
                    "inflight": inflight[0],  # with the earlier count (every greenlet object
                    # less the calls in flight) to show what it mixed up
-                   "objects_less_inflight": sum(issubclass(type(o), greenlet.greenlet)
-                                                for o in gc.get_objects()) - inflight[0],
+                   "objects_less_inflight": objects - inflight[0],
                    "greenlets": sum(n for k, n in kinds.items() if not k.startswith(OWN)),
                    "greenlet_kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
                    "restarts": instances.restarts, "stolen": round(stolen, 3)}
