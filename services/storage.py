@@ -9,8 +9,10 @@ Under gevent a SQLite call blocks the hub for its duration, so transactions must
 must never do network I/O (no RPC inside ``transaction()``).
 """
 
+import random
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,6 +83,9 @@ class SqliteDatabase(Database):
             timeout=busy_timeout_ms / 1000)
         self._connection.row_factory = sqlite3.Row
         self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        _until_unlocked(self._set_up, schema, deadline=time.monotonic() + busy_timeout_ms / 1000)
+
+    def _set_up(self, schema):
         self._connection.execute("PRAGMA journal_mode = WAL")
         self._connection.execute("PRAGMA synchronous = NORMAL")
         if schema:
@@ -118,6 +123,20 @@ class SqliteDatabase(Database):
     def close(self):
         with self._lock:
             self._connection.close()
+
+
+def _until_unlocked(step, *args, deadline):
+    """``step(*args)``, again after a short pause while SQLite says the database is locked, until
+    ``deadline``. Switching to WAL takes an exclusive lock and SQLite does not always call the
+    busy handler for it, so processes opening one file at once can see "database is locked"
+    whatever the busy timeout."""
+    while True:
+        try:
+            return step(*args)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.01, 0.05))
 
 
 def open_database(context, schema):
