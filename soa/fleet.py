@@ -5,12 +5,13 @@
 - ``Fleet(config_path, etcd_endpoint)`` starts ``instances`` ``soa serve`` processes of every
   service (each in its own session, so a terminal's Ctrl-C reaches only the parent, and each
   dying with its supervisor: ``soa.orphans``), waits until each has registered (matched by pid),
-  reports ``status()`` from the registry, ``scale()``s a service up or down (removed instances
-  drain through their normal stop sequence), and ``stop()``s them all with SIGTERM so they
-  deregister, then removes any key left behind.
+  reports ``status()`` from the registry, ``terminate()``s some of them, ``scale()``s a
+  service up or down (removed instances drain through their normal stop sequence), and
+  ``stop()``s them all with SIGTERM so they deregister, then removes any key left behind.
 - ``start_etcd(data_dir, port)`` starts the embedded etcd, which dies with its supervisor too.
 """
 
+import logging
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from .config import load_config
 from .errors import SoaError
 from .etcd_server import EtcdProcess, free_port
 from .orphans import guarded
+
+log = logging.getLogger("soa.fleet")
 
 
 def run_config(source, target_dir, etcd_endpoint, *, prefix=None, lease_ttl=None,
@@ -154,15 +157,27 @@ class Fleet:
         surplus = sorted(live, key=lambda c: c.index)[count:]
         for child in surplus:
             child.retired = True
-            child.proc.send_signal(signal.SIGTERM)
+        self.terminate(surplus, timeout)
+        return 0, len(surplus)
+
+    def terminate(self, children, timeout=20.0):
+        """SIGTERM each live one of ``children`` (they deregister and drain), wait until
+        ``timeout``, SIGKILL those still running. Returns the children that had to be killed."""
+        for child in children:
+            if child.alive():
+                child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for child in surplus:
+        killed = []
+        for child in children:
             try:
                 child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("%s#%d (pid %d) still running %.0fs after SIGTERM: killed; see %s",
+                            child.service, child.index, child.pid, timeout, child.log_path)
                 child.proc.kill()
                 child.proc.wait()
-        return 0, len(surplus)
+                killed.append(child)
+        return killed
 
     def wait_registered(self, children, timeout=60.0, progress=None):
         deadline = time.monotonic() + timeout
@@ -228,16 +243,7 @@ class Fleet:
         """SIGTERM every child (they deregister and drain), wait, SIGKILL stragglers, then
         delete any key of ours still in etcd. Returns ``(removed, left)``: keys that had to be
         deleted, and keys of ours still there after that (0 unless etcd is unreachable)."""
-        for child in self.children:
-            if child.alive():
-                child.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in self.children:
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
+        self.terminate(self.children, timeout)
         removed = self._remove_leftovers()
         pids = {child.pid for child in self.children}
         left = sum(1 for instance in self.registered() if instance.pid in pids)

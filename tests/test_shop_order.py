@@ -117,11 +117,15 @@ def test_order_flow_across_services(tmp_path, etcd_config,
                    message="flash-sale mail")
 
         # A later step fails (Notify is gone): the reservation is released, the order FAILED.
-        for child in shop.children("notify"):
-            child.proc.terminate()
-            child.proc.wait(15)
+        stopping = shop.children("notify")
+        killed = shop.shop.terminate(stopping, timeout=15)
+        assert not killed, "notify did not stop on SIGTERM:\n" + _log_tail(stopping[0])
         wait_until(lambda: not [i for i in shop.shop.registered() if i.service == "notify"])
         reserved = _web(inv, "TV55").reserved
         _expect(codes.UNAVAILABLE, lambda: orders.create_order("k5", request("dave")), shared)
         assert _web(inv, "TV55").reserved == reserved
         assert [o.status for o in orders.list_orders("dave", 0, 10)] == [m.OrderStatus.FAILED]
+
+
+def _log_tail(child, lines=40):
+    return "\n".join(child.log_path.read_text(errors="replace").splitlines()[-lines:])
