@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -27,7 +26,7 @@ const (
 type conn struct {
 	nc       net.Conn
 	proto    thrift.TProtocol
-	header   *thrift.THeaderProtocol // nil for plain Thrift
+	header   *headerTransport // nil for plain Thrift
 	seq      int32
 	lastUsed time.Time
 	broken   bool // saw a transport error or a cancellation: never reused
@@ -70,15 +69,13 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 	compact := d.in.Protocol == "compact"
 	switch {
 	case d.in.THeader:
-		id := thrift.THeaderProtocolBinary
+		id := byte(protocolBinary)
 		if compact {
-			id = thrift.THeaderProtocolCompact
+			id = protocolCompact
 		}
-		conf.THeaderProtocolID = thrift.THeaderProtocolIDPtrMust(id)
-		c.header = thrift.NewTHeaderProtocolConf(trans, conf)
-		c.proto = c.header
-		c.targetHeaders(d)
-		return c, nil
+		c.header = newHeaderTransport(nc, id, d.maxFrame)
+		c.header.setFixed(headerService, d.service, headerInstance, d.in.ID, headerCaller, d.caller)
+		trans = c.header
 	case d.in.Transport == "framed":
 		trans = thrift.NewTFramedTransportConf(trans, conf)
 	}
@@ -88,19 +85,6 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		c.proto = thrift.NewTBinaryProtocolConf(trans, conf)
 	}
 	return c, nil
-}
-
-// targetHeaders sets the THeader info headers that are the same on every call over c (the
-// target's identity and the caller), and no others.
-func (c *conn) targetHeaders(d *dialer) {
-	c.header.ClearWriteHeaders()
-	c.header.SetWriteHeader(headerService, d.service)
-	if d.in.ID != "" {
-		c.header.SetWriteHeader(headerInstance, d.in.ID)
-	}
-	if d.caller != "" {
-		c.header.SetWriteHeader(headerCaller, d.caller)
-	}
 }
 
 // closedByPeer tells whether an idle connection was closed (or reset) by the server: a peek
@@ -152,12 +136,11 @@ func (c *conn) call(ctx context.Context, d *dialer, method string, args, result 
 	defer stop()
 	c.seq++
 	if c.header != nil {
-		// The target's headers stay set from one call to the next; only the deadline changes.
+		// The target's headers are set once per connection; only the deadline changes.
+		c.header.seq = uint32(c.seq)
+		c.header.deadlineMS, c.header.readHeaders = 0, nil
 		if ok {
-			ms := max(1, time.Until(deadline).Milliseconds())
-			c.header.SetWriteHeader(headerDeadline, strconv.FormatInt(ms, 10))
-		} else {
-			c.targetHeaders(d) // drops a deadline left by an earlier call
+			c.header.deadlineMS = max(1, time.Until(deadline).Milliseconds())
 		}
 	}
 	if err := c.send(ctx, method, args); err != nil {
@@ -171,7 +154,7 @@ func (c *conn) call(ctx context.Context, d *dialer, method string, args, result 
 	err := c.recv(ctx, method, result)
 	res := callResult{err: err, sent: true}
 	if c.header != nil {
-		res.headers = c.header.GetReadHeaders()
+		res.headers = c.header.readHeaders
 		switch res.headers[headerError] {
 		case "late":
 			res.late = true
