@@ -164,6 +164,41 @@ def test_deadline_is_current_in_the_handler_and_seqid_is_echoed(serve_echo, tmp_
     assert client(module, server.address[1]).deadline_left() == -1.0
 
 
+@pytest.mark.parametrize("protocol", ["binary", "compact"])
+def test_a_theader_frame_holds_exactly_one_message(serve_echo, tmp_path, caplog, protocol):
+    """A frame's payload is decoded whole: a large one (many socket reads) is answered; a
+    message running past its frame, or (binary) bytes after it, closes that connection only."""
+    from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
+    from thriftpy2.transport import TMemoryBuffer
+
+    from soa import theader
+
+    caplog.set_level(logging.INFO, logger="soa.server")
+    server = serve_echo()
+    module = echo_idl(tmp_path)
+    port = server.address[1]
+    big = "x" * 300_000
+    _, _, reply = header_call(port, module, "echo", module.EchoService.echo_args(text=big),
+                              protocol=protocol)
+    assert reply.success == big
+
+    out = TMemoryBuffer()
+    proto = (TCompactProtocol if protocol == "compact" else TBinaryProtocol)(out)
+    proto.write_message_begin("echo", TMessageType.CALL, 1)
+    proto.write_struct(module.EchoService.echo_args(text="hi"))
+    message = out.getvalue()
+    block = theader.header_block(theader.PROTOCOL_IDS[protocol], 0, b"")
+    cut = message[:-3]  # the string and the struct's end lie past the frame
+    bad = [cut] + ([message + b"\0\0"] if protocol == "binary" else [])
+    for payload in bad:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(theader.frame_prefix(1, block, len(payload)) + payload + b"\0" * 64)
+            assert sock.recv(1024) == b""  # closed, nothing answered
+    reasons = [r.getMessage() for r in caplog.records if "closing" in r.getMessage()]
+    assert len(reasons) == len(bad) and all("bad input" in r for r in reasons), reasons
+    assert client(module, port).echo("still") == "still"
+
+
 @pytest.mark.parametrize("protocol,transport", [("binary", "buffered"), ("compact", "framed")])
 def test_plain_seqids_across_the_old_marker_range_are_served(serve_echo, tmp_path, etcd_config,
                                                              protocol, transport):

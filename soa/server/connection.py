@@ -21,7 +21,7 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.buffered import TCyBufferedTransport
 
-from soa.theader import PROTOCOL_NAMES, is_header_start
+from soa.theader import is_header_start
 
 from .compact import BoundedCompactProtocol
 from .guard import BinaryGuard, FrameTooLarge
@@ -301,16 +301,17 @@ def serve_connection(conn, processor, settings, tls=None):
         first = io.prefetch(6)
         if not first:
             return
-        protocol = settings.protocol
         if is_header_start(first):
             from .header import HeaderIO  # it builds on this module's _SocketIO
 
             io = conn.io = HeaderIO(sock, settings.max_frame_bytes, first)
             if not io.next_frame():
                 return
-            protocol = PROTOCOL_NAMES[io.protocol_id]
-        proto, flush = make_protocol(io, protocol)
-        processor.run(conn, proto, flush)
+            proto, read_begin, flush = io.protocol()
+        else:
+            proto, flush = make_protocol(io, settings.protocol)
+            read_begin = proto.read_message_begin
+        processor.run(conn, proto, flush, read_begin)
     except TTransportException as e:
         if e.type != TTransportException.END_OF_FILE:
             log.info("closing %s: %s", conn.peer, e.message or e)

@@ -2,17 +2,24 @@
 processor (``headers``), replies framed the same way (``soa.theader``, registry/SCHEMA.md).
 
 Like ``FramedIO``, a frame's length is checked against ``max_frame_bytes`` before anything is
-read for it, and the header block is read whole (it is small) and decoded with every count bounded
-by its bytes. ``reply_headers`` (set by the processor, cleared by ``flush``) go on the next reply.
+read for it, and the header block is decoded with every count bounded by its bytes. Because a
+frame says how long its message is, the adapter takes each frame whole off the socket, validates
+its payload whole (binary: ``FrameGuard``; compact counts are bounded as they are read) and
+hands it to the decoder through one memory buffer, which the reply is then written into: no
+Python runs between the decoder and the socket while a message is decoded or encoded.
+``reply_headers`` (set by the processor, cleared by ``flush``) go on the next reply.
 """
 
+from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.transport import TTransportException
+from thriftpy2.transport.memory import TCyMemoryBuffer
 
 from soa.theader import (
     HEAD,
     HEAD_SIZE,
     LENGTH,
     MAGIC,
+    PROTOCOL_NAMES,
     HeaderError,
     encode_pairs,
     frame_prefix,
@@ -20,31 +27,81 @@ from soa.theader import (
     parse_block,
 )
 
+from .compact import BoundedCompactProtocol
 from .connection import READ_CHUNK, FrameTooLarge, _SocketIO
+from .guard import BadMessage, BinaryGuard
 
 BLOCK_CACHE = 16  # decoded header blocks kept per connection
 
 
+class FrameGuard(BinaryGuard):
+    """``BinaryGuard``'s walk over one whole frame payload: the message must fill it exactly."""
+
+    __slots__ = ()
+
+    def __init__(self):  # no socket under it: only the walk is used
+        self._buf = b""
+        self._limit = 0
+
+    def check(self, payload):
+        self._buf = payload
+        self._limit = len(payload)
+        end = self._message(0)
+        if end != len(payload):
+            raise BadMessage(f"{len(payload) - end} byte(s) after the message in its frame")
+
+    def _fill(self, end):
+        raise BadMessage(f"a message of at least {end} bytes in a frame of {len(self._buf)}")
+
+
 class HeaderIO(_SocketIO):
     """Reads ahead a chunk at a time into ``_buf`` and walks it with an offset (``_pos``), so a
-    client that pipelines many small frames costs one ``recv`` per chunk and no copying per
-    frame; a payload larger than what is buffered streams from the socket."""
+    client that pipelines many small frames costs one ``recv`` per chunk; a frame larger than
+    what is buffered is gathered from the socket (yielding to the hub as it arrives)."""
 
-    __slots__ = ("_blocks", "_buf", "_plain_block", "_pos", "headers", "left", "out",
+    __slots__ = ("_blocks", "_buf", "_mem", "_payload", "_plain_block", "_pos", "headers",
                  "protocol_id", "reply_headers", "seqid")
 
     def __init__(self, sock, max_bytes, pending=b""):
         super().__init__(sock, max_bytes)
         self._buf = bytes(pending)
         self._pos = 0
-        self.left = 0
-        self.out = []
+        self._payload = None  # the payload of a frame read but not yet decoded
+        self._mem = TCyMemoryBuffer()
         self.headers = {}
         self.reply_headers = None
         self.seqid = 0
         self.protocol_id = None
         self._plain_block = None
         self._blocks = {}  # header block bytes -> (protocol id, headers), the last few
+
+    def protocol(self):
+        """``(proto, read_message_begin, flush)`` for the protocol the first frame names (call
+        ``next_frame`` first). ``read_message_begin`` takes the next frame off the socket,
+        validates it, and decodes its message's header; it raises ``TTransportException``
+        (end of file) at a clean end of the connection."""
+        mem = self._mem
+        if PROTOCOL_NAMES[self.protocol_id] == "compact":
+            proto, check = BoundedCompactProtocol(mem, self.limit), None
+        else:
+            proto, check = TCyBinaryProtocol(mem, strict_read=True, strict_write=True), \
+                FrameGuard().check
+        decode_begin, setvalue, next_frame = proto.read_message_begin, mem.setvalue, \
+            self.next_frame
+
+        def read_message_begin():
+            payload = self._payload
+            if payload is None:
+                if not next_frame():
+                    raise TTransportException(TTransportException.END_OF_FILE, "end of stream")
+                payload = self._payload
+            self._payload = None
+            if check is not None:
+                check(payload)
+            setvalue(payload)
+            return decode_begin()
+
+        return proto, read_message_begin, self.flush
 
     def _fill(self, n, at_start=False):
         """At least ``n`` bytes buffered from ``_pos``, reading ahead up to a chunk; False when
@@ -62,28 +119,31 @@ class HeaderIO(_SocketIO):
         return True
 
     def next_frame(self):
-        """Read the next frame's length and header; returns its payload size, 0 at a clean end.
+        """Read the next frame whole: its header decoded into ``headers`` and ``seqid``, its
+        payload kept for the decoder. False at a clean end of the connection.
 
         Header blocks repeat from call to call (a client's identity does not change, and its
         deadline's digits seldom do), so the last few are kept decoded, per connection.
         """
         if len(self._buf) - self._pos < HEAD_SIZE and not self._fill(HEAD_SIZE, at_start=True):
-            return 0
-        size, magic, _flags, seqid, words = HEAD.unpack_from(self._buf, self._pos)
+            return False
+        buf, pos = self._buf, self._pos
+        size, magic, _flags, seqid, words = HEAD.unpack_from(buf, pos)
         if size > self.limit:
             raise FrameTooLarge(TTransportException.UNKNOWN,
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
         if magic != MAGIC:
             raise HeaderError(f"not a THeader frame (magic {magic:#06x})")
-        header_end = HEAD_SIZE + words * 4
-        payload = size + LENGTH.size - header_end
-        if payload <= 0:
+        header_end = pos + HEAD_SIZE + words * 4
+        frame_end = pos + LENGTH.size + size
+        if frame_end <= header_end:
             raise HeaderError(f"a header of {words * 4} bytes leaves no payload in {size}")
-        if len(self._buf) - self._pos < header_end:
-            self._fill(header_end)
-        pos = self._pos
-        block = self._buf[pos + HEAD_SIZE:pos + header_end]
-        self._pos = pos + header_end
+        self.count += size
+        if len(buf) < header_end:
+            self._fill(header_end - pos)
+            buf, pos = self._buf, self._pos
+            header_end, frame_end = pos + HEAD_SIZE + words * 4, pos + LENGTH.size + size
+        block = buf[pos + HEAD_SIZE:header_end]
         decoded = self._blocks.get(block)
         if decoded is None:
             decoded = parse_block(block)
@@ -96,37 +156,38 @@ class HeaderIO(_SocketIO):
             self._plain_block = header_block(protocol_id, 0, b"")
         elif protocol_id != self.protocol_id:
             raise HeaderError(f"protocol id changed from {self.protocol_id} to {protocol_id}")
-        self.count += size
+        if frame_end <= len(buf):
+            self._payload = buf[header_end:frame_end]
+            self._pos = frame_end
+        else:  # larger than what is buffered: gather the rest
+            self._payload = self._gather_payload(buf[header_end:], frame_end - len(buf))
+            self._buf, self._pos = b"", 0
         self.seqid = seqid
         self.headers = headers
-        self.left = payload
-        return payload
+        return True
 
-    def read(self, n):
-        left = self.left
-        if left == 0:
-            left = self.next_frame()
-            if left == 0:
-                return b""
-        want = n if n < left else left
-        buf, pos = self._buf, self._pos
-        buffered = len(buf) - pos
-        if buffered:
-            take = want if want < buffered else buffered
-            self._pos = pos + take
-            data = buf[pos:pos + take]
-        else:  # nothing read ahead: straight from the socket (large payloads stream)
-            data = self._receive(want)
-        self.left = left - len(data)
-        return data
+    def _gather_payload(self, head, missing):
+        parts = bytearray(head)
+        while missing > 0:
+            more = self._receive(missing)
+            if not more:
+                raise TTransportException(TTransportException.END_OF_FILE,
+                                          "connection closed inside a THeader frame")
+            parts += more
+            missing -= len(more)
+            self.count += len(more)  # progress, for the idle sweeper
+        return bytes(parts)
+
+    def read(self, n):  # the decoder reads from the memory buffer, never from here
+        raise TypeError("HeaderIO hands whole frames to the decoder; read from protocol()")
 
     def write(self, data):
-        self.out.append(data)
+        self._mem.write(data)
 
     def flush(self):
-        out = self.out
-        payload = out[0] if len(out) == 1 else b"".join(out)  # one: the buffered transport's
-        out.clear()
+        mem = self._mem
+        payload = mem.getvalue()
+        mem.clean()
         reply = self.reply_headers
         if reply:
             self.reply_headers = None

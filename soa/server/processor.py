@@ -121,15 +121,15 @@ class Processor:
             for name in service_cls.thrift_services
         }
 
-    def run(self, conn, proto, flush):
-        """Serve calls on one connection until it should close."""
+    def run(self, conn, proto, flush, read_begin):
+        """Serve calls on one connection until it should close; ``read_begin()`` reads the
+        next message's header (``proto.read_message_begin``, or the THeader adapter's)."""
         table = self.table
         service = self.service_name
         instance_id = self.instance_id
         peer = conn.peer
         io = conn.io
         state = conn.state
-        read_begin = proto.read_message_begin
         read_struct = proto.read_struct
         write_begin = proto.write_message_begin
         write_struct = proto.write_struct
