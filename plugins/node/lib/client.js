@@ -108,6 +108,7 @@ class Client {
     this.streak = new Map();
     this.wrongTarget = new Map(); // address -> identity refused
     this.addrs = new WeakMap(); // instance -> address
+    this.headerCache = new WeakMap(); // instance -> its THeader info headers
     this.held = new Map(); // address -> instance kept through a mass removal
     this.listed = false;
     this.probe = prober(ServiceClient, { connectTimeout: o.connectTimeout, tls: this.tls });
@@ -304,10 +305,16 @@ class Client {
     }
   }
 
+  /** The THeader info headers of every call to `instance`: one object per instance, so that a
+   * connection encodes them once. */
   headers(instance) {
-    const h = { 'soa-service': this.service };
-    if (instance.id) h['soa-instance'] = instance.id;
-    if (this.options.caller) h['soa-caller'] = this.options.caller;
+    let h = this.headerCache.get(instance);
+    if (h === undefined) {
+      h = { 'soa-service': this.service };
+      if (instance.id) h['soa-instance'] = instance.id;
+      if (this.options.caller) h['soa-caller'] = this.options.caller;
+      this.headerCache.set(instance, h);
+    }
     return h;
   }
 

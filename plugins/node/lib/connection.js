@@ -92,6 +92,8 @@ class Connection {
     this.writing = null; // the call whose request is being written
     this.reserved = 0; // slots the pool handed out for calls about to start
     this.inbox = [];
+    this.pairs = null; // call headers encoded for THeader (theader.encodePairs), and their object
+    this.pairsOf = undefined;
     this.calls = 0;
     this.idleSince = performance.now();
     this.onIdle = null; // set by the pool: called when the last call in flight ends
@@ -150,8 +152,12 @@ class Connection {
     const call = this.writing;
     let frame = payload;
     if (this.format === 'theader') {
-      const headers = { ...call.headers, 'soa-deadline-ms': String(Math.max(1, Math.floor(call.deadline - performance.now()))) };
-      frame = theader.encode(this.instance.protocol, seqid, headers, payload);
+      if (call.headers !== this.pairsOf) { // the same object call after call: encoded once
+        this.pairs = theader.encodePairs(call.headers || {});
+        this.pairsOf = call.headers;
+      }
+      const ms = Math.max(1, Math.floor(call.deadline - performance.now()));
+      frame = theader.frame(this.instance.protocol, seqid, this.pairs, ms, payload);
     } else if (this.format === 'framed') {
       const len = Buffer.alloc(4);
       len.writeUInt32BE(payload.length, 0);

@@ -8,7 +8,8 @@
  * connection object, so a pooled call could not carry its own deadline nor read its own reply's
  * `soa-error` (see README.md).
  *
- * `encode` builds one request frame; `decode` parses one complete frame (the bytes after the
+ * `encode` builds one request frame (`frame`, from pairs encoded once by `encodePairs`, is the
+ * same with the call's deadline added); `decode` parses one complete frame (the bytes after the
  * length) and throws THeaderError on anything malformed, checking every count and length
  * against the bytes that remain before reading.
  */
@@ -34,32 +35,66 @@ function varint(n, out) {
   out.push(v);
 }
 
+const DEADLINE = Buffer.from('soa-deadline-ms', 'utf8');
+
+/** The wire form of `headers` (an object of string keys and values): `{bytes, count}`, for
+ * `frame`. A connection encodes its fixed headers (the target, the caller) once. */
+function encodePairs(headers) {
+  const parts = [];
+  let count = 0;
+  for (const k of Object.keys(headers)) {
+    for (const s of [k, headers[k]]) {
+      const b = Buffer.from(String(s), 'utf8');
+      const len = [];
+      varint(b.length, len);
+      parts.push(Buffer.from(len), b);
+    }
+    count += 1;
+  }
+  return { bytes: Buffer.concat(parts), count };
+}
+
+/** One request frame in one buffer: `payload` (one message in `protocol`, sequence id `seqid`)
+ * with the encoded `pairs` and, when `deadlineMs` > 0, `soa-deadline-ms`. */
+function frame(protocol, seqid, pairs, deadlineMs, payload) {
+  const digits = deadlineMs > 0 ? String(deadlineMs) : '';
+  const count = pairs.count + (digits ? 1 : 0);
+  const info = [];
+  if (count) {
+    varint(INFO_KEYVALUE, info);
+    varint(count, info);
+  }
+  const deadlineBytes = digits ? 2 + DEADLINE.length + digits.length : 0; // both lengths < 128
+  const used = 2 + info.length + pairs.bytes.length + deadlineBytes;
+  const headerLength = used + (-used & 3);
+  const out = Buffer.allocUnsafe(14 + headerLength + payload.length);
+  out.writeUInt32BE(10 + headerLength + payload.length, 0);
+  out.writeUInt16BE(MAGIC, 4);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt32BE(seqid >>> 0, 8);
+  out.writeUInt16BE(headerLength / 4, 12);
+  let pos = 14;
+  out[pos++] = PROTOCOL_IDS[protocol]; // 0 or 2: one varint byte
+  out[pos++] = 0; // no transforms
+  for (const b of info) out[pos++] = b;
+  if (count) {
+    pos += pairs.bytes.copy(out, pos);
+    if (digits) {
+      out[pos++] = DEADLINE.length;
+      pos += DEADLINE.copy(out, pos);
+      out[pos++] = digits.length;
+      pos += out.write(digits, pos, 'latin1');
+    }
+  }
+  out.fill(0, pos, 14 + headerLength);
+  payload.copy(out, 14 + headerLength);
+  return out;
+}
+
 /** One request frame: `payload` (a Buffer holding one message in `protocol`) with `headers`
  * (an object of string keys and values), `seqid` the message's. */
 function encode(protocol, seqid, headers, payload) {
-  const header = [];
-  varint(PROTOCOL_IDS[protocol], header);
-  varint(0, header); // no transforms
-  const keys = Object.keys(headers);
-  if (keys.length) {
-    varint(INFO_KEYVALUE, header);
-    varint(keys.length, header);
-    for (const k of keys) {
-      for (const s of [k, headers[k]]) {
-        const b = Buffer.from(s, 'utf8');
-        varint(b.length, header);
-        for (const byte of b) header.push(byte);
-      }
-    }
-  }
-  while (header.length % 4) header.push(0);
-  const head = Buffer.alloc(14);
-  head.writeUInt32BE(10 + header.length + payload.length, 0);
-  head.writeUInt16BE(MAGIC, 4);
-  head.writeUInt16BE(0, 6);
-  head.writeUInt32BE(seqid >>> 0, 8);
-  head.writeUInt16BE(header.length / 4, 12);
-  return Buffer.concat([head, Buffer.from(header), payload]);
+  return frame(protocol, seqid, encodePairs(headers), 0, payload);
 }
 
 class Reader {
@@ -115,4 +150,6 @@ function decode(frame) {
   return { seqid, protocolId, headers, payload: frame.subarray(10 + headerBytes) };
 }
 
-module.exports = { encode, decode, THeaderError, PROTOCOL_IDS };
+module.exports = {
+  encode, encodePairs, frame, decode, THeaderError, PROTOCOL_IDS,
+};

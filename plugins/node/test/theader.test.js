@@ -31,3 +31,14 @@ test('malformed frames are refused, never over-read', () => {
   assert.throws(bad((b) => { b[14] = 50; }), /string of 50 bytes/);
   assert.throws(() => theader.decode(Buffer.alloc(3)), /frame of 3 bytes/);
 });
+
+test('frame with pairs encoded once and the deadline is encode with the deadline among the headers', () => {
+  const fixed = { 'soa-service': 'echo', 'soa-instance': 'a1', 'soa-caller': 'tests' };
+  const payload = Buffer.from('payload');
+  for (const ms of [1, 250, 30000, 123456789]) {
+    const got = theader.frame('binary', 9, theader.encodePairs(fixed), ms, payload);
+    assert.deepEqual(got, theader.encode('binary', 9, { ...fixed, 'soa-deadline-ms': String(ms) }, payload));
+    assert.deepEqual(theader.decode(got.subarray(4)).headers, { ...fixed, 'soa-deadline-ms': String(ms) });
+  }
+  assert.deepEqual(theader.frame('compact', 3, theader.encodePairs({}), 0, payload), theader.encode('compact', 3, {}, payload));
+});
