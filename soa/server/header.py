@@ -134,15 +134,13 @@ class HeaderIO(_SocketIO):
                                 f"frame of {size} bytes refused (max_frame_bytes {self.limit})")
         if magic != MAGIC:
             raise HeaderError(f"not a THeader frame (magic {magic:#06x})")
-        header_end = pos + HEAD_SIZE + words * 4
-        frame_end = pos + LENGTH.size + size
-        if frame_end <= header_end:
+        header_len, frame_len = HEAD_SIZE + words * 4, LENGTH.size + size
+        if frame_len <= header_len:
             raise HeaderError(f"a header of {words * 4} bytes leaves no payload in {size}")
-        self.count += size
-        if len(buf) < header_end:
-            self._fill(header_end - pos)
+        if len(buf) - pos < header_len:
+            self._fill(header_len)
             buf, pos = self._buf, self._pos
-            header_end, frame_end = pos + HEAD_SIZE + words * 4, pos + LENGTH.size + size
+        header_end, frame_end = pos + header_len, pos + frame_len
         block = buf[pos + HEAD_SIZE:header_end]
         decoded = self._blocks.get(block)
         if decoded is None:
@@ -159,7 +157,9 @@ class HeaderIO(_SocketIO):
         if frame_end <= len(buf):
             self._payload = buf[header_end:frame_end]
             self._pos = frame_end
+            self.count += frame_len
         else:  # larger than what is buffered: gather the rest
+            self.count += len(buf) - pos
             self._payload = self._gather_payload(buf[header_end:], frame_end - len(buf))
             self._buf, self._pos = b"", 0
         self.seqid = seqid
@@ -177,12 +177,6 @@ class HeaderIO(_SocketIO):
             missing -= len(more)
             self.count += len(more)  # progress, for the idle sweeper
         return bytes(parts)
-
-    def read(self, n):  # the decoder reads from the memory buffer, never from here
-        raise TypeError("HeaderIO hands whole frames to the decoder; read from protocol()")
-
-    def write(self, data):
-        self._mem.write(data)
 
     def flush(self):
         mem = self._mem

@@ -100,7 +100,7 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, args,
 		c.report(method, ep, false, err, started)
 		return thrift.ResponseMeta{}, err
 	}
-	res := cn.call(ctx, ep.dialer, method, args, result)
+	res := cn.call(ctx, method, args, result)
 	if res.wire || res.wrong || ctx.Err() != nil {
 		cn.broken = true
 	}

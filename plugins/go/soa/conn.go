@@ -124,7 +124,7 @@ type callResult struct {
 
 // call writes one request and reads its reply within ctx's deadline. A cancelled ctx interrupts
 // blocked reads and writes at once.
-func (c *conn) call(ctx context.Context, d *dialer, method string, args, result thrift.TStruct) callResult {
+func (c *conn) call(ctx context.Context, method string, args, result thrift.TStruct) callResult {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Time{}
@@ -254,6 +254,6 @@ func probe(ctx context.Context, d *dialer) bool {
 		return false
 	}
 	defer c.close()
-	res := c.call(ctx, d, "ping", emptyStruct{}, emptyStruct{})
+	res := c.call(ctx, "ping", emptyStruct{}, emptyStruct{})
 	return !res.wire
 }
