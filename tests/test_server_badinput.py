@@ -282,3 +282,29 @@ def test_string_longer_than_the_maximum_is_refused_before_reading_it(live, wire)
     assert closed_by_server(sock, timeout=2) == b""
     assert time.monotonic() - started < IDLE * 0.8
     server.assert_healthy()
+
+
+FLOOD = 20_000  # pipelined calls: ~600 KB, more than a read-size yield would ever cut
+
+
+@pytest.mark.parametrize("wire", WIRES + [("binary", "theader"), ("compact", "theader")])
+def test_a_client_that_always_has_its_next_request_ready_does_not_starve_the_others(
+        live, tmp_path, wire):
+    """Another process pipelines 20,000 calls on one connection, so the server never has to wait
+    for that socket; the server still gives the other connections a turn every few messages:
+    its loop is never held for 50 ms, and a steady client is served throughout. (It served the
+    flood in runs of ~8,000 calls, one per 256 KiB read: the loop was held for 190-370 ms.)"""
+    protocol, transport = wire
+    server = live(protocol, "buffered" if transport == "theader" else transport)
+    if transport == "theader":
+        from soa import theader
+
+        message = server.request("echo", text="flood")
+        block = theader.header_block(theader.PROTOCOL_IDS[protocol], 0, b"")
+        one = theader.frame_prefix(1, block, len(message)) + message
+    else:
+        one = server.request("echo", text="flood")
+    held, calls = steady_latency(server, lambda: send_from_another_process(
+        server, tmp_path / "flood.bin", one * FLOOD, drain=True))
+    assert held < 0.05, f"the event loop was held for {held * 1000:.0f} ms ({calls} calls)"
+    server.assert_healthy()

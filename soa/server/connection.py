@@ -3,9 +3,13 @@
 Thrift's transports sit on a socket adapter (``StreamIO`` or ``FramedIO``) that enforces
 ``max_frame_bytes``: a frame's length prefix is checked before anything is allocated for it, and
 on unframed streams the bytes one message may take are capped (which bounds string and container
-sizes too). Reads never ask the socket for more than 64 KiB at once, and the adapter yields to
-the hub after each ``YIELD_BYTES`` read in one go, so a large message cannot hold the event loop
-while it arrives. Between the adapter and the decoder, ``make_protocol`` puts the checks of
+sizes too). Reads never ask the socket for more than 64 KiB at once.
+
+Turns: a connection whose client always has its next request ready never waits for the socket, so
+it would keep the event loop to itself while the other connections' calls wait. So after
+``TURN_MESSAGES`` messages, or ``YIELD_BYTES`` read, with no wait in between, the adapter lets the
+loop go round once (polling every socket) before it goes on; a large message cannot hold the loop
+while it arrives either. Between the adapter and the decoder, ``make_protocol`` puts the checks of
 soa.server.guard (binary) or soa.server.compact (compact): every container count is bounded by
 the bytes a message may still take before any loop runs. Sockets carry no timeout (it costs a
 timer per wait): the server's idle sweeper closes connections that make no progress for
@@ -31,6 +35,8 @@ log = logging.getLogger("soa.server")
 READ_CHUNK = 65536
 BUFFER_SIZE = 4096
 YIELD_BYTES = 1 << 18  # a quarter MiB: the loop is never held long by a large read
+TURN_MESSAGES = 8  # messages served back to back before the other connections get a turn
+PASS_SECONDS = 1e-6  # any positive delay: the timer fires on the loop's next round
 _LENGTH = struct.Struct(">i")
 
 __all__ = ["Connection", "FramedIO", "FrameTooLarge", "StreamIO", "make_protocol",
@@ -46,8 +52,8 @@ class _SocketIO:
     being read: None on plain connections. ``max_bytes`` is what one message may take.
     """
 
-    __slots__ = ("_gathers", "_recv", "_send", "_sendall", "_unyielded", "_wait_readable", "count",
-                 "limit", "max_bytes", "pending")
+    __slots__ = ("_gathers", "_messages", "_recv", "_send", "_sendall", "_unyielded",
+                 "_wait_readable", "count", "limit", "max_bytes", "pending")
     headers = None
 
     def __init__(self, sock, limit, max_bytes=None):
@@ -68,6 +74,7 @@ class _SocketIO:
         self.limit = limit
         self.max_bytes = limit if max_bytes is None else max_bytes
         self._unyielded = 0  # bytes received since the hub last ran
+        self._messages = 0  # messages begun since the hub last ran
         self.pending = b""
 
     def _receive(self, n):
@@ -83,14 +90,13 @@ class _SocketIO:
                 data = self._recv(min(n, READ_CHUNK))
                 break
             except BlockingIOError:
-                self._unyielded = 0
+                self._unyielded = self._messages = 0
                 self._wait_readable()
         self._unyielded += len(data)
         if n > READ_CHUNK and len(data) == READ_CHUNK and self._gathers:
             return self._gather(data, n)
         if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
-            self._unyielded = 0
-            gevent.sleep(0)
+            self._pass_turn()
         return data
 
     def _gather(self, first, n):
@@ -98,8 +104,7 @@ class _SocketIO:
         recv = self._recv
         while len(parts) < n:
             if self._unyielded >= YIELD_BYTES:  # data kept coming: let the others run
-                self._unyielded = 0
-                gevent.sleep(0)
+                self._pass_turn()
             try:
                 more = recv(min(n - len(parts), READ_CHUNK))
             except BlockingIOError:
@@ -124,7 +129,22 @@ class _SocketIO:
             try:
                 return self._recv(n)
             except BlockingIOError:
+                self._unyielded = self._messages = 0
                 self._wait_readable()
+
+    def next_message(self):
+        """A new message begins: its byte count starts at 0, and once ``TURN_MESSAGES`` have
+        begun since this connection last waited, the other connections get a turn."""
+        self.count = 0
+        self._messages += 1
+        if self._messages > TURN_MESSAGES:
+            self._pass_turn()
+
+    def _pass_turn(self):
+        """Let the loop go round once: a timer, not ``sleep(0)``, which resumes this greenlet
+        before the loop polls the other sockets again."""
+        self._unyielded = self._messages = 0
+        gevent.sleep(PASS_SECONDS)
 
     def _write(self, data):
         try:

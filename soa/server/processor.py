@@ -136,7 +136,7 @@ class Processor:
         monotonic = time.monotonic
         last_meta, wrong, budget = None, False, None
         while True:
-            io.count = 0
+            io.next_message()
             name, mtype, seqid = read_begin()
             meta = io.headers
             deadline = None
