@@ -20,22 +20,21 @@ import (
 // Errors: *NoInstanceError, *TransportError, *DeadlineError, *RetryError (several attempts),
 // or ctx's error when the caller cancelled.
 func (c *Client) Call(ctx context.Context, method string, args, result thrift.TStruct) (thrift.ResponseMeta, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.opts.CallTimeout)
+		if ctx.Done() != nil { // cancellable: its waits must end at the deadline, too
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		// A context that is never done (context.Background) needs no context of its own:
+		// the deadline goes straight to the pool's wait and to the socket.
 	}
 	c.budget.deposit()
 	key, hasKey := hashKey(ctx)
 	var tried []*endpoint
-	skip := func(ep *endpoint) bool {
-		for _, t := range tried {
-			if t == ep {
-				return true
-			}
-		}
-		return false
-	}
+	var skip func(*endpoint) bool // set at the first failure: nothing to skip before
 	var attempts []error
 	unsentLeft, sentLeft := unsentRetries, c.opts.Retries
 	for {
@@ -52,14 +51,24 @@ func (c *Client) Call(ctx context.Context, method string, args, result thrift.TS
 			attempts = append(attempts, &NoInstanceError{Service: c.service, Reason: reason})
 			break
 		}
-		meta, err := c.attempt(ctx, ep, method, args, result)
+		meta, err := c.attempt(ctx, deadline, ep, method, args, result)
 		if err == nil {
 			return meta, nil
 		}
 		attempts = append(attempts, err)
 		tried = append(tried, ep)
+		if skip == nil {
+			skip = func(ep *endpoint) bool {
+				for _, t := range tried {
+					if t == ep {
+						return true
+					}
+				}
+				return false
+			}
+		}
 		var te *TransportError
-		if !errors.As(err, &te) || ctx.Err() != nil {
+		if !errors.As(err, &te) || ctx.Err() != nil || !time.Now().Before(deadline) {
 			break // an answer, a deadline, or the caller gave up
 		}
 		if !te.Sent && unsentLeft > 0 {
@@ -81,15 +90,16 @@ func isSent(err error) bool {
 	return errors.As(err, &te) && te.Sent
 }
 
-// attempt is one try on ep; the error is classified for Call and the ejector.
-func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, args, result thrift.TStruct) (thrift.ResponseMeta, error) {
+// attempt is one try on ep, within deadline (ctx's, when it has one); the error is classified
+// for Call and the ejector.
+func (c *Client) attempt(ctx context.Context, deadline time.Time, ep *endpoint, method string, args, result thrift.TStruct) (thrift.ResponseMeta, error) {
 	ep.inflight.Add(1)
 	defer ep.inflight.Add(-1)
 	started := time.Now()
-	cn, reused, err := ep.pool.get(ctx)
+	cn, reused, err := ep.pool.get(ctx, deadline)
 	if err != nil {
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 			err = c.contextError(ctx, method, ep, false)
 		case errors.Is(err, errPoolClosed):
 			err = &TransportError{Service: c.service, Method: method, Address: ep.addr, Err: err}
@@ -100,7 +110,7 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, args,
 		c.report(method, ep, false, err, started)
 		return thrift.ResponseMeta{}, err
 	}
-	res := cn.call(ctx, method, args, result)
+	res := cn.call(ctx, deadline, method, args, result)
 	if res.wire || res.wrong || ctx.Err() != nil {
 		cn.broken = true
 	}
@@ -133,8 +143,10 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, args,
 	return meta, err
 }
 
+// contextError is the error of a call that ctx (or, for a context never done, the deadline)
+// ended.
 func (c *Client) contextError(ctx context.Context, method string, ep *endpoint, sent bool) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return &DeadlineError{Service: c.service, Method: method, Address: ep.addr}
 	}
 	return &TransportError{Service: c.service, Method: method, Address: ep.addr, Sent: sent, Err: ctx.Err()}

@@ -163,3 +163,63 @@ func TestCancelledContextStopsTheCall(t *testing.T) {
 		t.Fatalf("got %v after %s", err, time.Since(started))
 	}
 }
+
+// A context that is never done (context.Background) gets CallTimeout as its deadline: on the
+// wire, and while waiting for a free connection.
+func TestCallTimeoutBoundsCallsWhoseContextHasNoDeadline(t *testing.T) {
+	prefix := testPrefix()
+	live := startEcho(prefix)
+	defer live.stop()
+	c, _ := soa.NewClient("echo", soa.StaticInstances{instanceAt(t, live.addr)},
+		soa.ClientOptions{CallTimeout: 100 * time.Millisecond, MaxConnsPerInstance: 1})
+	defer c.Close()
+	echo := client_echo.NewEchoServiceClient(c)
+	ctx := context.Background()
+
+	started := time.Now()
+	_, err := echo.Slow(ctx, 2000)
+	var de *soa.DeadlineError
+	if !errors.As(err, &de) || !errors.Is(err, context.DeadlineExceeded) || time.Since(started) > time.Second {
+		t.Fatalf("on the wire: got %v after %s", err, time.Since(started))
+	}
+
+	hold, release := context.WithTimeout(context.Background(), 10*time.Second)
+	defer release()
+	busy := make(chan error, 1)
+	go func() { // holds the only connection for longer than CallTimeout
+		_, err := echo.Slow(hold, 5000)
+		busy <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); live.handler.slowStarted.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow call never reached the server")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	started = time.Now()
+	err = echo.Ping(ctx) // waits for the busy connection, until its CallTimeout
+	if !errors.As(err, &de) || time.Since(started) < 90*time.Millisecond || time.Since(started) > time.Second {
+		t.Fatalf("waiting for a connection: got %v after %s", err, time.Since(started))
+	}
+	release()
+	if err := <-busy; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the held call, cancelled: %v", err)
+	}
+}
+
+// A context that can be cancelled but has no deadline gets CallTimeout, and cancelling it
+// ends the call at once.
+func TestCancellingAContextWithoutDeadlineStopsTheCall(t *testing.T) {
+	prefix := testPrefix()
+	live := startEcho(prefix)
+	defer live.stop()
+	c, _ := soa.NewClient("echo", soa.StaticInstances{instanceAt(t, live.addr)}, soa.ClientOptions{})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	started := time.Now()
+	_, err := client_echo.NewEchoServiceClient(c).Slow(ctx, 2000)
+	if !errors.Is(err, context.Canceled) || time.Since(started) > time.Second {
+		t.Fatalf("got %v after %s", err, time.Since(started))
+	}
+}

@@ -41,8 +41,9 @@ type dialer struct {
 	maxFrame        int32
 }
 
-func (d *dialer) dial(ctx context.Context) (*conn, error) {
-	nd := net.Dialer{Timeout: d.timeout}
+// dial connects within d.timeout, and before deadline (a zero deadline: none).
+func (d *dialer) dial(ctx context.Context, deadline time.Time) (*conn, error) {
+	nd := net.Dialer{Timeout: d.timeout, Deadline: deadline}
 	nc, err := nd.DialContext(ctx, "tcp", d.in.Address())
 	if err != nil {
 		return nil, err
@@ -122,18 +123,17 @@ type callResult struct {
 	headers thrift.THeaderMap
 }
 
-// call writes one request and reads its reply within ctx's deadline. A cancelled ctx interrupts
-// blocked reads and writes at once.
-func (c *conn) call(ctx context.Context, method string, args, result thrift.TStruct) callResult {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Time{}
-	}
+// call writes one request and reads its reply before deadline (a zero deadline: none). A
+// cancelled ctx interrupts blocked reads and writes at once.
+func (c *conn) call(ctx context.Context, deadline time.Time, method string, args, result thrift.TStruct) callResult {
+	ok := !deadline.IsZero()
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		return callResult{err: err, wire: true}
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if ctx.Done() != nil { // a context that is never done needs no watching
+		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	c.seq++
 	if c.header != nil {
 		// The target's headers are set once per connection; only the deadline changes.
@@ -247,13 +247,12 @@ func (emptyStruct) Read(ctx context.Context, p thrift.TProtocol) error {
 // probe asks the instance a real Thrift question, ping(); any reply, an application error
 // included, means the process answered.
 func probe(ctx context.Context, d *dialer) bool {
-	ctx, cancel := context.WithTimeout(ctx, d.timeout+time.Second)
-	defer cancel()
-	c, err := d.dial(ctx)
+	deadline := time.Now().Add(d.timeout + time.Second)
+	c, err := d.dial(ctx, deadline)
 	if err != nil {
 		return false
 	}
 	defer c.close()
-	res := c.call(ctx, "ping", emptyStruct{}, emptyStruct{})
+	res := c.call(ctx, deadline, "ping", emptyStruct{}, emptyStruct{})
 	return !res.wire
 }

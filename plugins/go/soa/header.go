@@ -86,35 +86,36 @@ func (t *headerTransport) WriteString(s string) (int, error) {
 
 // Flush sends the payload written since the last Flush as one frame, in one write.
 func (t *headerTransport) Flush(context.Context) error {
-	var head [64]byte
-	block := append(head[:0], t.protocolID, 0)
 	count := t.fixedCount
 	if t.deadlineMS > 0 {
 		count++
 	}
-	var tail []byte
+	// The frame is built in the buffer of the last one; the length and the header's size in
+	// words are written in once the header block is known.
+	frame := append(t.frame[:0], 0, 0, 0, 0)
+	frame = binary.BigEndian.AppendUint16(frame, headerMagic)
+	frame = binary.BigEndian.AppendUint16(frame, 0) // flags
+	frame = binary.BigEndian.AppendUint32(frame, t.seq)
+	frame = append(frame, 0, 0) // header words
+	block := len(frame)
+	frame = append(frame, t.protocolID, 0) // no transforms
 	if count > 0 {
-		block = append(block, infoKeyValue)
-		block = binary.AppendUvarint(block, uint64(count))
-		tail = t.fixed
+		frame = append(frame, infoKeyValue)
+		frame = binary.AppendUvarint(frame, uint64(count))
+		frame = append(frame, t.fixed...)
 		if t.deadlineMS > 0 {
-			var digits [24]byte
-			tail = appendString(appendString(tail[:len(tail):len(tail)], headerDeadline),
-				string(strconv.AppendInt(digits[:0], t.deadlineMS, 10)))
+			frame = appendString(frame, headerDeadline)
+			var digits [20]byte
+			ms := strconv.AppendInt(digits[:0], t.deadlineMS, 10)
+			frame = append(binary.AppendUvarint(frame, uint64(len(ms))), ms...)
 		}
 	}
-	headerLen := len(block) + len(tail)
-	pad := -headerLen & 3
-	payload := t.out
-	frame := t.frame[:0]
-	frame = binary.BigEndian.AppendUint32(frame, uint32(headerFixed+headerLen+pad+len(payload)))
-	frame = binary.BigEndian.AppendUint16(frame, headerMagic)
-	frame = binary.BigEndian.AppendUint16(frame, 0)
-	frame = binary.BigEndian.AppendUint32(frame, t.seq)
-	frame = binary.BigEndian.AppendUint16(frame, uint16((headerLen+pad)/4))
-	frame = append(append(frame, block...), tail...)
-	frame = append(frame, []byte{0, 0, 0}[:pad]...)
-	frame = append(frame, payload...)
+	for (len(frame)-block)&3 != 0 {
+		frame = append(frame, 0) // padding to whole words
+	}
+	binary.BigEndian.PutUint16(frame[block-2:], uint16((len(frame)-block)/4))
+	frame = append(frame, t.out...)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
 	t.out, t.frame = t.out[:0], frame
 	_, err := t.nc.Write(frame)
 	return err

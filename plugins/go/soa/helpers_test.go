@@ -33,8 +33,9 @@ func testPrefix() string {
 
 // echoHandler is the Go side of tests/fixtures/client_echo.thrift.
 type echoHandler struct {
-	port  int32
-	calls atomic.Int64
+	port        int32
+	calls       atomic.Int64
+	slowStarted atomic.Int64
 }
 
 func (h *echoHandler) Ping(context.Context) error { h.calls.Add(1); return nil }
@@ -43,6 +44,7 @@ func (h *echoHandler) Echo(_ context.Context, msg string) (string, error) {
 	return msg, nil
 }
 func (h *echoHandler) Slow(_ context.Context, ms int32) (int32, error) {
+	h.slowStarted.Add(1)
 	time.Sleep(time.Duration(ms) * time.Millisecond)
 	return h.port, nil
 }

@@ -31,15 +31,20 @@ func newPool(d *dialer, max int, idle time.Duration) *pool {
 }
 
 // get returns an idle connection or a new one. reused says which. The error is a dial error
-// (nothing was sent), errPoolClosed, or ctx's error while waiting for a free slot.
-func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
+// (nothing was sent), errPoolClosed, or ctx's error (context.DeadlineExceeded once deadline
+// passes) while waiting for a free slot.
+func (p *pool) get(ctx context.Context, deadline time.Time) (c *conn, reused bool, err error) {
 	select {
 	case p.slots <- struct{}{}:
 	default:
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil, false, ctx.Err()
+		case <-timer.C:
+			return nil, false, context.DeadlineExceeded
 		}
 	}
 	now := time.Now()
@@ -80,7 +85,7 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 		p.dials++
 		p.mu.Unlock()
 	}
-	c, err = p.dialer.dial(ctx)
+	c, err = p.dialer.dial(ctx, deadline)
 	if err != nil {
 		<-p.slots
 		return nil, false, err
