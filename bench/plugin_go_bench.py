@@ -7,8 +7,9 @@
   server's THeader path costs, apart from the plugin;
 - ``plugin``: plugins/go's Client through discovery (etcd, started here), balancing and pooling;
   soa servers advertise ``theader``, so it sends THeader frames with the deadline and target.
-Both are ``plugins/go/internal/livecheck -mode bench`` calling ``echo("hello")`` of
-tests/fixtures/client_echo.thrift, at concurrency 1 and 64 (goroutines), round after round.
+All three run in one ``plugins/go/internal/livecheck -mode compare`` process per concurrency (1
+and 64 goroutines), calling ``echo("hello")`` of tests/fixtures/client_echo.thrift and taking
+turns round by round, so that each round of the three meets the same machine.
 Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x. The server's CPU
 time per call (``srv cpu us/call``) tells the server's THeader cost from the client's.
 """
@@ -37,16 +38,22 @@ def _run(cmd, timeout):
     return proc.stdout
 
 
-def _measure(cmd, server_pid):
-    """One livecheck bench run; the server's CPU time per call rides along (``cpu_us``)."""
-    before = harness.cpu_seconds(server_pid)
-    out = _run(cmd, 120)
-    used = harness.cpu_seconds(server_pid) - before
+def _compare(binary, etcd, server, concurrency, args):
+    """The three cases' rounds from one livecheck process; the server's CPU time per call
+    rides along (``cpu_us``)."""
+    out = _run([binary, "-mode", "compare", "-concurrency", concurrency, "-rounds", args.rounds,
+                "-duration", f"{args.seconds}s", "-addr", server.address, "-etcd", etcd.endpoint,
+                "-prefix", "/bench-go", "-server-pid", server.pid],
+               120 + 4 * args.rounds * (args.seconds + 1))
     data = json.loads(out.strip().splitlines()[-1])
-    if data["failed"]:
-        raise RuntimeError(f"{data['failed']} call(s) failed during the benchmark")
-    return harness.Result(data["calls"], data["seconds"], data["p50_ms"], data["p99_ms"],
-                          cpu_us=used * 1e6 / max(1, data["calls"]))
+    results = {}
+    for case, rounds in data.items():
+        failed = sum(r["failed"] for r in rounds)
+        if failed:
+            raise RuntimeError(f"{failed} {case} call(s) failed during the benchmark")
+        results[case] = [harness.Result(r["calls"], r["seconds"], r["p50_ms"], r["p99_ms"],
+                                        cpu_us=r.get("server_cpu_us")) for r in rounds]
+    return results
 
 
 def run(args):
@@ -71,22 +78,15 @@ def run(args):
             server = ServiceProcess(config, "echo", port=port,
                                     env={"PYTHONPATH": str(ROOT), "SOA_TEST_PORT": str(port)})
             server.start(30)
-            seconds = f"{args.seconds}s"
             for c in CONCURRENCY:
-                raw, header, plugin = [], [], []
-                for _ in range(args.rounds):
-                    common = ["-mode", "bench", "-concurrency", c, "-duration", seconds]
-                    raw.append(_measure([binary, *common, "-addr", server.address], server.pid))
-                    header.append(_measure([binary, *common, "-addr", server.address,
-                                            "-raw-theader"], server.pid))
-                    plugin.append(_measure([binary, *common, "-etcd", etcd.endpoint,
-                                            "-prefix", "/bench-go"], server.pid))
+                results = _compare(binary, etcd, server, c, args)
                 group = f"go plugin, {c} goroutine(s)"
-                rows.append(harness.Row(group, "raw Apache Thrift Go, 1 connection", raw,
-                                        baseline=True))
-                rows.append(harness.Row(group, "raw Apache Thrift Go over THeader", header))
+                rows.append(harness.Row(group, "raw Apache Thrift Go, 1 connection",
+                                        results["raw"], baseline=True))
+                rows.append(harness.Row(group, "raw Apache Thrift Go over THeader",
+                                        results["raw_theader"]))
                 rows.append(harness.Row(group, "plugin: etcd + balancer + pool (THeader)",
-                                        plugin))
+                                        results["plugin"]))
         finally:
             if server is not None:
                 server.stop(timeout=5)

@@ -5,6 +5,9 @@
 //	load    -concurrency C: whoami calls until stdin closes; a line per instance first seen
 //	late    -tries N: bump calls with 1 ms left; how the server answered, and whether it ran them
 //	bench   -addr A | -etcd E, -concurrency C -duration D: calls/s and p99 of echo calls
+//	compare -addr A -etcd E, -concurrency C -duration D -rounds R -slices S: bench's figures
+//	        for the raw client, the raw client over THeader and the plugin, per round, in this
+//	        one process; within a round they take S turns of D/S each
 package main
 
 import (
@@ -16,11 +19,13 @@ import (
 	"io"
 	"log"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/soa-shop/soa/plugins/go/internal/gen/client_echo"
@@ -28,11 +33,11 @@ import (
 )
 
 type flags struct {
-	mode, etcd, prefix, service, balancer, idlHash, idlMismatch, addr string
-	idempotent, tlsCA, tlsCert, tlsKey                                string
-	calls, concurrency, keys, tries, maxConns                         int
-	duration                                                          time.Duration
-	rawTHeader                                                        bool
+	mode, etcd, prefix, service, balancer, idlHash, idlMismatch, addr    string
+	idempotent, tlsCA, tlsCert, tlsKey                                   string
+	calls, concurrency, keys, tries, maxConns, rounds, slices, serverPID int
+	duration                                                             time.Duration
+	rawTHeader                                                           bool
 }
 
 func main() {
@@ -56,10 +61,26 @@ func main() {
 	flag.IntVar(&f.maxConns, "max-conns", 0, "connections per instance (0: max(4, concurrency); bench: the plugin's default)")
 	flag.BoolVar(&f.rawTHeader, "raw-theader", false, "bench -addr: the raw client speaks THeader (no info headers)")
 	flag.DurationVar(&f.duration, "duration", 2*time.Second, "bench: how long each run lasts")
+	flag.IntVar(&f.rounds, "rounds", 5, "compare: rounds of the three")
+	flag.IntVar(&f.slices, "slices", 6, "compare: turns of the three within a round")
+	flag.IntVar(&f.serverPID, "server-pid", 0, "bench, compare: also report this process's CPU time per call")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (runtime/pprof) to this file")
 	flag.Parse()
 	log.SetOutput(os.Stderr)
+	if *cpuProfile != "" {
+		out, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if f.mode == "bench" && f.addr != "" {
-		emit(benchRaw(f))
+		call, done := rawCaller(f.addr, f.rawTHeader)
+		defer done()
+		emit(bench(context.Background(), call, f))
 		return
 	}
 	ctx := context.Background()
@@ -106,6 +127,18 @@ func main() {
 			_, err := echo.Echo(ctx, "hello")
 			return err
 		}, f))
+	case "compare":
+		raw, doneRaw := rawCaller(f.addr, false)
+		defer doneRaw()
+		header, doneHeader := rawCaller(f.addr, true)
+		defer doneHeader()
+		emit(compare(ctx, f, map[string]func(context.Context) error{
+			"raw": raw, "raw_theader": header,
+			"plugin": func(ctx context.Context) error {
+				_, err := echo.Echo(ctx, "hello")
+				return err
+			},
+		}))
 	default:
 		fail(fmt.Errorf("unknown mode %q", f.mode))
 	}
@@ -247,18 +280,61 @@ func late(ctx context.Context, echo *client_echo.EchoServiceClient, f flags) map
 
 // bench runs call from f.concurrency goroutines for f.duration and reports calls/s and p99.
 func bench(ctx context.Context, call func(context.Context) error, f flags) map[string]any {
+	var s sample
+	s.run(ctx, call, f.concurrency, f.duration, f.serverPID)
+	return s.report(f.concurrency, f.serverPID != 0)
+}
+
+// compare measures each of calls f.rounds times. A round is f.slices turns of the cases, each
+// turn f.duration/f.slices long, merged per case: the cases meet the same moments of a noisy
+// machine. It returns each case's rounds, as bench reports them.
+func compare(ctx context.Context, f flags, calls map[string]func(context.Context) error) map[string]any {
+	names := make([]string, 0, len(calls))
+	for name := range calls {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := map[string]any{}
+	rounds := map[string][]map[string]any{}
+	slice := f.duration / time.Duration(max(1, f.slices))
+	for range f.rounds {
+		samples := make([]sample, len(names))
+		for range max(1, f.slices) {
+			for i, name := range names {
+				samples[i].run(ctx, calls[name], f.concurrency, slice, f.serverPID)
+			}
+		}
+		for i, name := range names {
+			rounds[name] = append(rounds[name], samples[i].report(f.concurrency, f.serverPID != 0))
+		}
+	}
+	for name, r := range rounds {
+		out[name] = r
+	}
+	return out
+}
+
+// sample accumulates the latencies, failures, time and CPU of one or more runs of a call.
+type sample struct {
+	lat                  []time.Duration
+	failed               int
+	elapsed              time.Duration
+	serverCPU, clientCPU float64
+}
+
+// run calls from concurrency goroutines for duration (after a short warm-up) and adds to s.
+func (s *sample) run(ctx context.Context, call func(context.Context) error, concurrency int, duration time.Duration, serverPID int) {
 	for range 50 { // warm-up: connections, caches
 		if err := call(ctx); err != nil {
 			fail(err)
 		}
 	}
 	var mu sync.Mutex
-	var lat []time.Duration
-	failed := 0
-	end := time.Now().Add(f.duration)
 	var wg sync.WaitGroup
+	cpu0, self0 := cpuSeconds(serverPID), selfCPU()
 	started := time.Now()
-	for range f.concurrency {
+	end := started.Add(duration)
+	for range concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -272,13 +348,19 @@ func bench(ctx context.Context, call func(context.Context) error, f flags) map[s
 				mine = append(mine, time.Since(t0))
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
-			failed += bad
+			s.lat = append(s.lat, mine...)
+			s.failed += bad
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(started)
+	s.elapsed += time.Since(started)
+	s.serverCPU += cpuSeconds(serverPID) - cpu0
+	s.clientCPU += selfCPU() - self0
+}
+
+func (s *sample) report(concurrency int, withServer bool) map[string]any {
+	lat := s.lat
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(q float64) float64 {
 		if len(lat) == 0 {
@@ -286,7 +368,38 @@ func bench(ctx context.Context, call func(context.Context) error, f flags) map[s
 		}
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*q))].Microseconds()) / 1000
 	}
-	return map[string]any{"calls": len(lat), "failed": failed, "seconds": elapsed.Seconds(),
-		"calls_per_s": float64(len(lat)) / elapsed.Seconds(), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-		"concurrency": f.concurrency}
+	out := map[string]any{"calls": len(lat), "failed": s.failed, "seconds": s.elapsed.Seconds(),
+		"calls_per_s": float64(len(lat)) / s.elapsed.Seconds(), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+		"concurrency": concurrency}
+	if len(lat) > 0 {
+		out["client_cpu_us"] = s.clientCPU * 1e6 / float64(len(lat))
+		if withServer {
+			out["server_cpu_us"] = s.serverCPU * 1e6 / float64(len(lat))
+		}
+	}
+	return out
+}
+
+// selfCPU is the user and system CPU time this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fail(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// cpuSeconds is the user and system CPU time process pid has used (Linux /proc), or 0 for pid 0.
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		fail(err)
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	user, _ := strconv.ParseFloat(fields[11], 64)
+	system, _ := strconv.ParseFloat(fields[12], 64)
+	return (user + system) / 100 // USER_HZ
 }

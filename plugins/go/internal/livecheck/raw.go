@@ -9,27 +9,26 @@ import (
 	"github.com/soa-shop/soa/plugins/go/internal/gen/client_echo"
 )
 
-// benchRaw is the baseline: Apache Thrift's own Go client pinned to f.addr over one reused
-// buffered binary connection, which the goroutines take turns on (a TStandardClient is not
-// safe for concurrent use).
-func benchRaw(f flags) map[string]any {
+// rawCaller is the baseline: Apache Thrift's own Go client pinned to addr over one reused
+// buffered binary connection (THeader with theader, no info headers), which the goroutines take
+// turns on (a TStandardClient is not safe for concurrent use). done closes it.
+func rawCaller(addr string, theader bool) (call func(context.Context) error, done func()) {
 	conf := &thrift.TConfiguration{}
-	sock := thrift.NewTSocketConf(f.addr, conf)
+	sock := thrift.NewTSocketConf(addr, conf)
 	if err := sock.Open(); err != nil {
 		fail(err)
 	}
-	defer sock.Close()
 	trans := thrift.NewTBufferedTransport(sock, 4096)
 	var proto thrift.TProtocol = thrift.NewTBinaryProtocolConf(trans, conf)
-	if f.rawTHeader {
+	if theader {
 		proto = thrift.NewTHeaderProtocolConf(trans, conf)
 	}
 	echo := client_echo.NewEchoServiceClient(thrift.NewTStandardClient(proto, proto))
 	var mu sync.Mutex
-	return bench(context.Background(), func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		mu.Lock()
 		defer mu.Unlock()
 		_, err := echo.Echo(ctx, "hello")
 		return err
-	}, f)
+	}, func() { _ = sock.Close() }
 }
