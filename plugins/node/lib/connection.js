@@ -7,7 +7,8 @@
  *
  * Calls go through the Apache-generated client's `send_<method>` / `recv_<method>`, so replies
  * are decoded by the generated code and IDL exceptions come back as their own classes.
- * Several calls may be in flight on one connection (pipelined, as Apache's own Node client does);
+ * Several calls may be in flight on one connection (pipelined, as Apache's own Node client does;
+ * the requests made in one tick are corked and leave in one write);
  * replies are matched to calls by sequence id. A connection that saw a transport error or a
  * malformed reply is `broken`: every call in flight on it fails (TransportError, sent; not sent
  * when it was a TLS alert: the server refused the session) and it is never used again. One whose call timed out is `draining`: it takes no new calls, the late
@@ -97,6 +98,11 @@ class Connection {
     this.calls = 0;
     this.idleSince = performance.now();
     this.onIdle = null; // set by the pool: called when the last call in flight ends
+    this.corked = false; // requests written in this tick go out together, in one write
+    this.uncork = () => {
+      this.corked = false;
+      this.socket.uncork();
+    };
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.onData(chunk));
     socket.on('error', (e) => this.fail(e));
@@ -164,6 +170,11 @@ class Connection {
       frame = Buffer.concat([len, payload]);
     }
     call.sent = true;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(frame);
   }
 

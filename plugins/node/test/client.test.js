@@ -289,3 +289,25 @@ test('calls are pipelined on a connection; a timed-out one does not fail the oth
     await server.close();
   }
 });
+
+test('requests made in one tick leave in one write', async () => {
+  const net = require('node:net'); // eslint-disable-line global-require
+  const server = await h.theaderServer();
+  const c = client([server.instance], { poolSize: 1, pipeline: 8 });
+  const writes = { one: 0, many: 0 };
+  const { _write: one, _writev: many } = net.Socket.prototype;
+  try {
+    assert.equal(await c.call('echo', 'warm'), 'warm'); // the connection is open
+    const mine = (socket) => socket.remotePort === server.port; // the client's, not the server's
+    net.Socket.prototype._write = function counted(...a) { if (mine(this)) writes.one += 1; return one.apply(this, a); };
+    net.Socket.prototype._writev = function counted(...a) { if (mine(this)) writes.many += 1; return many.apply(this, a); };
+    const echoes = await Promise.all(Array.from({ length: 6 }, (_, i) => c.call('echo', `e${i}`)));
+    assert.deepEqual(echoes, ['e0', 'e1', 'e2', 'e3', 'e4', 'e5']);
+    assert.deepEqual(writes, { one: 0, many: 1 }, 'six requests, one writev');
+  } finally {
+    net.Socket.prototype._write = one;
+    net.Socket.prototype._writev = many;
+    await c.close();
+    await server.close();
+  }
+});
