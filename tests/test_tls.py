@@ -4,6 +4,7 @@ on the client and the server keeps serving the others."""
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -13,9 +14,10 @@ import soa
 from fixtures.server_support import HERE, client, echo_idl
 from fixtures.tls_support import make_pki
 from soa.config import load_config
-from soa.clients.connection import ConnectError
+from soa.clients.connection import ConnectError, Connection
 from soa.errors import SoaError, TransportError
 from soa.registry.instance import instance_key, parse_instance
+from soa.testing import wait_until
 from soa.testing.processes import write_config
 from soa.tls import ClientTls
 
@@ -178,3 +180,33 @@ def test_bad_tls_config_is_one_line(tmp_path, etcd_config, pki):
                                               "require_client_cert": True})
     with pytest.raises(SoaError, match="require_client_cert: needs tls.ca"):
         load_config(str(path))
+
+
+def test_an_idle_tls_connection_is_checked_reused_and_dropped_once_closed(serve, pki, tmp_path):
+    """The pool checks a connection that sat idle before reusing it. A TLS socket cannot peek
+    (``recv`` with flags raises ValueError), so the check reads through the TLS layer: a live
+    connection, holding only the server's TLS 1.3 session tickets, is reused and still calls;
+    one the server closed is dropped."""
+    from soa.clients.plan import plans
+    from soa.clients.pool import Pool
+
+    cert, key = pki["server"]
+    server, _, _ = serve({"cert": cert, "key": key})
+    tls = ClientTls(ca=pki["ca"])
+    pool = Pool(server.instance, size=2, check_after=0.0,
+                connect=lambda instance, timeout: Connection.open(instance, timeout, tls))
+    echo = plans(echo_idl(tmp_path).EchoService)["echo"]
+    try:
+        conn = pool.acquire(time.monotonic() + 2)
+        assert conn.call(echo, ("first",), time.monotonic() + 2) == "first"
+        pool.release(conn)
+        for i in range(3):  # every acquire checks it (check_after 0), and keeps it
+            again = pool.acquire(time.monotonic() + 2)
+            assert again is conn
+            assert again.call(echo, (f"again {i}",), time.monotonic() + 2) == f"again {i}"
+            pool.release(again)
+        assert pool.opened == 1
+        server.stop(grace=0)
+        wait_until(lambda: not conn.alive(), 5, message="the closed TLS connection looks alive")
+    finally:
+        pool.close()

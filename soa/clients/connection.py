@@ -28,6 +28,7 @@ use the Cython ``TCyBufferedTransport``/``TCyFramedTransport``; compact uses ``T
 """
 
 import socket as std_socket
+import ssl
 import time
 
 from gevent import socket
@@ -270,14 +271,19 @@ class Connection:
         """False when the peer has closed (or written garbage to) an idle connection.
 
         One non-blocking ``recv(MSG_PEEK)``; the pool only asks for connections that sat idle
-        for a while, so hot connections are reused with no extra syscall.
+        for a while, so hot connections are reused with no extra syscall. A TLS socket cannot
+        peek: it reads one byte through the TLS layer instead, which takes in records that carry
+        no data (TLS 1.3 session tickets) and finds nothing to read on a live connection.
         """
         sock = self.sock
         try:
             self.timeout = 0.0
             sock.settimeout(0.0)
-            sock.recv(1, std_socket.MSG_PEEK)
-        except BlockingIOError:
+            if hasattr(sock, "do_handshake"):  # TLS
+                sock.recv(1)
+            else:
+                sock.recv(1, std_socket.MSG_PEEK)
+        except (BlockingIOError, ssl.SSLWantReadError):
             return True
         except OSError:
             return False
