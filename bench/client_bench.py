@@ -85,17 +85,20 @@ def run(args):
             for concurrency in CONCURRENCY:
                 results = {case: [] for case, *_ in cases}
                 for _ in range(args.rounds):
-                    for case, server, client, _ in cases:
+                    makers = []
+                    for _case, server, client, _ in cases:
                         port = servers[server].port
                         if client == "raw":
-                            make = thrift_caller(module, port, method)
+                            makers.append(thrift_caller(module, port, method))
                         else:
-                            make = soa_caller(port, method, max(concurrency, 1),
-                                              theader=server.startswith("soa"),
-                                              tls=tls if server == "soa-tls" else None,
-                                              metrics=client != "soa off")
-                        results[case].append(harness.measure(make, concurrency, args.seconds,
-                                                             server_pid=me))
+                            makers.append(soa_caller(port, method, max(concurrency, 1),
+                                                     theader=server.startswith("soa"),
+                                                     tls=tls if server == "soa-tls" else None,
+                                                     metrics=client != "soa off"))
+                    measured = harness.compare([(make, me) for make in makers], concurrency,
+                                               args.seconds)
+                    for (case, *_), result in zip(cases, measured):
+                        results[case].append(result)
                 base = harness.median([r.cpu_us for r in results[cases[0][0]]])
                 group = f"client {method} c={concurrency}"
                 for case, _, _, baseline in cases:

@@ -24,6 +24,8 @@ HOST = "127.0.0.1"
 # The CPUs this process may use, read before anything is pinned.
 _CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 WARMUP = 0.3
+# Turns each case of a compare() round takes (see compare).
+SLICES = 6
 
 
 @dataclass
@@ -144,46 +146,88 @@ def pin_load_generator():
 def measure(make_caller, concurrency, seconds, warmup=WARMUP, server_pid=None):
     """Run ``concurrency`` greenlets, each with its own ``make_caller() -> (call, close)``.
 
-    With ``server_pid``, the server's CPU time per call is measured too (over the whole run,
-    warm-up included): on a shared machine it is steadier than throughput.
+    With ``server_pid``, the server's CPU time per call is measured too (over the measured
+    time): on a shared machine it is steadier than throughput.
     """
-    import gevent
+    return compare([(make_caller, server_pid)], concurrency, seconds, slices=1,
+                   warmup=warmup)[0]
 
-    callers = [make_caller() for _ in range(concurrency)]
-    begin = time.perf_counter() + warmup
-    end = begin + seconds
-    latencies = [[] for _ in callers]
-    counts = [0] * len(callers)
-    cpu_before = cpu_seconds(server_pid) if server_pid else None
 
-    def work(i, call, out):
-        clock = time.perf_counter
-        append = out.append
-        n = 0
-        while True:
-            t0 = clock()
-            call()
-            n += 1
-            t1 = clock()
-            if t1 > end:
-                counts[i] = n
-                return
-            if t0 >= begin:
+def compare(cases, concurrency, seconds, slices=SLICES, warmup=WARMUP):
+    """Measure several cases as one round: ``cases`` is a list of ``(make_caller, server_pid)``;
+    returns one ``Result`` per case.
+
+    Every case's connections are opened (and warmed for ``warmup``) first. Then the cases take
+    turns: ``slices`` turns each of ``seconds / slices``, in an order that rotates every turn.
+    So each case's figures come from moments spread over the whole round, and a burst of load
+    from elsewhere on the machine falls on all of them alike instead of on whichever case it
+    met.
+    """
+    opened = []
+    try:
+        for make_caller, _pid in cases:
+            opened.append([make_caller() for _ in range(concurrency)])
+        runs = [_Run(callers, pid) for callers, (_make, pid) in zip(opened, cases)]
+        for run in runs:
+            run.turn(warmup, record=False)
+        for turn in range(slices):
+            for i in range(len(runs)):
+                runs[(turn + i) % len(runs)].turn(seconds / slices)
+        return [run.result(seconds) for run in runs]
+    finally:
+        for callers in opened:
+            for _, close in callers:
+                close()
+
+
+class _Run:
+    """One case of a ``compare``: its callers, and what its turns measured so far."""
+
+    def __init__(self, callers, server_pid):
+        self.callers = callers
+        self.server_pid = server_pid
+        self.latencies = []
+        self.calls = 0
+        self.cpu = 0.0
+
+    def turn(self, seconds, record=True):
+        """Every caller calls as fast as it is answered for ``seconds``; a call still running
+        at the end finishes, is counted, and its latency is left out."""
+        import gevent
+
+        end = time.perf_counter() + seconds
+        out = self.latencies if record else []
+        counts = [0] * len(self.callers)
+        cpu_before = cpu_seconds(self.server_pid) if self.server_pid else 0.0
+
+        def work(i, call):
+            clock = time.perf_counter
+            append = out.append
+            n = 0
+            while True:
+                t0 = clock()
+                call()
+                n += 1
+                t1 = clock()
+                if t1 > end:
+                    counts[i] = n
+                    return
                 append(t1 - t0)
 
-    try:
-        gevent.joinall([gevent.spawn(work, i, c[0], out)
-                        for i, (c, out) in enumerate(zip(callers, latencies))], raise_error=True)
-        cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
-    finally:
-        for _, close in callers:
-            close()
-    merged = sorted(x for out in latencies for x in out)
-    if not merged:
-        return Result(0, seconds, 0.0, 0.0)
-    cpu_us = cpu / sum(counts) * 1e6 if cpu is not None and sum(counts) else None
-    return Result(len(merged), seconds, _pct(merged, 0.50) * 1e3, _pct(merged, 0.99) * 1e3,
-                  cpu_us)
+        gevent.joinall([gevent.spawn(work, i, c[0]) for i, c in enumerate(self.callers)],
+                       raise_error=True)
+        if record:
+            self.calls += sum(counts)
+            if self.server_pid:
+                self.cpu += cpu_seconds(self.server_pid) - cpu_before
+
+    def result(self, seconds):
+        merged = sorted(self.latencies)
+        if not merged:
+            return Result(0, seconds, 0.0, 0.0)
+        cpu_us = self.cpu / self.calls * 1e6 if self.server_pid and self.calls else None
+        return Result(self.calls, seconds, _pct(merged, 0.50) * 1e3, _pct(merged, 0.99) * 1e3,
+                      cpu_us)
 
 
 def _pct(values, q):

@@ -224,11 +224,13 @@ def run(args):
             for concurrency in CONCURRENCY:
                 results = {(suffix, name): [] for suffix, name, *_ in cases}
                 for _ in range(args.rounds):
-                    for suffix, name, server_name, caller, _ in cases:
-                        server = servers[server_name]
-                        make = caller(module, server.port, method)
-                        results[suffix, name].append(harness.measure(
-                            make, concurrency, args.seconds, server_pid=server.proc.pid))
+                    measured = harness.compare(
+                        [(caller(module, servers[server_name].port, method),
+                          servers[server_name].proc.pid)
+                         for _, _, server_name, caller, _ in cases],
+                        concurrency, args.seconds)
+                    for (suffix, name, *_), result in zip(cases, measured):
+                        results[suffix, name].append(result)
                 for suffix, name, _, _, baseline in cases:
                     group = f"server {method} c={concurrency}{suffix}"
                     label = name
