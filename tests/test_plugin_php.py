@@ -354,6 +354,14 @@ def test_the_example_calls_the_catalog(tmp_path, etcd_config):
             process.stop(timeout=5)
 
 
+def test_large_requests_and_replies_go_through_whole(fleet, echo_gen, etcd_config):
+    """Echoes of 6 MB: more than the socket takes at once, so the plugin's non-blocking writes
+    wait and go on, and the reply frame comes in many reads; each comes back byte for byte."""
+    fleet.add("a")
+    out = drive(echo_gen, etcd_config, "--calls=3", "--size=6000000", "--timeout-ms=20000")
+    assert out["failed"] == 0 and out["calls"] == 3, out
+
+
 def test_a_late_call_is_refused_by_the_server_and_not_executed(fleet, echo_gen, etcd_config):
     """A THeader frame with soa-deadline-ms 1 gets soa-error: late and the handler never runs;
     so does a plugin call with 1 ms left (or it times out locally: either way, not executed)."""

@@ -85,7 +85,11 @@ final class Socket extends TSocket
             throw new TransportError("cannot connect: $why", $this->address(), false);
         }
         $this->handle_ = $handle;
-        stream_set_blocking($handle, true);
+        // Plain TCP is non-blocking: this class waits with stream_select() itself, under the
+        // deadline, so PHP's own wait before each read (a poll()) is not wanted, and a request
+        // that fits the socket buffer is written without waiting first. TLS stays blocking: a
+        // TLS record may come in pieces, which a non-blocking fread() reports as nothing read.
+        stream_set_blocking($handle, $this->tls !== null);
         // No PHP read buffer: with one, fread() after stream_select() copies what is buffered
         // and then blocks for more; the transports above buffer anyway.
         stream_set_read_buffer($handle, 0);
@@ -142,34 +146,44 @@ final class Socket extends TSocket
 
     public function read($len)
     {
-        $read = [$this->handle_];
-        $none = null;
-        $left = $this->deadline - microtime(true);
-        $us = $left < 86400 ? (int) ($left * 1e6) : 86400000000; // no deadline (INF): a day
-        if ($us <= 0 || ($ready = @stream_select($read, $none, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
-            throw new RpcTimeout('timed out waiting for the reply', $this->address(), true);
-        }
-        $data = $ready === false ? false : self::keepingTlsReasons(fn () => @fread($this->handle_, $len), $tlsWhy);
-        if ($data === false || ($data === '' && feof($this->handle_))) {
+        while (true) {
+            $this->await(true);
+            $tlsWhy = null;
+            if ($this->tls === null) { // no OpenSSL reason to keep: no error handler to set
+                $data = @fread($this->handle_, $len);
+            } else {
+                $data = self::keepingTlsReasons(fn () => @fread($this->handle_, $len), $tlsWhy);
+            }
+            if ($data !== false && $data !== '') {
+                return $data;
+            }
+            if ($data === '' && !feof($this->handle_)) {
+                continue; // readable, yet nothing came (a wake-up without data): wait again
+            }
             if ($tlsWhy !== null) { // a TLS alert: the server refused the session, nothing was served
                 throw new TransportError("the server refused the TLS session: $tlsWhy", $this->address(), false);
             }
             throw new TransportError('the connection was closed before the reply', $this->address(), true);
         }
-        return $data;
     }
 
     public function write($buf)
     {
+        $waited = $this->tls === null; // plain TCP tries first, and waits only when it is full
         while ($buf !== '') {
-            $write = [$this->handle_];
-            $none = null;
-            $left = $this->deadline - microtime(true);
-            $us = $left < 86400 ? (int) ($left * 1e6) : 86400000000;
-            if ($us <= 0 || ($ready = @stream_select($none, $write, $none, intdiv($us, 1000000), $us % 1000000)) === 0) {
-                throw new RpcTimeout('timed out sending the request', $this->address(), $this->written > 0);
+            if (!$waited) {
+                $this->await(false);
             }
-            $n = $ready === false ? false : self::keepingTlsReasons(fn () => @fwrite($this->handle_, $buf), $tlsWhy);
+            $waited = false;
+            $tlsWhy = null;
+            if ($this->tls === null) {
+                $n = @fwrite($this->handle_, $buf);
+                if ($n === 0) {
+                    continue; // the socket buffer is full: wait until it takes more
+                }
+            } else {
+                $n = self::keepingTlsReasons(fn () => @fwrite($this->handle_, $buf), $tlsWhy);
+            }
             if ($n === false || $n === 0) {
                 if ($tlsWhy === null && $this->tls !== null && $this->written === 0 && is_resource($this->handle_)) {
                     self::keepingTlsReasons(fn () => @fread($this->handle_, 1), $tlsWhy); // the alert, if it came
@@ -184,6 +198,26 @@ final class Socket extends TSocket
                 return;
             }
             $buf = substr($buf, $n);
+        }
+    }
+
+    /** Waits until the stream can be read ($read) or written, within the deadline. */
+    private function await(bool $read): void
+    {
+        $streams = [$this->handle_];
+        $none = null;
+        $left = $this->deadline - microtime(true);
+        $us = $left < 86400 ? (int) ($left * 1e6) : 86400000000; // no deadline (INF): a day
+        $ready = $us <= 0 ? 0 : ($read
+            ? @stream_select($streams, $none, $none, intdiv($us, 1000000), $us % 1000000)
+            : @stream_select($none, $streams, $none, intdiv($us, 1000000), $us % 1000000));
+        if ($ready === 0) {
+            throw $read ? new RpcTimeout('timed out waiting for the reply', $this->address(), true)
+                : new RpcTimeout('timed out sending the request', $this->address(), $this->written > 0);
+        }
+        if ($ready === false) {
+            throw $read ? new TransportError('the connection was closed before the reply', $this->address(), true)
+                : new TransportError('the connection failed while sending', $this->address(), $this->written > 0);
         }
     }
 

@@ -27,13 +27,22 @@ final class THeaderTransport extends TTransport
     public const PROTOCOL_BINARY = 0;
     public const PROTOCOL_COMPACT = 2;
     private const INFO_KEYVALUE = 1;
+    /** The deadline's key, encoded (varint length, then the key). */
+    private const DEADLINE_KEY = "\x0fsoa-deadline-ms";
+    /** What one read asks the socket for: a whole reply frame, in most calls. */
+    private const READ_CHUNK = 65536;
 
     private string $wbuf = '';
     private string $rbuf = '';
     private int $rpos = 0;
     private ?int $seqid = null;
+    /** Bytes read past the last reply frame. */
+    private string $pending = '';
     /** @var array<string, string> */
     private array $headers = [];
+    /** $headers encoded as key-value pairs (set again only when they change), and their count. */
+    private string $pairs = '';
+    private int $pairCount = 0;
     private ?float $deadline = null;
     /** @var array<string, string> */
     private array $replyHeaders = [];
@@ -54,7 +63,11 @@ final class THeaderTransport extends TTransport
      */
     public function setHeaders(array $headers, ?float $deadline = null): void
     {
-        $this->headers = $headers;
+        if ($headers !== $this->headers) { // calls on one connection mostly repeat them
+            $this->headers = $headers;
+            $this->pairs = self::pairs($headers);
+            $this->pairCount = count($headers);
+        }
         $this->deadline = $deadline;
     }
 
@@ -82,7 +95,7 @@ final class THeaderTransport extends TTransport
 
     public function close()
     {
-        $this->wbuf = $this->rbuf = '';
+        $this->wbuf = $this->rbuf = $this->pending = '';
         $this->rpos = 0;
         $this->inner->close();
     }
@@ -98,11 +111,14 @@ final class THeaderTransport extends TTransport
         $this->wbuf = $this->rbuf = ''; // a new request: nothing left of the last reply is read
         $this->rpos = 0;
         $this->seqid = self::seqidOf($payload, $this->protocolId);
-        $headers = $this->headers;
-        if ($this->deadline !== null) {
-            $headers = ['soa-deadline-ms' => (string) self::deadlineMs($this->deadline, microtime(true))] + $headers;
+        if ($this->deadline === null) {
+            $block = self::block($this->protocolId, $this->pairCount, $this->pairs);
+        } else { // the deadline first, then the connection's own pairs, as frame() orders them
+            $ms = (string) self::deadlineMs($this->deadline, microtime(true));
+            $block = self::block($this->protocolId, $this->pairCount + 1,
+                self::DEADLINE_KEY . chr(strlen($ms)) . $ms . $this->pairs);
         }
-        $this->inner->write(self::frame($payload, $this->seqid ?? 0, $this->protocolId, $headers));
+        $this->inner->write(self::wrap($block, $payload, $this->seqid ?? 0));
         $this->inner->flush();
     }
 
@@ -119,18 +135,35 @@ final class THeaderTransport extends TTransport
     /** One frame: $payload (one message) with $headers. */
     public static function frame(string $payload, int $seqid, int $protocolId, array $headers): string
     {
-        $header = self::varint($protocolId) . self::varint(0);
-        if ($headers) {
-            $header .= self::varint(self::INFO_KEYVALUE) . self::varint(count($headers));
-            foreach ($headers as $k => $v) {
-                $k = (string) $k;
-                $v = (string) $v;
-                $header .= self::varint(strlen($k)) . $k . self::varint(strlen($v)) . $v;
-            }
+        return self::wrap(self::block($protocolId, count($headers), self::pairs($headers)), $payload, $seqid);
+    }
+
+    /** $headers as the pairs of a key-value info block: varint length, bytes, for each. */
+    private static function pairs(array $headers): string
+    {
+        $out = '';
+        foreach ($headers as $k => $v) {
+            $k = (string) $k;
+            $v = (string) $v;
+            $out .= self::varint(strlen($k)) . $k . self::varint(strlen($v)) . $v;
         }
-        $header .= str_repeat("\0", (4 - strlen($header) % 4) % 4);
-        $body = pack('nnNn', self::MAGIC, 0, $seqid, strlen($header) >> 2) . $header . $payload;
-        return pack('N', strlen($body)) . $body;
+        return $out;
+    }
+
+    /** The header block: protocol id, no transforms, $count encoded $pairs (if any), padding. */
+    private static function block(int $protocolId, int $count, string $pairs): string
+    {
+        $header = self::varint($protocolId) . "\0";
+        if ($count > 0) {
+            $header .= self::varint(self::INFO_KEYVALUE) . self::varint($count) . $pairs;
+        }
+        return $header . str_repeat("\0", (4 - strlen($header) % 4) % 4);
+    }
+
+    private static function wrap(string $block, string $payload, int $seqid): string
+    {
+        $size = 10 + strlen($block) + strlen($payload);
+        return pack('NnnNn', $size, self::MAGIC, 0, $seqid, strlen($block) >> 2) . $block . $payload;
     }
 
     /**
@@ -180,13 +213,23 @@ final class THeaderTransport extends TTransport
             'payload' => (string) substr($body, $end)];
     }
 
+    /** One reply frame, taken with as few reads as it arrived in (one, mostly). */
     private function readFrame(): void
     {
-        $len = unpack('N', $this->inner->readAll(4))[1];
+        $buf = $this->pending;
+        while (strlen($buf) < 4) {
+            $buf .= $this->more();
+        }
+        $len = unpack('N', $buf)[1];
         if ($len > $this->maxFrameBytes || ($len >> 24) !== 0) {
             throw self::bad(sprintf('a reply frame of %d bytes (starts 0x%08x; a plain Thrift reply?)', $len, $len));
         }
-        $frame = self::parse($this->inner->readAll($len));
+        $end = 4 + $len;
+        while (strlen($buf) < $end) {
+            $buf .= $this->more($end - strlen($buf));
+        }
+        $this->pending = strlen($buf) > $end ? substr($buf, $end) : '';
+        $frame = self::parse(substr($buf, 4, $len));
         if ($this->seqid !== null && $frame['seqid'] !== $this->seqid) {
             throw self::bad("a reply with seqid {$frame['seqid']} to request {$this->seqid}");
         }
@@ -205,6 +248,16 @@ final class THeaderTransport extends TTransport
             throw new WrongTarget('this address now serves another service or instance; the call was not executed',
                 $this->address);
         }
+    }
+
+    private function more(int $want = 0): string
+    {
+        $data = $this->inner->read(max($want, self::READ_CHUNK));
+        if ($data === '') {
+            throw new TTransportException('soa: the connection closed inside a THeader reply',
+                TTransportException::END_OF_FILE);
+        }
+        return $data;
     }
 
     /** The seqid of the message at the start of $payload; null when it cannot be read. */

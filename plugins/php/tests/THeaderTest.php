@@ -28,6 +28,57 @@ final class THeaderTest extends TestCase
         $this->assertSame("\x00\x00\x00\x0f\x0f\xff\x00\x00\x00\x00\x00\x00\x00\x01\x02\x00\x00\x00x", THeaderTransport::frame('x', 0, 2, []));
     }
 
+    public function testARequestCarriesItsDeadlineFirstThenTheConnectionsHeaders(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire);
+        $headers = ['soa-service' => 'bench', 'soa-instance' => 'i-1'];
+        foreach ([11, 12] as $seqid) { // the second call reuses the encoded headers
+            $t->setHeaders($headers, microtime(true) + 10);
+            $p = new TBinaryProtocol($t);
+            $p->writeMessageBegin('ping', TMessageType::CALL, $seqid);
+            $p->writeMessageEnd();
+            $t->flush();
+            $frame = $wire->read(1 << 20);
+            $parsed = THeaderTransport::parse(substr($frame, 4));
+            $ms = $parsed['headers']['soa-deadline-ms'];
+            $this->assertSame(['soa-deadline-ms', 'soa-service', 'soa-instance'], array_keys($parsed['headers']));
+            $this->assertGreaterThan(9000, (int) $ms);
+            $this->assertLessThanOrEqual(10000, (int) $ms);
+            $this->assertSame(THeaderTransport::frame($parsed['payload'], $seqid, 0, ['soa-deadline-ms' => $ms] + $headers), $frame);
+        }
+        $t->setHeaders(['soa-service' => 'other']); // new headers, no deadline
+        $p->writeMessageBegin('ping', TMessageType::CALL, 13);
+        $p->writeMessageEnd();
+        $t->flush();
+        $frame = $wire->read(1 << 20);
+        $this->assertSame(THeaderTransport::frame(substr($frame, -strlen($parsed['payload'])), 13, 0, ['soa-service' => 'other']), $frame);
+    }
+
+    public function testRepliesThatArriveInOneReadAreEachServedWhole(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire);
+        $p = new TBinaryProtocol($t);
+        $reply = function (int $seqid, string $name): string {
+            $buf = new TMemoryBuffer();
+            $q = new TBinaryProtocol($buf);
+            $q->writeMessageBegin($name, TMessageType::REPLY, $seqid);
+            $q->writeMessageEnd();
+            return THeaderTransport::frame($buf->getBuffer(), $seqid, 0, []);
+        };
+        $p->writeMessageBegin('first', TMessageType::CALL, 1);
+        $t->flush();
+        $wire->read(1 << 20);
+        $wire->write($reply(1, 'first') . $reply(2, 'second')); // both come in one read
+        $p->readMessageBegin($name, $type, $seqid);
+        $this->assertSame(['first', 1], [$name, $seqid]);
+        $p->writeMessageBegin('second', TMessageType::CALL, 2);
+        $t->flush();
+        $p->readMessageBegin($name, $type, $seqid); // from the bytes already read
+        $this->assertSame(['second', 2], [$name, $seqid]);
+    }
+
     public function testDeadlineMsIsTheFloorOfWhatIsLeftAndAtLeastOne(): void
     {
         $this->assertSame(1500, THeaderTransport::deadlineMs(101.5009, 100.0));

@@ -13,6 +13,7 @@
  *       [--user U --password P] [--ca F --cert F --key F]   (etcd authentication and TLS)
  *       [--tls-ca F [--tls-cert F --tls-key F]]   (TLS to instances that registered "tls": true)
  *       [--instances JSON]   (a fixed list of registry values instead of etcd; round robin from the first)
+ *       [--size N]   (echo N bytes, and count a reply that is not the same N bytes as failed)
  *   php drive.php --gen DIR --late HOST:PORT   (one raw THeader call with soa-deadline-ms: 1)
  */
 
@@ -21,7 +22,7 @@ require __DIR__ . '/../../src/autoload.php';
 $o = getopt('', ['gen:', 'etcd:', 'prefix:', 'calls:', 'duration:', 'balancer:', 'method:', 'idempotent',
     'timeout-ms:', 'keys:', 'cache:', 'cache-dir:', 'cache-ttl:', 'stale-ttl:', 'persist:', 'pause-ms:',
     'idl-hash:', 'idl-mismatch:', 'late:', 'service:', 'instances:', 'user:', 'password:', 'ca:', 'cert:', 'key:',
-    'tls-ca:', 'tls-cert:', 'tls-key:', 'retries:']);
+    'tls-ca:', 'tls-cert:', 'tls-key:', 'retries:', 'size:']);
 Soa\Autoload::addPsr4('', $o['gen']);
 
 if (isset($o['late'])) {
@@ -78,7 +79,7 @@ $client = new Soa\Client($source, $o['service'] ?? 'echo', EchoServiceClient::cl
 ], fn ($v) => $v !== null));
 
 $args = match ($method) {
-    'echo' => ['x'],
+    'echo' => [isset($o['size']) ? str_repeat('0123456789', intdiv((int) $o['size'], 10) + 1) : 'x'],
     'sleep' => [0.0],
     default => [],
 };
@@ -90,7 +91,11 @@ for ($n = 0; $n < $calls && microtime(true) < $until; $n++) {
     $out['calls']++;
     $callArgs = $keys ? ["key-$n"] : $args;
     try {
-        $client->call($method, $callArgs);
+        $result = $client->call($method, $callArgs);
+        if (isset($o['size']) && $result !== $callArgs[0]) {
+            throw new UnexpectedValueException('the echo came back with ' . strlen($result) . ' bytes, not '
+                . strlen($callArgs[0]));
+        }
         $addr = $client->lastInstance()->address();
         $out['served']->$addr = ($out['served']->$addr ?? 0) + 1;
         $out['first_seen']->$addr ??= microtime(true);
