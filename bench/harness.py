@@ -134,8 +134,17 @@ def pin(pid, server):
     then never compete for a core, so the scheduler's wake-up preemption between them (which
     favours whichever process uses less CPU) does not blur the comparison."""
     cpus = cpus_for(server)
-    if cpus:
-        os.sched_setaffinity(pid, cpus)
+    if not cpus:
+        return
+    try:  # every thread the process has by now (a thread's affinity is its own)
+        tasks = [int(t) for t in os.listdir(f"/proc/{pid}/task")] if pid else [0]
+    except FileNotFoundError:
+        tasks = [pid]
+    for task in tasks:
+        try:
+            os.sched_setaffinity(task, cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
 
 
 def pin_load_generator():

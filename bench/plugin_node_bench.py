@@ -6,8 +6,9 @@ on it); ``soa plugin (node)`` is plugins/node calling through discovery (a real 
 balancing and its connection pool, THeader included when the server speaks it (and once more
 with ``theader: false``, plain Thrift to the same server, which tells the plugin's own cost
 from that of the server's THeader path). All run in one
-Node process (plugins/node/bench/bench.js), alternating round by round against the same soa
-server, so ratios are taken round by round. Calls: ``ping``. The goal: the plugin reaches at
+Node process (plugins/node/bench/bench.js), against the same soa server, taking turns within
+each round (6 turns each, rotating, as ``harness.compare`` does), so ratios are taken round by
+round. Calls: ``ping``. The goal: the plugin reaches at
 least 0.9x the raw client's calls/s, and its p99 is at most 1.2x the raw client's.
 """
 

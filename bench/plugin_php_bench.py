@@ -15,7 +15,9 @@ Groups:
 
 The server is a soa server of bench/bench.thrift registered in a private etcd, so the plugin
 finds it through discovery; the raw client is given its address. PHP measures its own latencies
-(hrtime) in the sequential group; the per-process and per-request groups are timed from here.
+(hrtime) in the sequential group, where both clients live in one php-cli process per round and
+take 6 turns each (rotating, as ``harness.compare`` does); the per-process and per-request
+groups are timed from here.
 """
 
 import json
@@ -72,13 +74,15 @@ def _php(*args):
     return [shutil.which("php"), "-d", "apc.enable_cli=1", *[str(a) for a in args]]
 
 
-def _sequential(gen, mode, method, seconds, address, etcd):
-    args = [PHP_BENCH, f"--gen={gen}", f"--mode={mode}", f"--method={method}",
+def _sequential(gen, method, seconds, address, etcd):
+    """One round of the raw client and the plugin, taking turns in one php-cli process:
+    ``(raw Result, plugin Result)``."""
+    args = [PHP_BENCH, f"--gen={gen}", "--mode=compare", f"--method={method}",
             f"--seconds={seconds}", f"--address={address}", f"--etcd={etcd}", f"--prefix={PREFIX}"]
     out = subprocess.run(_php(*args), capture_output=True, text=True, check=True, timeout=120)
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    return harness.Result(calls=r["calls"], seconds=r["seconds"], p50_ms=r["p50_ms"],
-                          p99_ms=r["p99_ms"])
+    both = json.loads(out.stdout.strip().splitlines()[-1])
+    return tuple(harness.Result(calls=r["calls"], seconds=r["seconds"], p50_ms=r["p50_ms"],
+                                p99_ms=r["p99_ms"]) for r in (both["raw"], both["plugin"]))
 
 
 def _timed(fn, seconds):
@@ -160,9 +164,9 @@ def run(args):
         for method in ("ping", "echo"):
             raw, plugin = [], []
             for _ in range(args.rounds):
-                raw.append(_sequential(gen, "raw", method, args.seconds, address, etcd.endpoint))
-                plugin.append(_sequential(gen, "plugin", method, args.seconds, address,
-                                          etcd.endpoint))
+                a, b = _sequential(gen, method, args.seconds, address, etcd.endpoint)
+                raw.append(a)
+                plugin.append(b)
             group = f"php sequential {method}"
             rows.append(harness.Row(group, "raw Apache PHP client, one connection", raw, True))
             rows.append(harness.Row(group, "Soa\\Client (discovery, balancer, pool)", plugin))
