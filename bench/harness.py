@@ -25,7 +25,7 @@ HOST = "127.0.0.1"
 _CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 WARMUP = 0.3
 # Turns each case of a compare() round takes (see compare).
-SLICES = 6
+SLICES = 24
 
 
 @dataclass

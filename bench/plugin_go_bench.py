@@ -9,11 +9,11 @@
   soa servers advertise ``theader``, so it sends THeader frames with the deadline and target.
 All three run in one ``plugins/go/internal/livecheck -mode compare`` process per concurrency (1
 and 64 goroutines), calling ``echo("hello")`` of tests/fixtures/client_echo.thrift and taking
-turns within each round, so that each round of the three meets the same machine. The server has
-the servers' CPU and livecheck the load generator's, as in the other benchmarks. At 64
-goroutines the raw client's one connection carries one call at a time (each waits for the
-round trip before the next is written), while the plugin spreads them over its pool: that
-ratio measures pooling.
+``harness.SLICES`` turns within each round, so that each round of the three meets the same
+machine. The server has the servers' CPU and livecheck the load generator's, as in the other
+benchmarks. At 64 goroutines the raw client's one connection carries one call at a time (each
+waits for the round trip before the next is written), while the plugin spreads them over its
+pool: that ratio measures pooling.
 Goal: the plugin reaches >= 0.9x the raw client's calls/s with a p99 <= 1.2x. The server's CPU
 time per call (``srv cpu us/call``) tells the server's THeader cost from the client's.
 """
@@ -46,6 +46,7 @@ def _compare(binary, etcd, server, concurrency, args):
     """The three cases' rounds from one livecheck process; the server's CPU time per call
     rides along (``cpu_us``)."""
     out = _run([binary, "-mode", "compare", "-concurrency", concurrency, "-rounds", args.rounds,
+                "-slices", harness.SLICES,
                 "-duration", f"{args.seconds}s", "-addr", server.address, "-etcd", etcd.endpoint,
                 "-prefix", "/bench-go", "-server-pid", server.pid],
                120 + 4 * args.rounds * (args.seconds + 1))

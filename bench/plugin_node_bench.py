@@ -7,8 +7,8 @@ balancing and its connection pool, THeader included when the server speaks it (a
 with ``theader: false``, plain Thrift to the same server, which tells the plugin's own cost
 from that of the server's THeader path). All run in one
 Node process (plugins/node/bench/bench.js), against the same soa server, taking turns within
-each round (6 turns each, rotating, as ``harness.compare`` does), so ratios are taken round by
-round. Calls: ``ping``. The goal: the plugin reaches at
+each round (``harness.SLICES`` turns each, rotating, as ``harness.compare`` does), so
+ratios are taken round by round. Calls: ``ping``. The goal: the plugin reaches at
 least 0.9x the raw client's calls/s, and its p99 is at most 1.2x the raw client's.
 """
 
@@ -74,7 +74,8 @@ def run(args):
         unregister = register(etcd.endpoint, server.port)
         cmd = [_tool("node"), str(NODE_DIR / "bench" / "bench.js"), f"--gen={gen}",
                f"--port={server.port}", f"--etcd={etcd.endpoint}", f"--prefix={PREFIX}",
-               f"--seconds={args.seconds}", f"--rounds={args.rounds}"]
+               f"--seconds={args.seconds}", f"--rounds={args.rounds}",
+               f"--slices={harness.SLICES}"]
         env = {"NODE_PATH": str(NODE_DIR / "node_modules"), "PATH": "/usr/bin:/bin"}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 text=True)

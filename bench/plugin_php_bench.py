@@ -16,8 +16,8 @@ Groups:
 The server is a soa server of bench/bench.thrift registered in a private etcd, so the plugin
 finds it through discovery; the raw client is given its address. PHP measures its own latencies
 (hrtime) in the sequential group, where both clients live in one php-cli process per round and
-take 6 turns each (rotating, as ``harness.compare`` does); the per-process and per-request
-groups are timed from here.
+take ``harness.SLICES`` turns each (rotating, as ``harness.compare`` does); the per-process
+and per-request groups are timed from here.
 """
 
 import json
@@ -78,7 +78,8 @@ def _sequential(gen, method, seconds, address, etcd):
     """One round of the raw client and the plugin, taking turns in one php-cli process:
     ``(raw Result, plugin Result)``."""
     args = [PHP_BENCH, f"--gen={gen}", "--mode=compare", f"--method={method}",
-            f"--seconds={seconds}", f"--address={address}", f"--etcd={etcd}", f"--prefix={PREFIX}"]
+            f"--seconds={seconds}", f"--slices={harness.SLICES}", f"--address={address}",
+            f"--etcd={etcd}", f"--prefix={PREFIX}"]
     out = subprocess.run(_php(*args), capture_output=True, text=True, check=True, timeout=120)
     both = json.loads(out.stdout.strip().splitlines()[-1])
     return tuple(harness.Result(calls=r["calls"], seconds=r["seconds"], p50_ms=r["p50_ms"],
