@@ -7,7 +7,8 @@ in the same run), and ``soa -> thriftpy2`` (the client alone changes). Against s
 client speaks THeader, as it does with a registered soa server (deadline and target identity on
 every call); against thriftpy2, plain. The soa client gets its instance from a fixed resolver:
 discovery is off the call path either way (a call never touches etcd), so this measures the
-per-call path. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64.
+per-call path. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64. Every round starts a
+fresh set of server processes (``harness.fresh_servers``).
 
 The CPU column is the CPU time of THIS process (the client side, load generator included) per
 call; the case name carries what soa adds per call over the baseline, in microseconds. The soa
@@ -68,58 +69,58 @@ def run(args):
     authority = Authority(pki, "ca")
     authority.issue("server")
     tls = ClientTls(ca=str(authority.path))
-    servers = {}
-    try:
-        servers["soa"] = harness.start_server("bench.server_bench:soa_server")
-        servers["soa-tls"] = harness.start_server("bench.server_bench:soa_server", str(pki))
-        servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
-        cases = [
-            ("raw thriftpy2 -> thriftpy2", "thriftpy2", "raw", True),
-            ("soa -> soa", "soa", "soa", False),
-            ("soa -> soa over TLS", "soa-tls", "soa", False),
-            ("soa -> thriftpy2", "thriftpy2", "soa", False),
-            ("soa metrics off -> thriftpy2", "thriftpy2", "soa off", False),
-        ]
-        rows = []
-        for method in CALLS:
-            for concurrency in CONCURRENCY:
-                results = {case: [] for case, *_ in cases}
-                for _ in range(args.rounds):
-                    makers = []
-                    for _case, server, client, _ in cases:
-                        port = servers[server].port
-                        if client == "raw":
-                            makers.append(thrift_caller(module, port, method))
-                        else:
-                            makers.append(soa_caller(port, method, max(concurrency, 1),
-                                                     theader=server.startswith("soa"),
-                                                     tls=tls if server == "soa-tls" else None,
-                                                     metrics=client != "soa off"))
-                    measured = harness.compare([(make, me) for make in makers], concurrency,
-                                               args.seconds)
-                    for (case, *_), result in zip(cases, measured):
-                        results[case].append(result)
-                base = harness.median([r.cpu_us for r in results[cases[0][0]]])
-                group = f"client {method} c={concurrency}"
-                for case, _, _, baseline in cases:
-                    label = case
-                    if not baseline:
-                        extra = harness.median([r.cpu_us for r in results[case]]) - base
-                        label = f"{case} ({extra:+.1f} us cpu/call)"
-                    if case == "soa -> thriftpy2":
-                        pairs = zip(results[case], results["soa metrics off -> thriftpy2"])
-                        added = harness.median([a.cpu_us - b.cpu_us for a, b in pairs])
-                        label = f"{case} ({extra:+.1f} us cpu/call; metrics {added:+.2f} us)"
-                    rows.append(harness.Row(group, label, results[case], baseline))
-        from soa.clients.metrics import ClientMetrics
-        from soa.middleware import Call
+    servers = {
+        "soa": ("bench.server_bench:soa_server",),
+        "soa-tls": ("bench.server_bench:soa_server", str(pki)),
+        "thriftpy2": ("bench.server_bench:thriftpy2_server",),
+    }
+    cases = [
+        ("raw thriftpy2 -> thriftpy2", "thriftpy2", "raw", True),
+        ("soa -> soa", "soa", "soa", False),
+        ("soa -> soa over TLS", "soa-tls", "soa", False),
+        ("soa -> thriftpy2", "thriftpy2", "soa", False),
+        ("soa metrics off -> thriftpy2", "thriftpy2", "soa off", False),
+    ]
+    groups = [(method, concurrency) for method in CALLS for concurrency in CONCURRENCY]
+    results = {(group, case): [] for group in groups for case, *_ in cases}
+    for _ in range(args.rounds):
+        with harness.fresh_servers(servers) as running:
+            for method, concurrency in groups:
+                makers = []
+                for _case, server, client, _ in cases:
+                    port = running[server].port
+                    if client == "raw":
+                        makers.append(thrift_caller(module, port, method))
+                    else:
+                        makers.append(soa_caller(port, method, max(concurrency, 1),
+                                                 theader=server.startswith("soa"),
+                                                 tls=tls if server == "soa-tls" else None,
+                                                 metrics=client != "soa off"))
+                measured = harness.compare([(make, me) for make in makers], concurrency,
+                                           args.seconds)
+                for (case, *_), result in zip(cases, measured):
+                    results[(method, concurrency), case].append(result)
+    rows = []
+    for method, concurrency in groups:
+        mine = {case: results[(method, concurrency), case] for case, *_ in cases}
+        base = harness.median([r.cpu_us for r in mine[cases[0][0]]])
+        for case, _, _, baseline in cases:
+            label = case
+            if not baseline:
+                extra = harness.median([r.cpu_us for r in mine[case]]) - base
+                label = f"{case} ({extra:+.1f} us cpu/call)"
+            if case == "soa -> thriftpy2":
+                pairs = zip(mine[case], mine["soa metrics off -> thriftpy2"])
+                added = harness.median([a.cpu_us - b.cpu_us for a, b in pairs])
+                label = f"{case} ({extra:+.1f} us cpu/call; metrics {added:+.2f} us)"
+            rows.append(harness.Row(f"client {method} c={concurrency}", label, mine[case],
+                                    baseline))
+    from soa.clients.metrics import ClientMetrics
+    from soa.middleware import Call
 
-        rows += middleware_rows("client metrics alone", ClientMetrics(["ping"]).middleware,
-                                Call("bench", "ping", ()), args.rounds)
-        return rows
-    finally:
-        for handle in servers.values():
-            handle.stop()
+    rows += middleware_rows("client metrics alone", ClientMetrics(["ping"]).middleware,
+                            Call("bench", "ping", ()), args.rounds)
+    return rows
 
 
 if __name__ == "__main__":

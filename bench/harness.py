@@ -2,6 +2,7 @@
 
 - ``start_server("module:function", *args)`` runs ``function(*args)`` in a fresh Python process
   (gevent-patched); the function starts a server and returns its port. ``stop()`` ends it.
+  ``fresh_servers`` starts (and stops) a named set of them: a bench takes one per round.
 - ``measure(make_caller, concurrency, seconds)`` opens ``concurrency`` connections, one greenlet
   each, calls as fast as they answer, and returns calls/s, p50 and p99 (after a short warm-up).
 - ``Row`` is one line of the table (one ``Result`` per round); ``print_table`` prints medians
@@ -11,6 +12,7 @@ Servers run on the last CPU and the load generator on the first (when there are 
 Load goes only to 127.0.0.1.
 """
 
+import contextlib
 import importlib
 import json
 import os
@@ -112,6 +114,27 @@ def start_server(target, *args, timeout=30):
         proc.kill()
         raise RuntimeError(f"{target} did not start (said {line!r})")
     return ServerHandle(proc, int(line.split()[1]))
+
+
+@contextlib.contextmanager
+def fresh_servers(specs):
+    """Start one server per ``name: ("module:function", *args)`` of ``specs`` and yield
+    ``{name: ServerHandle}``; every one is stopped when the block ends.
+
+    The benches start a fresh set for every round: two identical server processes can stand
+    up to 10% apart for their whole lives (placement, memory layout, hash seeds), so a
+    comparison of one pair of processes would carry that pair's luck into every round. With a
+    fresh set per round, each round's ratio compares new processes, and the median over the
+    rounds is not one pair's.
+    """
+    handles = {}
+    try:
+        for name, (target, *args) in specs.items():
+            handles[name] = start_server(target, *args)
+        yield handles
+    finally:
+        for handle in handles.values():
+            handle.stop()
 
 
 def cpu_seconds(pid):

@@ -10,7 +10,7 @@ call a second, identical soa server process (``soa again``): how far its figures
 ``soa`` row's is what this machine's noise alone does to a comparison. Every soa server process
 serves the same cases as its counterpart (``soa`` and ``soa metrics off``: the thriftpy2 client
 and the wire; THeader and the A/A row a process each), so that the metrics figure compares like
-with like.
+with like. Every round starts a fresh set of server processes (``harness.fresh_servers``).
 """
 
 import os
@@ -209,55 +209,54 @@ def run(args):
     import thriftpy2
 
     module = thriftpy2.load(str(IDL), module_name="bench_thrift")
-    servers = {}
-    try:
-        servers["soa"] = harness.start_server("bench.server_bench:soa_server")
-        servers["soa metrics off"] = harness.start_server("bench.server_bench:soa_server", None,
-                                                        False)
-        servers["soa again"] = harness.start_server("bench.server_bench:soa_server")
-        servers["soa THeader"] = harness.start_server("bench.server_bench:soa_server")
-        servers["thriftpy2"] = harness.start_server("bench.server_bench:thriftpy2_server")
-        servers["gevent echo"] = harness.start_server("bench.server_bench:echo_server")
-        # (group suffix, case, server, load generator, baseline?)
-        cases = [
-            ("", "soa", "soa", thrift_caller, False),
-            ("", "soa metrics off", "soa metrics off", thrift_caller, False),
-            ("", "thriftpy2", "thriftpy2", thrift_caller, True),
-            ("", "gevent echo", "gevent echo", echo_caller, False),
-            (" wire", "soa", "soa", wire_caller, False),
-            (" wire", "soa metrics off", "soa metrics off", wire_caller, False),
-            (" wire", "soa THeader", "soa THeader", theader_wire_caller, False),
-            (" wire", "soa again, another process (A/A: the noise)", "soa again", wire_caller,
-             False),
-            (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
-        ]
-        rows = []
-        for method in CALLS:
-            for concurrency in CONCURRENCY:
-                results = {(suffix, name): [] for suffix, name, *_ in cases}
-                for _ in range(args.rounds):
-                    measured = harness.compare(
-                        [(caller(module, servers[server_name].port, method),
-                          servers[server_name].proc.pid)
-                         for _, _, server_name, caller, _ in cases],
-                        concurrency, args.seconds)
-                    for (suffix, name, *_), result in zip(cases, measured):
-                        results[suffix, name].append(result)
-                for suffix, name, _, _, baseline in cases:
-                    group = f"server {method} c={concurrency}{suffix}"
-                    label = name
-                    if name == "soa":
-                        label = f"soa (metrics {_added(results, suffix):+.2f} us cpu/call)"
-                    rows.append(harness.Row(group, label, results[suffix, name], baseline))
-        from soa.middleware import Call
-        from soa.server.metrics import Metrics
+    servers = {
+        "soa": ("bench.server_bench:soa_server",),
+        "soa metrics off": ("bench.server_bench:soa_server", None, False),
+        "soa again": ("bench.server_bench:soa_server",),
+        "soa THeader": ("bench.server_bench:soa_server",),
+        "thriftpy2": ("bench.server_bench:thriftpy2_server",),
+        "gevent echo": ("bench.server_bench:echo_server",),
+    }
+    # (group suffix, case, server, load generator, baseline?)
+    cases = [
+        ("", "soa", "soa", thrift_caller, False),
+        ("", "soa metrics off", "soa metrics off", thrift_caller, False),
+        ("", "thriftpy2", "thriftpy2", thrift_caller, True),
+        ("", "gevent echo", "gevent echo", echo_caller, False),
+        (" wire", "soa", "soa", wire_caller, False),
+        (" wire", "soa metrics off", "soa metrics off", wire_caller, False),
+        (" wire", "soa THeader", "soa THeader", theader_wire_caller, False),
+        (" wire", "soa again, another process (A/A: the noise)", "soa again", wire_caller,
+         False),
+        (" wire", "thriftpy2", "thriftpy2", wire_caller, True),
+    ]
+    groups = [(method, concurrency) for method in CALLS for concurrency in CONCURRENCY]
+    results = {(group, suffix, name): [] for group in groups for suffix, name, *_ in cases}
+    for _ in range(args.rounds):
+        with harness.fresh_servers(servers) as running:
+            for method, concurrency in groups:
+                measured = harness.compare(
+                    [(caller(module, running[server].port, method), running[server].proc.pid)
+                     for _, _, server, caller, _ in cases],
+                    concurrency, args.seconds)
+                for (suffix, name, *_), result in zip(cases, measured):
+                    results[(method, concurrency), suffix, name].append(result)
+    rows = []
+    for method, concurrency in groups:
+        mine = {(suffix, name): results[(method, concurrency), suffix, name]
+                for suffix, name, *_ in cases}
+        for suffix, name, _, _, baseline in cases:
+            label = name
+            if name == "soa":
+                label = f"soa (metrics {_added(mine, suffix):+.2f} us cpu/call)"
+            rows.append(harness.Row(f"server {method} c={concurrency}{suffix}", label,
+                                    mine[suffix, name], baseline))
+    from soa.middleware import Call
+    from soa.server.metrics import Metrics
 
-        rows += middleware_rows("server metrics alone", Metrics("bench").middleware,
-                                Call("bench", "ping", ()), args.rounds)
-        return rows
-    finally:
-        for handle in servers.values():
-            handle.stop()
+    rows += middleware_rows("server metrics alone", Metrics("bench").middleware,
+                            Call("bench", "ping", ()), args.rounds)
+    return rows
 
 
 def middleware_rows(group, middleware, call, rounds, calls=200_000):
