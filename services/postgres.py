@@ -44,6 +44,22 @@ def translate_schema(ddl):
     return re.sub(r"\bBLOB\b", "BYTEA", ddl)
 
 
+def _abandon(connection):
+    """Roll back a transaction that is ending in an exception, and never raise.
+
+    A greenlet killed (or timed out) while a statement is on the wire leaves the connection
+    busy, and ROLLBACK then fails with "another command is already in progress". Raising that
+    would replace the exception in flight (a GreenletExit, say), so a loop that logs errors
+    and goes on would never stop. The pool discards a connection returned mid-command, which
+    ends the server's transaction and frees its locks."""
+    from psycopg import Error
+
+    try:
+        connection.execute("ROLLBACK")
+    except Error:
+        pass
+
+
 class _PgConnection:
     """The sqlite3-like face ``Tx`` expects: ``execute`` returning a cursor."""
 
@@ -92,7 +108,7 @@ class PostgresDatabase(Database):
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield PgTx(_PgConnection(connection))
             except BaseException:
-                connection.execute("ROLLBACK")
+                _abandon(connection)
                 raise
             connection.execute("COMMIT")
 
@@ -102,8 +118,10 @@ class PostgresDatabase(Database):
             connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield PgTx(_PgConnection(connection))
-            finally:
-                connection.execute("COMMIT")
+            except BaseException:
+                _abandon(connection)
+                raise
+            connection.execute("COMMIT")
 
     def query(self, sql, params=()):
         with self._pool.connection() as connection:

@@ -4,6 +4,7 @@ and the oversell guarantee with two handlers (two pools, as two processes) on on
 import time
 
 import gevent
+import gevent.event
 import pytest
 
 from services.fixtures import postgres_server  # noqa: F401 - fixture
@@ -99,3 +100,35 @@ def test_service_settings_reach_the_handler_untouched_and_frozen():
         settings["database"] = "other"
     with pytest.raises(ConfigError, match="services.catalog.settings: expected a mapping"):
         parse_config(text.replace("{S}", "[1]"), root=root)
+
+
+def test_a_greenlet_killed_waiting_for_the_write_lock_stops_and_the_pool_lives_on(
+        tmp_path, postgres_server):  # noqa: F811
+    """Notify's delivery loop is killed on close while it may wait for the write lock: the
+    kill must end the loop (the rollback's "command in progress" error must not replace the
+    GreenletExit, or the loop logs it and goes on), and the database must serve after it."""
+    url = postgres_server.create_database("killed")
+    shop = StandInShop(tmp_path, settings=lambda name: {"database": url})
+    notify = shop.start("notify")
+    release = gevent.event.Event()
+    try:
+        def hold_the_lock():
+            with notify.db.transaction():
+                release.wait()
+
+        holder = gevent.spawn(hold_the_lock)
+        waiting = ("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                   " AND query LIKE 'SELECT pg_advisory_xact_lock%'")
+        wait_until(lambda: notify.db.query(waiting)[0]["n"] >= 1, timeout=10,
+                   message="the delivery loop waiting for the write lock")
+        with gevent.Timeout(10, AssertionError("stopping the delivery loop hung")):
+            notify.dispatcher.stop()
+        release.set()
+        holder.get(timeout=10)
+        wait_until(lambda: notify.db.query(waiting)[0]["n"] == 0, timeout=10,
+                   message="the killed waiter's session gone")
+        with notify.db.transaction() as tx:
+            assert tx.one("SELECT 1 AS one")["one"] == 1
+    finally:
+        release.set()
+        shop.close()

@@ -48,14 +48,17 @@ class Dispatcher:
         self._pool = gevent.pool.Pool(settings.concurrency)
         self._wakeup = gevent.event.Event()
         self._loop = None
+        self._stopping = False
 
     def start(self):
         if self._loop is None:
+            self._stopping = False
             self._loop = gevent.spawn(self._run)
         return self
 
     def stop(self):
         if self._loop is not None:
+            self._stopping = True  # the loop ends even if the kill lands inside a caught error
             self._loop.kill()
             self._loop = None
         self._pool.kill()
@@ -64,7 +67,7 @@ class Dispatcher:
         self._wakeup.set()
 
     def _run(self):
-        while True:
+        while not self._stopping:
             try:
                 leased = self._lease()
             except Exception:  # a locked or broken database: log and keep going
