@@ -10,6 +10,8 @@ import uuid
 import gevent
 import pytest
 
+from thriftpy2.thrift import TApplicationException
+
 import soa
 from fixtures.server_support import client, echo_config, echo_idl
 from soa.config import load_config
@@ -47,6 +49,11 @@ def _load(module, port):
                 c.fail("declared")
             except module.EchoError:
                 pass
+        elif n % 10 == 5:
+            try:
+                c.fail("app")  # the handler raises TApplicationException: a failed call
+            except TApplicationException:
+                pass
         else:
             c.echo("x")
         gevent.sleep(0.002)
@@ -71,7 +78,8 @@ def test_once_json_shows_rates_under_load(shop):
         row = rows[f"127.0.0.1:{server.address[1]}"]
         assert row["state"] == "ok" and row["service"] == "echo"
         assert row["calls_per_s"] > 10
-        assert 2 <= row["error_pct"] <= 25  # one call in ten fails as declared
+        assert 2 <= row["error_pct"] <= 25  # one call in ten fails
+        assert 2 <= row["declared_pct"] <= 25  # and one in ten is answered as declared
         assert 0 < row["p50_ms"] <= row["p99_ms"] < 1000
         assert row["weight"] == 100 and row["version"] == "0.1.0"
         assert row["metrics"] == f"127.0.0.1:{server.endpoint.port}"

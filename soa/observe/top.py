@@ -3,8 +3,10 @@
 ``Top(etcd_config, service=None)`` follows the registry with one watch (the whole
 ``{prefix}/services/`` range, or one service's) and keeps, per instance, its last scrape.
 ``sample()`` scrapes the instances (all at once, in greenlets; ``only_new`` scrapes just those
-not seen yet) and ``rows()`` turns the last two scrapes of each into a ``Row``: calls/s and error
-% over the interval, p50/p99 from the interval's histogram buckets (Prometheus's
+not seen yet) and ``rows()`` turns the last two scrapes of each into a ``Row``: calls/s, error %
+(calls that failed: application, internal, late, unknown method, wrong target) and declared %
+(calls answered with an exception the IDL declares, a business outcome such as "sold out") over
+the interval, p50/p99 from the interval's histogram buckets (Prometheus's
 ``histogram_quantile`` interpolation), calls in flight, and the registry's weight and version.
 An instance scraped once so far is measured since it started (its counters began at zero at
 the registry's ``started_at``). An instance without ``metrics_port`` or whose scrape fails is
@@ -34,7 +36,8 @@ class Row:
     metrics: str  # "host:port" of /metrics, or "" when the instance has none
     state: str  # "ok", "since start" (one scrape so far), "no metrics", or the scrape error
     calls_per_s: float | None
-    error_pct: float | None
+    error_pct: float | None  # failed calls: every outcome but ok and declared
+    declared_pct: float | None  # calls answered with a declared exception
     p50_ms: float | None
     p99_ms: float | None
     inflight: int | None
@@ -43,13 +46,16 @@ class Row:
 
 
 class _Seen:
-    __slots__ = ("at", "buckets", "calls", "errors", "inflight", "previous", "error", "wall")
+    __slots__ = ("at", "buckets", "calls", "declared", "errors", "inflight", "previous", "error",
+                 "wall")
 
     def __init__(self, at, samples, service, previous=None):
         self.at = at
         self.wall = time.time()
         self.calls = samples.total(CALLS, service=service)
-        self.errors = self.calls - samples.total(CALLS, service=service, outcome="ok")
+        self.declared = samples.total(CALLS, service=service, outcome="declared")
+        self.errors = (self.calls - samples.total(CALLS, service=service, outcome="ok")
+                       - self.declared)
         self.buckets = samples.buckets(DURATION, service=service)
         self.inflight = int(samples.total(INFLIGHT, service=service))
         self.previous = previous
@@ -109,7 +115,7 @@ class Top:
             seen = self._seen.get((i.service, i.address))
             metrics = f"{i.host}:{i.metrics_port}" if i.metrics_port else ""
             row = Row(i.service, i.address, metrics, "ok", None, None, None, None, None,
-                      i.weight, i.version)
+                      None, i.weight, i.version)
             if not i.metrics_port:
                 row.state = "no metrics"
             elif seen is None:
@@ -135,8 +141,10 @@ def _rates(row, seen, started_at):
     reset = seen.calls < old.calls
     calls = seen.calls - (0 if reset else old.calls)
     errors = seen.errors - (0 if reset else old.errors)
+    declared = seen.declared - (0 if reset else old.declared)
     row.calls_per_s = round(calls / seconds, 1)
     row.error_pct = round(100.0 * errors / calls, 2) if calls else 0.0
+    row.declared_pct = round(100.0 * declared / calls, 2) if calls else 0.0
     window = delta(seen.buckets, None if reset else old.buckets)
     p50, p99 = quantile(window, 0.5), quantile(window, 0.99)
     row.p50_ms = None if p50 is None else round(p50 * 1000, 3)
@@ -146,7 +154,7 @@ def _rates(row, seen, started_at):
 class _Zero:
     """Counters of an instance as it started."""
 
-    calls = errors = 0
+    calls = errors = declared = 0
     buckets = None
 
     def __init__(self, at):
@@ -169,8 +177,8 @@ def measured(etcd_config, echo, what="the block"):
         watcher.close()
 
 
-HEADER = ("SERVICE", "ADDRESS", "CALLS/S", "ERR%", "P50 MS", "P99 MS", "INFLIGHT", "WEIGHT",
-          "VERSION", "METRICS")
+HEADER = ("SERVICE", "ADDRESS", "CALLS/S", "ERR%", "DECL%", "P50 MS", "P99 MS", "INFLIGHT",
+          "WEIGHT", "VERSION", "METRICS")
 
 
 def table(rows):
@@ -178,11 +186,12 @@ def table(rows):
     lines = [HEADER]
     for r in rows:
         lines.append((r.service, r.address, _num(r.calls_per_s, 1), _num(r.error_pct, 2),
-                      _num(r.p50_ms, 2), _num(r.p99_ms, 2), _num(r.inflight, 0),
+                      _num(r.declared_pct, 2), _num(r.p50_ms, 2), _num(r.p99_ms, 2),
+                      _num(r.inflight, 0),
                       str(r.weight), r.version or "-",
                       r.metrics if r.state == "ok" else f"{r.metrics or '-'} ({r.state})"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    numeric = {2, 3, 4, 5, 6, 7}
+    numeric = {2, 3, 4, 5, 6, 7, 8}
     out = []
     for line in lines:
         cells = [c.rjust(w) if i in numeric else c.ljust(w)
