@@ -286,8 +286,8 @@ func bench(ctx context.Context, call func(context.Context) error, f flags) map[s
 }
 
 // compare measures each of calls f.rounds times. A round is f.slices turns of the cases, each
-// turn f.duration/f.slices long, merged per case: the cases meet the same moments of a noisy
-// machine. It returns each case's rounds, as bench reports them.
+// turn f.duration/f.slices long and in an order that rotates, merged per case: the cases meet
+// the same moments of a noisy machine. It returns each case's rounds, as bench reports them.
 func compare(ctx context.Context, f flags, calls map[string]func(context.Context) error) map[string]any {
 	names := make([]string, 0, len(calls))
 	for name := range calls {
@@ -299,9 +299,10 @@ func compare(ctx context.Context, f flags, calls map[string]func(context.Context
 	slice := f.duration / time.Duration(max(1, f.slices))
 	for range f.rounds {
 		samples := make([]sample, len(names))
-		for range max(1, f.slices) {
-			for i, name := range names {
-				samples[i].run(ctx, calls[name], f.concurrency, slice, f.serverPID)
+		for turn := range max(1, f.slices) {
+			for j := range names { // the order rotates every turn, as in bench/harness.py
+				i := (turn + j) % len(names)
+				samples[i].run(ctx, calls[names[i]], f.concurrency, slice, f.serverPID)
 			}
 		}
 		for i, name := range names {
