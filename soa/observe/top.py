@@ -138,21 +138,22 @@ def _rates(row, seen, started_at):
         row.state = "since start"
         old = _Zero(seen.at - (seen.wall - started_at))
     seconds = max(seen.at - old.at, 1e-6)
-    reset = seen.calls < old.calls
-    calls = seen.calls - (0 if reset else old.calls)
-    errors = seen.errors - (0 if reset else old.errors)
-    declared = seen.declared - (0 if reset else old.declared)
+    if seen.calls < old.calls:  # the instance restarted: its counters began again at zero
+        old = _Zero(old.at)
+    calls = seen.calls - old.calls
+    errors = seen.errors - old.errors
+    declared = seen.declared - old.declared
     row.calls_per_s = round(calls / seconds, 1)
     row.error_pct = round(100.0 * errors / calls, 2) if calls else 0.0
     row.declared_pct = round(100.0 * declared / calls, 2) if calls else 0.0
-    window = delta(seen.buckets, None if reset else old.buckets)
+    window = delta(seen.buckets, old.buckets)
     p50, p99 = quantile(window, 0.5), quantile(window, 0.99)
     row.p50_ms = None if p50 is None else round(p50 * 1000, 3)
     row.p99_ms = None if p99 is None else round(p99 * 1000, 3)
 
 
 class _Zero:
-    """Counters of an instance as it started."""
+    """Counters of an instance as it started (or restarted)."""
 
     calls = errors = declared = 0
     buckets = None
