@@ -32,22 +32,23 @@ TEXT_1K = "x" * 1024
 CALLS = {"ping": (), "echo": (TEXT_1K,)}
 CONCURRENCY = (1, 64)
 SLOWED_US = 3
+SPIN_OFF = "soa spin_us: 0 (sleeps at once)"
 
 
 class BenchHandler:
-    spin = 0.0  # seconds of busy CPU per call: the control case's deliberately slower server
+    burn = 0.0  # seconds of busy CPU per call: the control case's deliberately slower server
 
     def ping(self):
-        if self.spin:
-            _spin(self.spin)
+        if self.burn:
+            _burn(self.burn)
 
     def echo(self, text):
-        if self.spin:
-            _spin(self.spin)
+        if self.burn:
+            _burn(self.burn)
         return text
 
 
-def _spin(seconds):
+def _burn(seconds):
     from time import perf_counter
 
     end = perf_counter() + seconds
@@ -57,11 +58,12 @@ def _spin(seconds):
 
 # -- servers (each runs in its own process, started by harness.start_server) -----------------
 
-def soa_server(tls_folder=None, metrics=True, spin_us=0):
+def soa_server(tls_folder=None, metrics=True, burn_us=0, spin_us=None):
     """The soa server; with ``tls_folder`` (holding server.crt/.key) it serves TLS; with
-    ``metrics=False`` it records nothing and serves no /metrics; ``spin_us`` makes its handler
-    burn that much CPU per call (the control case)."""
-    BenchHandler.spin = spin_us / 1e6
+    ``metrics=False`` it records nothing and serves no /metrics; ``burn_us`` makes its handler
+    burn that much CPU per call (the control case); ``spin_us`` overrides the default of
+    soa.yaml's ``spin_us`` (soa.server.spin)."""
+    BenchHandler.burn = burn_us / 1e6
     from soa.config import load_config
     from soa.server import Server
 
@@ -77,6 +79,7 @@ def soa_server(tls_folder=None, metrics=True, spin_us=0):
         "    host: 127.0.0.1\n"
         "    port: 0\n" + tls
         + f"    metrics: {'true' if metrics else 'false'}\n"
+        + (f"    spin_us: {spin_us}\n" if spin_us is not None else "")
     )
     config = load_config(str(root / "soa.yaml"))
     # Registration is off: this measures serving, and needs no etcd.
@@ -237,6 +240,7 @@ def run(args):
         "soa metrics off": ("bench.server_bench:soa_server", None, False),
         "soa again": ("bench.server_bench:soa_server",),
         "soa THeader": ("bench.server_bench:soa_server",),
+        "soa spin off": ("bench.server_bench:soa_server", None, True, 0, 0),
         "soa slowed": ("bench.server_bench:soa_server", None, True, SLOWED_US),
         "thriftpy2": ("bench.server_bench:thriftpy2_server",),
         "gevent echo": ("bench.server_bench:echo_server",),
@@ -247,11 +251,13 @@ def run(args):
         ("", "soa metrics off", "soa metrics off", thrift_caller, False),
         ("", "thriftpy2", "thriftpy2", thrift_caller, True),
         ("", "gevent echo", "gevent echo", echo_caller, False),
+        ("", SPIN_OFF, "soa spin off", thrift_caller, False),
         ("", f"soa slowed by {SLOWED_US} us cpu/call (control)", "soa slowed", thrift_caller,
          False),
         (" wire", "soa", "soa", wire_caller, False),
         (" wire", "soa metrics off", "soa metrics off", wire_caller, False),
         (" wire", "soa THeader", "soa THeader", theader_wire_caller, False),
+        (" wire", SPIN_OFF, "soa spin off", wire_caller, False),
         (" wire", "soa again, another process (A/A: the noise)", "soa again", wire_caller,
          False),
         (" wire", "thriftpy2", "thriftpy2", wire_caller, True),

@@ -61,6 +61,7 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
+    spin_us: int = 20  # soa.server.spin: how long the hub polls before it sleeps (0: never)
     # Monitoring: the HTTP endpoint (/metrics, /healthz, /readyz) and per-call recording.
     metrics: bool = True
     metrics_port: int = 0
@@ -263,6 +264,7 @@ def _service(name, f, root, check_idl):
         idle_timeout=f.number("idle_timeout", d.idle_timeout, lo=0.1),
         max_frame_bytes=f.int("max_frame_bytes", d.max_frame_bytes, lo=1024, hi=1 << 31),
         max_connections=f.int("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        spin_us=f.int("spin_us", d.spin_us, lo=0, hi=10_000),
         metrics=f.bool("metrics", d.metrics),
         metrics_port=f.int("metrics_port", d.metrics_port, lo=0, hi=65535),
         tls=parse_server_tls(f.sub("tls"), root),

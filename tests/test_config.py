@@ -68,6 +68,8 @@ def test_good_config_parses_into_frozen_dataclasses(tmp_path):
          "soa.yaml: services.catalog.service: IDL"),
         (("handler: services.catalog.handler:CatalogHandler", "handler: not a path"),
          'soa.yaml: services.catalog.handler: expected module.path:ClassName, got "not a path"'),
+        (("port: 7001", "port: 7001\n    spin_us: -5"),
+         "soa.yaml: services.catalog.spin_us: expected an integer 0-10000, got -5"),
         (("timeout_ms: 500", "timeout_ms: [1]"),
          "soa.yaml: client.timeout_ms: expected an integer 1-3600000, got [1]"),
     ],

@@ -29,6 +29,7 @@ from soa.theader import is_header_start
 
 from .compact import BoundedCompactProtocol
 from .guard import BinaryGuard, FrameTooLarge
+from .spin import for_hub
 
 log = logging.getLogger("soa.server")
 
@@ -76,6 +77,17 @@ class _SocketIO:
         self._unyielded = 0  # bytes received since the hub last ran
         self._messages = 0  # messages begun since the hub last ran
         self.pending = b""
+
+    def spin_with(self, spin):
+        """Let ``spin`` (a ``soa.server.spin.Spin``) know each time this socket is waited on."""
+        if spin is not None:
+            before, wait = spin.before_wait, self._wait_readable
+
+            def wait_readable():
+                before()
+                wait()
+
+            self._wait_readable = wait_readable
 
     def _receive(self, n):
         """Up to ``n`` bytes, waiting only for the first chunk; a large ``n`` also takes what
@@ -317,7 +329,9 @@ def serve_connection(conn, processor, settings, tls=None):
             if sock is None:
                 return
         io_cls = FramedIO if settings.transport == "framed" else StreamIO
+        spin = for_hub(gevent.get_hub(), settings.spin_us / 1e6)
         io = conn.io = io_cls(sock, settings.max_frame_bytes)
+        io.spin_with(spin)
         first = io.prefetch(6)
         if not first:
             return
@@ -325,6 +339,7 @@ def serve_connection(conn, processor, settings, tls=None):
             from .header import HeaderIO  # it builds on this module's _SocketIO
 
             io = conn.io = HeaderIO(sock, settings.max_frame_bytes, first)
+            io.spin_with(spin)
             if not io.next_frame():
                 return
             proto, read_begin, flush = io.protocol()

@@ -1,0 +1,102 @@
+"""soa.server.spin: the hub polls for a moment before it sleeps, and stops spinning when it
+does not pay. On the real gevent hub, and in a real server process."""
+
+import os
+import time
+
+import gevent
+from gevent import get_hub
+
+from fixtures.server_support import client, echo_config, echo_idl
+from soa.config import load_config
+from soa.server.spin import MAX_SKIP, Spin, for_hub
+from soa.testing.poll import wait_until
+from soa.testing.processes import ServiceProcess
+
+WINDOW = 0.002
+
+
+def spin_to_the_end(spin):
+    """Begin a spin (the caller made sure it is not skipped) and wait until it ends."""
+    spin.before_wait()
+    assert spin.spinning
+    began = time.perf_counter()
+    wait_until(lambda: not spin.spinning, timeout=5, interval=0.001, message="the spin ends")
+    return time.perf_counter() - began
+
+
+def skipped(spin, times):
+    """Whether the next ``times`` waits do not spin."""
+    for _ in range(times):
+        spin.before_wait()
+        if spin.spinning:
+            return False
+    return True
+
+
+def test_a_spin_polls_for_its_window_then_lets_the_hub_sleep():
+    spin = Spin(get_hub().loop, WINDOW)
+    assert not spin.spinning
+    assert spin_to_the_end(spin) >= WINDOW
+
+
+def test_useless_spins_are_skipped_twice_as_often_each_time_up_to_a_bound():
+    spin = Spin(get_hub().loop, WINDOW)
+    expected = 1
+    for _ in range(9):  # 1, 2, 4, ... 64, then 64 again
+        spin_to_the_end(spin)  # nothing served while it spun
+        assert skipped(spin, expected)
+        expected = min(MAX_SKIP, 2 * expected)
+    assert expected == MAX_SKIP
+
+
+def test_a_spin_that_serves_a_call_resets_the_backoff_and_lasts_a_window_past_it():
+    spin = Spin(get_hub().loop, 0.02)
+    spin_to_the_end(spin)
+    assert skipped(spin, 1)
+    spin_to_the_end(spin)
+    assert skipped(spin, 2)  # two useless spins in a row: two waits skipped
+    spin.before_wait()
+    assert spin.spinning
+    served = []
+
+    def call_comes():  # what a connection does once it has served a call
+        gevent.sleep(0.01)
+        spin.before_wait()
+        served.append(time.perf_counter())
+
+    gevent.spawn(call_comes)
+    wait_until(lambda: not spin.spinning, timeout=5, interval=0.001, message="the spin ends")
+    assert served and time.perf_counter() - served[0] >= 0.02
+    spin.before_wait()  # useful: nothing is skipped after it
+    assert spin.spinning
+
+
+def test_spin_us_0_turns_it_off_and_the_default_is_20(tmp_path, etcd_config):
+    config = load_config(str(echo_config(tmp_path, etcd_config)))
+    assert config.service("echo").spin_us == 20
+    assert for_hub(get_hub(), 0) is None
+    assert for_hub(get_hub(), 20e-6) is for_hub(get_hub(), 20e-6)  # one per hub
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_server_that_has_served_and_is_now_idle_burns_no_cpu(tmp_path, etcd_config):
+    path = echo_config(tmp_path, etcd_config, spin_us=1000)  # a long window: easy to see
+    module = echo_idl(tmp_path)
+    with ServiceProcess(path, "echo") as proc:
+        proc.start()
+        c = client(module, proc.port)
+        for _ in range(300):
+            assert c.echo("x") == "x"
+        before = cpu_seconds(proc.pid)
+        time.sleep(2.0)  # the measurement itself: two idle seconds, not a wait for a state
+        used = cpu_seconds(proc.pid) - before
+        c.close()
+    # A hub that kept polling would have used ~2 s of CPU; an idle soa server uses a few ms
+    # (its lease renewal, the idle sweeper).
+    assert used < 0.2, f"an idle server used {used:.2f}s of CPU in 2s"
