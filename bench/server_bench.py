@@ -17,7 +17,9 @@ whole core while the soa server does not). There a server that keeps up loses ca
 idle when each request is sent, and waking its core is charged to the sender's system time.
 The control case shows it: a soa server that burns ``SLOWED_US`` more CPU per call, and so
 sleeps less, serves more calls per second there than the plain one (the wire groups measure
-the servers themselves).
+the servers themselves). Both kinds of group also call a soa server with ``spin_us: 0``, whose
+hub sleeps as soon as it has nothing to run (soa.server.spin): what polling before sleeping
+does, in the same run.
 """
 
 import os
