@@ -7,7 +7,9 @@ frame says how long its message is, the adapter takes each frame whole off the s
 its payload whole (binary: ``FrameGuard``; compact counts are bounded as they are read) and
 hands it to the decoder through one memory buffer, which the reply is then written into: no
 Python runs between the decoder and the socket while a message is decoded or encoded.
-``reply_headers`` (set by the processor, cleared by ``flush``) go on the next reply.
+``reply_headers`` (set by the processor, cleared by ``flush``) go on the next reply. A reply
+written while the next frame is already buffered is held and sent with the next ones
+(``_SocketIO.reply``); what is held leaves before the adapter reads the socket again.
 """
 
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
@@ -106,6 +108,7 @@ class HeaderIO(_SocketIO):
     def _fill(self, n, at_start=False):
         """At least ``n`` bytes buffered from ``_pos``, reading ahead up to a chunk; False when
         the peer closed before a new frame began."""
+        self.send_held()  # the requests buffered are answered: their replies go first
         buf, pos = self._buf, self._pos
         while len(buf) - pos < n:
             more = self._receive_raw(READ_CHUNK)
@@ -167,6 +170,7 @@ class HeaderIO(_SocketIO):
         return True
 
     def _gather_payload(self, head, missing):
+        self.send_held()
         parts = bytearray(head)
         while missing > 0:
             more = self._receive(missing)
@@ -188,4 +192,5 @@ class HeaderIO(_SocketIO):
             block = header_block(self.protocol_id, len(reply), encode_pairs(reply.items()))
         else:
             block = self._plain_block
-        self._write(frame_prefix(self.seqid, block, len(payload)) + payload)
+        self.reply(frame_prefix(self.seqid, block, len(payload)) + payload,
+                   self._pos < len(self._buf))
