@@ -30,7 +30,7 @@ from soa.theader import (
 )
 
 from .compact import BoundedCompactProtocol
-from .connection import READ_CHUNK, FrameTooLarge, _SocketIO
+from .connection import BUFFER_SIZE, READ_CHUNK, FrameTooLarge, _SocketIO
 from .guard import BadMessage, BinaryGuard
 
 BLOCK_CACHE = 16  # decoded header blocks kept per connection
@@ -111,7 +111,10 @@ class HeaderIO(_SocketIO):
         self.send_held()  # the requests buffered are answered: their replies go first
         buf, pos = self._buf, self._pos
         while len(buf) - pos < n:
-            more = self._receive_raw(READ_CHUNK)
+            # What is missing, at least a buffer's worth (pipelined frames come several to a
+            # read). Not a whole chunk: a 64 KiB recv for a small frame measured ~10 us more
+            # server CPU per call when the server sleeps between calls (concurrency 1).
+            more = self._receive_raw(min(READ_CHUNK, max(BUFFER_SIZE, n - len(buf) + pos)))
             if not more:
                 if at_start and len(buf) == pos:
                     return False
