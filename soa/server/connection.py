@@ -74,7 +74,7 @@ class _SocketIO:
         else:  # not a gevent socket: let its blocking recv do the waiting
             self._wait_readable = lambda: None
         self._gathers = raw.gettimeout() == 0.0  # recv raises instead of waiting
-        # Replies held back while more requests are buffered (see ``hold``); TLS sends at once.
+        # Replies held back while more requests are buffered (see ``reply``); TLS sends at once.
         self._held = []
         self._loop = gevent.get_hub().loop if self._gathers and not encrypted else None
         self.count = 0
@@ -193,20 +193,15 @@ class _SocketIO:
 
     def send_held(self):
         """Send the held replies, waiting for the socket if it is full."""
-        held = self._held
-        if held:
-            data = held[0] if len(held) == 1 else b"".join(held)
-            held.clear()
-            self._write(data)
+        if self._held:
+            self._write(self._take_held())
 
     def _send_held_now(self):
         """In the hub: send what the socket takes of the held replies without waiting; the
         rest stays held for this connection's greenlet."""
-        held = self._held
-        if not held:
+        if not self._held:
             return
-        data = held[0] if len(held) == 1 else b"".join(held)
-        held.clear()
+        data = self._take_held()
         try:
             sent = self._send(data)
         except BlockingIOError:
@@ -214,7 +209,14 @@ class _SocketIO:
         except OSError:  # the connection is gone: its greenlet finds out at its next read
             return
         if sent < len(data):
-            held.append(data[sent:])
+            self._held.append(data[sent:])
+
+    def _take_held(self):
+        """The held replies as one bytes object; nothing is held after."""
+        held = self._held
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        return data
 
 
 class StreamIO(_SocketIO):
