@@ -20,6 +20,8 @@ PROTOCOL_NAMES = {v: k for k, v in PROTOCOL_IDS.items()}
 INFO_PADDING = 0
 INFO_KEYVALUE = 1
 MAX_HEADER_BYTES = 65536 * 4
+READ_AHEAD = 4096  # what a reader asks the socket for at the least
+MAX_READ = 65536  # and at the most
 
 # The keys of registry/SCHEMA.md's "Call metadata" tables.
 DEADLINE = "soa-deadline-ms"
@@ -39,6 +41,14 @@ class HeaderError(ValueError):
 def is_header_start(first6):
     """Whether a connection's first six bytes open a THeader frame (not plain Thrift)."""
     return (len(first6) >= 6 and first6[0] == 0 and first6[4] == 0x0F and first6[5] == 0xFF)
+
+
+def read_size(missing):
+    """What a frame reader (the server's or the client's) asks the socket for when ``missing``
+    more bytes are needed: at least ``READ_AHEAD`` (frames pipelined come several to a read),
+    at most ``MAX_READ``. Not ``MAX_READ`` every time: a 64 KiB recv for each small frame
+    measured ~10 us more server CPU per call in a process that sleeps between calls."""
+    return min(MAX_READ, max(READ_AHEAD, missing))
 
 
 def varint(n):

@@ -94,11 +94,6 @@ class _Wire:
         pass
 
 
-# A reply is read a buffer at a time until its size is known, then what is missing (at most
-# MAX_READ at once), as the server reads requests (soa.server.header): a 64 KiB recv for each
-# small frame measured ~10 us more CPU per call there, in a process that sleeps between calls.
-READ_AHEAD = 4096
-MAX_READ = 65536
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4
 _PLAIN_REPLY = {pid: theader.header_block(pid, 0, b"") for pid in theader.PROTOCOL_NAMES}
 
@@ -174,13 +169,13 @@ class _HeaderWire:
         """Read one whole reply frame; keep its headers and payload."""
         buf = self._buf
         while len(buf) < theader.HEAD_SIZE:
-            buf += self._more(READ_AHEAD)
+            buf += self._more(theader.read_size(theader.HEAD_SIZE - len(buf)))
         size, magic, _flags, _seqid, words = theader.HEAD.unpack_from(buf)
         if magic != theader.MAGIC or size <= theader.FIXED_SIZE:
             raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, {size} bytes)")
         end = 4 + size
         while len(buf) < end:
-            buf += self._more(min(MAX_READ, max(READ_AHEAD, end - len(buf))))
+            buf += self._more(theader.read_size(end - len(buf)))
         start = theader.HEAD_SIZE + 4 * words
         if start >= end:
             raise theader.HeaderError("a THeader reply whose header fills the frame")

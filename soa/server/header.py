@@ -27,10 +27,11 @@ from soa.theader import (
     frame_prefix,
     header_block,
     parse_block,
+    read_size,
 )
 
 from .compact import BoundedCompactProtocol
-from .connection import BUFFER_SIZE, READ_CHUNK, FrameTooLarge, _SocketIO
+from .connection import FrameTooLarge, _SocketIO
 from .guard import BadMessage, BinaryGuard
 
 BLOCK_CACHE = 16  # decoded header blocks kept per connection
@@ -111,10 +112,7 @@ class HeaderIO(_SocketIO):
         self.send_held()  # the requests buffered are answered: their replies go first
         buf, pos = self._buf, self._pos
         while len(buf) - pos < n:
-            # What is missing, at least a buffer's worth (pipelined frames come several to a
-            # read). Not a whole chunk: a 64 KiB recv for a small frame measured ~10 us more
-            # server CPU per call when the server sleeps between calls (concurrency 1).
-            more = self._receive_raw(min(READ_CHUNK, max(BUFFER_SIZE, n - len(buf) + pos)))
+            more = self._receive_raw(read_size(n - len(buf) + pos))
             if not more:
                 if at_start and len(buf) == pos:
                     return False
