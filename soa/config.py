@@ -61,7 +61,7 @@ class ServiceConfig:
     idle_timeout: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 10000
-    spin_us: int = 20  # soa.server.spin: how long the hub polls before it sleeps (0: never)
+    spin_us: int = 100  # soa.server.spin: the longest the hub polls before it sleeps (0: never)
     # Monitoring: the HTTP endpoint (/metrics, /healthz, /readyz) and per-call recording.
     metrics: bool = True
     metrics_port: int = 0

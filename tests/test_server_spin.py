@@ -1,5 +1,6 @@
-"""soa.server.spin: the hub polls for a moment before it sleeps, and stops spinning when it
-does not pay. On the real gevent hub, and in a real server process."""
+"""soa.server.spin: the hub polls for a moment before it sleeps, its window grows to cover a
+caller's gap and shrinks when the hub sleeps long, and it stops spinning when it does not pay.
+On the real gevent hub, and in a real server process."""
 
 import os
 import time
@@ -9,7 +10,7 @@ from gevent import get_hub
 
 from fixtures.server_support import client, echo_config, echo_idl
 from soa.config import load_config
-from soa.server.spin import MAX_SKIP, Spin, for_hub
+from soa.server.spin import MAX_SKIP, PREEMPTED, SHORTEST, Spin, for_hub
 from soa.testing.poll import wait_until
 from soa.testing.processes import ServiceProcess
 
@@ -34,14 +35,74 @@ def skipped(spin, times):
     return True
 
 
+def fixed(window, preempted=1.0):
+    """A spin whose window cannot grow (its shortest is its longest); a machine busy with other
+    tests takes the core now and then, which is no preemption that these tests are about."""
+    return Spin(get_hub().loop, window, shortest=window, preempted=preempted)
+
+
 def test_a_spin_polls_for_its_window_then_lets_the_hub_sleep():
-    spin = Spin(get_hub().loop, WINDOW)
+    spin = fixed(WINDOW)
     assert not spin.spinning
     assert spin_to_the_end(spin) >= WINDOW
 
 
+def window_becomes(spin, expected):
+    wait_until(lambda: spin.window == expected, timeout=5, interval=0.001,
+               message=f"the window becomes {expected}")
+
+
+def test_the_window_starts_short_and_doubles_while_the_hub_wakes_soon_after_a_spin():
+    spin = Spin(get_hub().loop, 0.1, shortest=0.002, preempted=1.0)  # CI's jitter is no preemption
+    assert spin.window == 0.002
+    for expected in (0.004, 0.008, 0.016, 0.032, 0.064, 0.1):  # never past the longest
+        spin_to_the_end(spin)  # nothing served; the hub then wakes within ms (the poll's timer)
+        window_becomes(spin, expected)  # and a near miss is no waste: the next wait spins
+
+
+def test_a_wasted_spin_at_the_longest_or_before_a_long_sleep_resets_the_window_and_backs_off():
+    spin = Spin(get_hub().loop, 0.1, shortest=0.002, preempted=1.0)
+    spin.window = 0.1
+    spin_to_the_end(spin)  # the hub wakes within ms: after the longest window, though
+    window_becomes(spin, 0.002)
+    assert skipped(spin, 1)
+    spin.window = 0.008
+    spin.before_wait()
+    assert spin.spinning
+    gevent.sleep(0.3)  # the stimulus: after the spin, the hub sleeps past the longest window
+    assert spin.window == 0.002
+    assert skipped(spin, 2)  # the second wasted spin in a row
+
+
+def test_a_burst_that_ends_sets_the_window_back_without_skipping():
+    spin = Spin(get_hub().loop, 0.1, shortest=0.002, preempted=1.0)
+    spin.window = 0.05
+    spin.before_wait()
+    gevent.spawn_later(0.005, spin.before_wait)  # a call served while it spins
+    gevent.sleep(0.3)  # the stimulus: the burst is over, and the hub sleeps long
+    assert spin.window == 0.002
+    assert not skipped(spin, 1)
+
+
+def test_a_preempted_spin_ends_at_once_and_counts_as_wasted():
+    spin = fixed(0.5, preempted=PREEMPTED)
+    spin.before_wait()
+    assert spin.spinning
+
+    def hog():  # holds the loop, as another process holding the core would
+        end = time.perf_counter() + 4 * PREEMPTED
+        while time.perf_counter() < end:
+            pass
+
+    began = time.perf_counter()
+    gevent.spawn(hog)
+    wait_until(lambda: not spin.spinning, timeout=5, interval=0.001, message="the spin ends")
+    assert time.perf_counter() - began < 0.25  # well before its window was over
+    assert skipped(spin, 1)
+
+
 def test_useless_spins_are_skipped_twice_as_often_each_time_up_to_a_bound():
-    spin = Spin(get_hub().loop, WINDOW)
+    spin = fixed(WINDOW)
     expected = 1
     for _ in range(9):  # 1, 2, 4, ... 64, then 64 again
         spin_to_the_end(spin)  # nothing served while it spun
@@ -51,7 +112,7 @@ def test_useless_spins_are_skipped_twice_as_often_each_time_up_to_a_bound():
 
 
 def test_a_spin_that_serves_a_call_resets_the_backoff_and_lasts_a_window_past_it():
-    spin = Spin(get_hub().loop, 0.02)
+    spin = fixed(0.02)
     spin_to_the_end(spin)
     assert skipped(spin, 1)
     spin_to_the_end(spin)
@@ -72,11 +133,13 @@ def test_a_spin_that_serves_a_call_resets_the_backoff_and_lasts_a_window_past_it
     assert spin.spinning
 
 
-def test_spin_us_0_turns_it_off_and_the_default_is_20(tmp_path, etcd_config):
+def test_spin_us_0_turns_it_off_and_the_default_is_100(tmp_path, etcd_config):
     config = load_config(str(echo_config(tmp_path, etcd_config)))
-    assert config.service("echo").spin_us == 20
+    assert config.service("echo").spin_us == 100
     assert for_hub(get_hub(), 0) is None
-    assert for_hub(get_hub(), 20e-6) is for_hub(get_hub(), 20e-6)  # one per hub
+    spin = for_hub(get_hub(), 100e-6)
+    assert spin is for_hub(get_hub(), 100e-6)  # one per hub
+    assert (spin.shortest, spin.longest) == (SHORTEST, 100e-6)
 
 
 def cpu_seconds(pid):
