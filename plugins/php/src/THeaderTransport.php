@@ -44,6 +44,10 @@ final class THeaderTransport extends TTransport
     private string $pairs = '';
     private int $pairCount = 0;
     private ?float $deadline = null;
+    /** The last block written with a deadline, and its milliseconds: calls with the same
+     * timeout mostly repeat it. */
+    private string $deadlineBlock = '';
+    private int $deadlineBlockMs = -1;
     /** @var array<string, string> */
     private array $replyHeaders = [];
 
@@ -67,6 +71,7 @@ final class THeaderTransport extends TTransport
             $this->headers = $headers;
             $this->pairs = self::pairs($headers);
             $this->pairCount = count($headers);
+            $this->deadlineBlockMs = -1;
         }
         $this->deadline = $deadline;
     }
@@ -113,13 +118,24 @@ final class THeaderTransport extends TTransport
         $this->seqid = self::seqidOf($payload, $this->protocolId);
         if ($this->deadline === null) {
             $block = self::block($this->protocolId, $this->pairCount, $this->pairs);
-        } else { // the deadline first, then the connection's own pairs, as frame() orders them
-            $ms = (string) self::deadlineMs($this->deadline, microtime(true));
-            $block = self::block($this->protocolId, $this->pairCount + 1,
-                self::DEADLINE_KEY . chr(strlen($ms)) . $ms . $this->pairs);
+        } else {
+            $block = $this->deadlineBlock(self::deadlineMs($this->deadline, microtime(true)));
         }
         $this->inner->write(self::wrap($block, $payload, $this->seqid ?? 0));
         $this->inner->flush();
+    }
+
+    /** The header block for $ms left: the deadline first, then the connection's own pairs, as
+     * frame() orders them. */
+    private function deadlineBlock(int $ms): string
+    {
+        if ($ms !== $this->deadlineBlockMs) {
+            $digits = (string) $ms;
+            $this->deadlineBlock = self::block($this->protocolId, $this->pairCount + 1,
+                self::DEADLINE_KEY . chr(strlen($digits)) . $digits . $this->pairs);
+            $this->deadlineBlockMs = $ms;
+        }
+        return $this->deadlineBlock;
     }
 
     public function read($len)

@@ -55,6 +55,30 @@ final class THeaderTest extends TestCase
         $this->assertSame(THeaderTransport::frame(substr($frame, -strlen($parsed['payload'])), 13, 0, ['soa-service' => 'other']), $frame);
     }
 
+    public function testTheBlockKeptFromTheLastCallFollowsNewHeadersAndNewDeadlines(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire);
+        $p = new TBinaryProtocol($t);
+        $calls = [ // headers, seconds left, the deadline-ms range expected
+            [['soa-service' => 'a'], 10, [9000, 10000]],
+            [['soa-service' => 'a'], 10, [9000, 10000]], // the same block again
+            [['soa-service' => 'b'], 10, [9000, 10000]], // new headers, the same milliseconds
+            [['soa-service' => 'b'], 2, [1000, 2000]], // a new deadline
+        ];
+        foreach ($calls as [$headers, $left, [$low, $high]]) {
+            $t->setHeaders($headers, microtime(true) + $left);
+            $p->writeMessageBegin('ping', TMessageType::CALL, 1);
+            $p->writeMessageEnd();
+            $t->flush();
+            $parsed = THeaderTransport::parse(substr($wire->read(1 << 20), 4));
+            $this->assertSame($headers['soa-service'], $parsed['headers']['soa-service']);
+            $ms = (int) $parsed['headers']['soa-deadline-ms'];
+            $this->assertGreaterThan($low, $ms);
+            $this->assertLessThanOrEqual($high, $ms);
+        }
+    }
+
     public function testRepliesThatArriveInOneReadAreEachServedWhole(): void
     {
         $wire = new TMemoryBuffer();
