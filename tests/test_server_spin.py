@@ -69,8 +69,9 @@ def test_a_wasted_spin_at_the_longest_or_before_a_long_sleep_resets_the_window_a
     spin.window = 0.008
     spin.before_wait()
     assert spin.spinning
-    gevent.sleep(0.3)  # the stimulus: after the spin, the hub sleeps past the longest window
-    assert spin.window == 0.002
+    # Polled every 0.15 s: between two looks the hub sleeps past the longest window.
+    wait_until(lambda: not spin.spinning and spin.window == 0.002, timeout=5, interval=0.15,
+               message="the window goes back after a long sleep")
     assert skipped(spin, 2)  # the second wasted spin in a row
 
 
@@ -79,8 +80,9 @@ def test_a_burst_that_ends_sets_the_window_back_without_skipping():
     spin.window = 0.05
     spin.before_wait()
     gevent.spawn_later(0.005, spin.before_wait)  # a call served while it spins
-    gevent.sleep(0.3)  # the stimulus: the burst is over, and the hub sleeps long
-    assert spin.window == 0.002
+    # Polled every 0.15 s: the burst is over, and between two looks the hub sleeps long.
+    wait_until(lambda: not spin.spinning and spin.window == 0.002, timeout=5, interval=0.15,
+               message="the window goes back after the burst")
     assert not skipped(spin, 1)
 
 

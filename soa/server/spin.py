@@ -95,10 +95,7 @@ class Spin:
     def _after_sleep(self):
         """The loop polled again after a spin ended (it slept in between, or had work)."""
         self._woke.stop()
-        self.woke(perf_counter() - self._stopped)
-
-    def woke(self, slept):
-        """The hub woke ``slept`` seconds after the last spin ended: the next window."""
+        slept = perf_counter() - self._stopped
         if self.window + slept <= self.longest:  # a longer spin would have caught it
             self.window = min(self.longest, 2 * self.window)
             self._backoff = 0
