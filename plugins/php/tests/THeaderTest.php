@@ -103,6 +103,45 @@ final class THeaderTest extends TestCase
         $this->assertSame(['second', 2], [$name, $seqid]);
     }
 
+    public function testTheReplyBlockKeptFromTheLastReplyFollowsRepliesThatChangeIt(): void
+    {
+        $wire = new TMemoryBuffer();
+        $t = new THeaderTransport($wire, THeaderTransport::PROTOCOL_BINARY, '127.0.0.1:1');
+        $p = new TBinaryProtocol($t);
+        $payload = function (int $seqid): string {
+            $buf = new TMemoryBuffer();
+            $q = new TBinaryProtocol($buf);
+            $q->writeMessageBegin('m', TMessageType::REPLY, $seqid);
+            $q->writeMessageEnd();
+            return $buf->getBuffer();
+        };
+        $replies = [ // headers of each reply, in order; the plain block repeats around a late one
+            [1, []], [2, []], [3, ['soa-error' => 'late']], [4, []], [5, ['x' => 'y']], [6, ['x' => 'y']],
+        ];
+        foreach ($replies as [$seqid, $headers]) {
+            $p->writeMessageBegin('m', TMessageType::CALL, $seqid);
+            $p->writeMessageEnd();
+            $t->flush();
+            $wire->read(1 << 20);
+            $wire->write(THeaderTransport::frame($payload($seqid), $seqid, 0, $headers));
+            try {
+                $p->readMessageBegin($name, $type, $got);
+                $this->assertSame([[], $seqid], [array_diff_key($headers, ['x' => 1]), $got]);
+            } catch (\Soa\RpcTimeout $e) {
+                $this->assertSame(['soa-error' => 'late'], $headers, 'refused as late');
+            }
+            $this->assertSame($headers, $t->replyHeaders());
+        }
+        // a kept block does not excuse a reply meant for another request
+        $p->writeMessageBegin('m', TMessageType::CALL, 7);
+        $p->writeMessageEnd();
+        $t->flush();
+        $wire->read(1 << 20);
+        $wire->write(THeaderTransport::frame($payload(8), 8, 0, ['x' => 'y']));
+        $this->expectExceptionMessage('seqid 8 to request 7');
+        $p->readMessageBegin($name, $type, $got);
+    }
+
     public function testDeadlineMsIsTheFloorOfWhatIsLeftAndAtLeastOne(): void
     {
         $this->assertSame(1500, THeaderTransport::deadlineMs(101.5009, 100.0));
