@@ -13,6 +13,13 @@ use Thrift\Transport\TSocket;
  * - errors that say whether the request may have reached the server: TransportError with
  *   sent=false for a failed connect or a write that wrote nothing, sent=true after that;
  *   RpcTimeout when the deadline passes.
+ * Plain TCP calls go through ext/sockets on the stream's descriptor when it is there: the socket
+ * blocks, and the kernel bounds each send and recv by SO_SNDTIMEO / SO_RCVTIMEO, so a reply
+ * costs one recv (no poll or select before it). The kernel timeout is set again only when the
+ * time left would end more than TIMEOUT_SLACK before it, or when the time left is over twice as
+ * long (a timeout that ends early is waited again): calls with the same timeout set it once per
+ * connection, and a wait never outlasts the deadline by more than TIMEOUT_SLACK. TLS, and PHP
+ * without ext/sockets, wait with stream_select() under the deadline.
  * With $persist it opens a persistent stream (stream_socket_client with
  * STREAM_CLIENT_PERSISTENT, the mechanism behind TSocket's pfsockopen) that outlives the PHP
  * request: the next request of the same php-fpm worker gets it back. close() really closes it;
@@ -20,7 +27,14 @@ use Thrift\Transport\TSocket;
  */
 final class Socket extends TSocket
 {
+    /** Seconds a kernel-timed wait may end after the deadline (soa-deadline-ms counts whole ms). */
+    public const TIMEOUT_SLACK = 0.001;
+
     private float $deadline = INF;
+    /** The descriptor through ext/sockets, blocking (plain TCP); null: stream_select() waits. */
+    private ?\Socket $sock = null;
+    /** @var array<int, float> the seconds SO_RCVTIMEO and SO_SNDTIMEO are set to on $sock */
+    private array $armed = [];
     private int $written = 0;
     /** OpenSSL's reason when isStale() found the server's TLS alert. */
     private ?string $tlsRefusal = null;
@@ -85,8 +99,9 @@ final class Socket extends TSocket
             throw new TransportError("cannot connect: $why", $this->address(), false);
         }
         $this->handle_ = $handle;
-        // Plain TCP is non-blocking: this class waits with stream_select() itself, under the
-        // deadline, so PHP's own wait before each read (a poll()) is not wanted, and a request
+        // Plain TCP: PHP's stream is non-blocking, so PHP's own wait before each read (a poll())
+        // never runs; below, ext/sockets makes the descriptor block under kernel timeouts, or,
+        // without it, this class waits with stream_select() under the deadline, and a request
         // that fits the socket buffer is written without waiting first. TLS stays blocking: a
         // TLS record may come in pieces, which a non-blocking fread() reports as nothing read.
         stream_set_blocking($handle, $this->tls !== null);
@@ -101,10 +116,15 @@ final class Socket extends TSocket
             $this->connect(false);
             return;
         }
+        $this->sock = null;
+        $this->armed = []; // a persistent descriptor keeps the last request's: unknown here
         if (function_exists('socket_import_stream') && $this->tls === null) {
             $socket = @socket_import_stream($handle);
             if ($socket !== false && $socket !== null) {
                 @socket_set_option($socket, SOL_TCP, TCP_NODELAY, 1);
+                if (@socket_set_block($socket)) {
+                    $this->sock = $socket;
+                }
             }
         }
     }
@@ -142,10 +162,20 @@ final class Socket extends TSocket
     public function release(): void
     {
         $this->handle_ = null;
+        $this->sock = null;
+    }
+
+    public function close()
+    {
+        $this->sock = null;
+        parent::close();
     }
 
     public function read($len)
     {
+        if ($this->sock !== null) {
+            return $this->receive($len);
+        }
         while (true) {
             $this->await(true);
             $tlsWhy = null;
@@ -169,6 +199,10 @@ final class Socket extends TSocket
 
     public function write($buf)
     {
+        if ($this->sock !== null) {
+            $this->send($buf);
+            return;
+        }
         $waited = $this->tls === null; // plain TCP tries first, and waits only when it is full
         while ($buf !== '') {
             if (!$waited) {
@@ -198,6 +232,74 @@ final class Socket extends TSocket
                 return;
             }
             $buf = substr($buf, $n);
+        }
+    }
+
+    /** One recv on the blocking descriptor, bounded by SO_RCVTIMEO (arm()). */
+    private function receive(int $len): string
+    {
+        while (true) {
+            $this->arm(SO_RCVTIMEO, true);
+            $data = '';
+            $n = @socket_recv($this->sock, $data, $len, 0);
+            if ($n > 0) {
+                return $data;
+            }
+            if ($n === false && $this->interrupted()) {
+                continue; // the kernel's timeout (arm() tells a deadline from an early end) or a signal
+            }
+            throw new TransportError('the connection was closed before the reply', $this->address(), true);
+        }
+    }
+
+    /** Sends all of $buf on the blocking descriptor, each send bounded by SO_SNDTIMEO. */
+    private function send(string $buf): void
+    {
+        while (true) {
+            $this->arm(SO_SNDTIMEO, false);
+            $n = @socket_send($this->sock, $buf, strlen($buf), MSG_NOSIGNAL);
+            if ($n === false) {
+                if ($this->interrupted()) {
+                    continue;
+                }
+                throw new TransportError('the connection failed while sending', $this->address(), $this->written > 0);
+            }
+            $this->written += $n;
+            if ($n === strlen($buf)) {
+                return;
+            }
+            $buf = substr($buf, $n);
+        }
+    }
+
+    /** Whether the last failure on $sock was a timeout or a signal (then the call waits again). */
+    private function interrupted(): bool
+    {
+        $error = socket_last_error($this->sock);
+        socket_clear_error($this->sock);
+        return $error === SOCKET_EAGAIN || $error === SOCKET_EWOULDBLOCK || $error === SOCKET_EINTR;
+    }
+
+    /**
+     * Bounds the next blocking recv ($read) or send by the deadline: RpcTimeout when it has
+     * passed; otherwise the kernel timeout is set to the time left, unless the one set already
+     * ends within TIMEOUT_SLACK after the deadline and no earlier than half the time left.
+     */
+    private function arm(int $option, bool $read): void
+    {
+        $left = min($this->deadline - microtime(true), 86400.0); // no deadline (INF): a day
+        if ($left <= 0) {
+            throw $read ? new RpcTimeout('timed out waiting for the reply', $this->address(), true)
+                : new RpcTimeout('timed out sending the request', $this->address(), $this->written > 0);
+        }
+        $set = $this->armed[$option] ?? null;
+        if ($set === null || $set > $left + self::TIMEOUT_SLACK || $set < $left / 2) {
+            $sec = (int) $left;
+            $usec = max(1, (int) (($left - $sec) * 1e6)); // 0 s 0 us would mean no timeout at all
+            if (!@socket_set_option($this->sock, SOL_SOCKET, $option, ['sec' => $sec, 'usec' => $usec])) {
+                throw new TransportError('cannot set the socket timeout', $this->address(), !$read && $this->written > 0);
+            }
+            $this->armed[$option] = $sec + $usec / 1e6;
         }
     }
 

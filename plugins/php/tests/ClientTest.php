@@ -249,6 +249,32 @@ final class ClientTest extends TestCase
         $this->assertSame(1, substr_count(implode("\n", $this->log), 'now serves another service or instance'));
     }
 
+    public function testEachCallOnAConnectionWaitsForItsOwnDeadline(): void
+    {
+        // the kernel's timeout on a reused socket is shortened for a shorter deadline...
+        $client = $this->client([$this->server('hang-after-first', ['theader' => true])], ['timeout_ms' => 5000]);
+        $this->assertStringStartsWith('hello a from', $client->hello('a'));
+        $start = microtime(true);
+        try {
+            $client->call('hello', ['b'], ['timeout_ms' => 150]);
+            $this->fail('no timeout');
+        } catch (RpcTimeout $e) {
+            $this->assertTrue($e->sent);
+            $this->assertFalse($e->refused);
+        }
+        $elapsed = microtime(true) - $start;
+        $this->assertGreaterThan(0.149, $elapsed);
+        $this->assertLessThan(0.5, $elapsed);
+        $this->assertSame(1, $client->pool()->opened(), 'both calls on the first connection');
+        // ...and a short one left from the last call does not cut a longer deadline short
+        $client = $this->client([$this->server('slow-after-first', ['theader' => true])], ['timeout_ms' => 100]);
+        $this->assertStringStartsWith('hello a from', $client->hello('a'));
+        $start = microtime(true);
+        $this->assertStringStartsWith('hello b from', $client->call('hello', ['b'], ['timeout_ms' => 3000]));
+        $this->assertGreaterThan(0.39, microtime(true) - $start);
+        $this->assertSame(1, $client->pool()->opened());
+    }
+
     public function testLateIsADeadlineErrorNotRetried(): void
     {
         $late = $this->server('late', ['theader' => true]);

@@ -13,6 +13,8 @@ use Thrift\Type\TType;
  * servers of the tests. It answers "hello NAME from PORT" for every call until the peer
  * closes, in the format the first bytes show (plain buffered, or THeader). $behaviour:
  * 'answer'; 'close' (closes on the first request); 'hang' (reads, never answers); for THeader,
+ * 'hang-after-first' and 'slow-after-first' (the connection's first call answered at once, the
+ * next ones never, or after 0.4 s),
  * 'late' or 'wrong-target' (refuses with that soa-error), 'late-once' (refuses the first call
  * of the connection as late, answers the next ones). Each request's THeader key-values
  * are appended, as JSON lines, to $log when given.
@@ -39,8 +41,11 @@ final class TinyServer
                     file_put_contents($log, json_encode($frame['headers']) . "\n", FILE_APPEND);
                 }
                 $name = self::name($frame['payload']);
-                if ($behaviour === 'hang') {
+                if ($behaviour === 'hang' || ($behaviour === 'hang-after-first' && !$first)) {
                     sleep(30);
+                }
+                if ($behaviour === 'slow-after-first' && !$first) {
+                    usleep(400000);
                 }
                 $refusal = in_array($behaviour, ['late', 'wrong-target'], true) ? ['soa-error' => $behaviour] : [];
                 if ($behaviour === 'late-once' && $first) {
