@@ -5,13 +5,14 @@ Groups:
   Thrift's PHP client pinned to the server's address over one reused connection (TSocket,
   TBufferedTransport, TBinaryProtocol). Against it: ``Soa\\Client`` through discovery (the
   registry listing, cached), balancing, the pool and the per-call deadline. Goal: >= 0.9x the
-  calls/s, p99 <= 1.2x.
+  calls/s, p99 <= 1.2x. Run twice: with php-cli's defaults (no OPcache), and with OPcache on
+  (``, opcache``), as php-fpm runs PHP by default.
 - ``php process per call``: one php-cli process per call (start, connect, call, exit), raw vs
   the plugin with and without persistent sockets; php-cli's persistent sockets die with the
   process, so persistence cannot help here.
-- ``php -S request per call``: one HTTP request per call to a long-lived ``php -S`` worker (as
-  php-fpm), raw and plugin, each with and without persistent sockets: here persistent sockets
-  outlive the request.
+- ``php -S request per call, opcache``: one HTTP request per call to a long-lived ``php -S``
+  worker with OPcache on (as php-fpm), raw and plugin, each with and without persistent
+  sockets: here persistent sockets outlive the request.
 
 The server is a soa server of bench/bench.thrift registered in a private etcd, so the plugin
 finds it through discovery; the raw client is given its address. PHP measures its own latencies
@@ -70,17 +71,32 @@ def registered_server(etcd_endpoint):
     return server.address[1]
 
 
-def _php(*args):
-    return [shutil.which("php"), "-d", "apc.enable_cli=1", *[str(a) for a in args]]
+# php-fpm runs with OPcache on (Debian's default, opcache.enable=1); php-cli without it
+# (opcache.enable_cli=0). The groups that stand for php-fpm turn it on for the CLI.
+OPCACHE = ("-d", "opcache.enable_cli=1")
 
 
-def _sequential(gen, method, seconds, address, etcd):
+def _php(*args, opcache=False):
+    return [shutil.which("php"), "-d", "apc.enable_cli=1", *(OPCACHE if opcache else ()),
+            *[str(a) for a in args]]
+
+
+def require_opcache():
+    """OPcache comes with Debian's php-cli (php8.2-cli depends on php8.2-opcache): fail loudly
+    if it is missing, rather than measure the php-fpm groups without it."""
+    out = subprocess.run(_php("-m", opcache=True), capture_output=True, text=True, check=True)
+    if "Zend OPcache" not in out.stdout:
+        raise RuntimeError("PHP's OPcache extension is not loaded (install php-opcache)")
+
+
+def _sequential(gen, method, seconds, address, etcd, opcache=False):
     """One round of the raw client and the plugin, taking turns in one php-cli process:
     ``(raw Result, plugin Result)``."""
     args = [PHP_BENCH, f"--gen={gen}", "--mode=compare", f"--method={method}",
             f"--seconds={seconds}", f"--slices={harness.SLICES}", f"--address={address}",
             f"--etcd={etcd}", f"--prefix={PREFIX}"]
-    out = subprocess.run(_php(*args), capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(_php(*args, opcache=opcache), capture_output=True, text=True,
+                         check=True, timeout=120)
     both = json.loads(out.stdout.strip().splitlines()[-1])
     return tuple(harness.Result(calls=r["calls"], seconds=r["seconds"], p50_ms=r["p50_ms"],
                                 p99_ms=r["p99_ms"]) for r in (both["raw"], both["plugin"]))
@@ -119,7 +135,8 @@ class _Web:
         env = dict(os.environ, SOA_GEN=str(gen), SOA_MODE=mode, SOA_PERSIST=str(persist),
                    SOA_ADDRESS=address, SOA_ETCD=etcd, SOA_PREFIX=PREFIX)
         env.pop("PHP_CLI_SERVER_WORKERS", None)
-        self.proc = subprocess.Popen(_php("-S", f"127.0.0.1:{self.port}", PHP_WEB), env=env,
+        self.proc = subprocess.Popen(_php("-S", f"127.0.0.1:{self.port}", PHP_WEB, opcache=True),
+                                     env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -162,13 +179,14 @@ def run(args):
         server = harness.start_server("bench.plugin_php_bench:registered_server", etcd.endpoint)
         address = f"127.0.0.1:{server.port}"
         rows = []
-        for method in ("ping", "echo"):
+        require_opcache()
+        for method, opcache in (("ping", False), ("echo", False), ("ping", True), ("echo", True)):
             raw, plugin = [], []
             for _ in range(args.rounds):
-                a, b = _sequential(gen, method, args.seconds, address, etcd.endpoint)
+                a, b = _sequential(gen, method, args.seconds, address, etcd.endpoint, opcache)
                 raw.append(a)
                 plugin.append(b)
-            group = f"php sequential {method}"
+            group = f"php sequential {method}" + (", opcache" if opcache else "")
             rows.append(harness.Row(group, "raw Apache PHP client, one connection", raw, True))
             rows.append(harness.Row(group, "Soa\\Client (discovery, balancer, pool)", plugin))
 
@@ -195,7 +213,8 @@ def run(args):
             for case, *_ in cases:
                 results[case].append(_timed(webs[case].get, args.seconds))
         for i, (case, *_) in enumerate(cases):
-            rows.append(harness.Row("php -S request per call", case, results[case], i == 0))
+            rows.append(harness.Row("php -S request per call, opcache", case, results[case],
+                                    i == 0))
         return rows
     finally:
         for web in (webs.values() if isinstance(webs, dict) else webs):
