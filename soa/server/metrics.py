@@ -1,14 +1,14 @@
 """Per-method server metrics: calls, errors by kind, and a fixed-bucket latency histogram.
 
-``Metrics.middleware`` is a server ``Middleware``; ``Metrics.record_error(method, kind)``
-counts a call refused before the chain (the processor calls it); ``Metrics.snapshot()`` returns
-plain data and ``Metrics.families(...)`` the Prometheus series (``soa_server_*``, see README
-"Monitoring"). Recording is a few integer increments and one ``bisect`` per call, in the greenlet
-that served the call: no locks, no label look-ups, nothing allocated but the latency float.
+The processor (soa.server.processor) times each call around its middleware chain and records
+it in the method's ``MethodStats`` (``Metrics.stats``), and ``Metrics.record_error(method,
+kind)`` counts a call refused before the chain; ``Metrics.snapshot()`` returns plain data and
+``Metrics.families(...)`` the Prometheus series (``soa_server_*``, see README "Monitoring").
+Recording is a few integer increments and one ``bisect`` per call, in the greenlet that served
+the call: no locks, no label look-ups, nothing allocated but the latency float.
 Prometheus objects are built only at scrape time, from these plain counters.
 """
 
-import time
 from bisect import bisect_left
 
 from thriftpy2.thrift import TApplicationException, TException
@@ -90,32 +90,6 @@ class Metrics:
         ``unknown_method``...). Called by the processor, in the connection's greenlet. An unknown
         method is counted under ``method=""`` on the Prometheus series."""
         self.stats(method).refuse(kind)
-
-    def middleware(self, handler):
-        """Middleware recording every call that reaches the handler."""
-        perf_counter = time.perf_counter
-        methods = self.methods
-        stats_for = self.stats
-
-        def measured(call):
-            start = perf_counter()
-            try:
-                value = handler(call)
-            except BaseException as e:
-                (methods.get(call.method) or stats_for(call.method)).record(
-                    perf_counter() - start, outcome_of(e))
-                raise
-            elapsed = perf_counter() - start
-            stats = methods.get(call.method) or stats_for(call.method)
-            stats.calls += 1  # MethodStats.record(elapsed), inlined for the common case
-            stats.observed += 1
-            stats.buckets[bisect_left(BOUNDS_S, elapsed)] += 1
-            stats.total_s += elapsed
-            if elapsed > stats.max_s:
-                stats.max_s = elapsed
-            return value
-
-        return measured
 
     def snapshot(self):
         """``{"service", "buckets_ms", "methods": {name: {calls, errors, histogram, ...}}}``."""

@@ -16,6 +16,7 @@ import logging
 import operator
 import secrets
 import time
+from bisect import bisect_left
 
 from gevent import Timeout
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
@@ -24,6 +25,8 @@ from soa import theader
 from soa.deadline import reset, set_current
 from soa.errors import ConfigError
 from soa.middleware import Call, chain
+
+from .metrics import BOUNDS_S
 
 log = logging.getLogger("soa.server")
 
@@ -50,6 +53,7 @@ class Method:
         "name",
         "oneway",
         "result_cls",
+        "stats",
     )
 
     def __init__(self, name, args_cls, result_cls, bound, middleware):
@@ -65,6 +69,7 @@ class Method:
                     fields.append((spec[2], spec[1]))
         self.declared_fields = tuple(fields)
         self.declared = tuple(cls for cls, _ in fields)
+        self.stats = None  # the method's MethodStats when the server keeps metrics
 
         def invoke(call, f=bound):
             return f(*call.args)
@@ -92,9 +97,12 @@ def _argument_getter(names):
 class Processor:
     """Serves one thriftpy2 service class with one handler object.
 
-    ``middlewares`` are applied outermost first. ``metrics`` (a ``Metrics``) also records calls
-    that never reach the chain (unknown method, late). ``run`` is called by each connection's
-    greenlet and returns when the connection should close, or raises on a broken stream.
+    ``middlewares`` are applied outermost first. ``metrics`` (a ``Metrics``) counts every call
+    with its latency and error kind, timed around the chain and recorded in this loop (as a
+    middleware of its own it cost a server process several microseconds more per call), and
+    the calls that never reach the chain (unknown method, late). ``run`` is called by each
+    connection's greenlet and returns when the connection should close, or raises on a broken
+    stream.
     """
 
     def __init__(self, service_name, service_cls, handler, middlewares=(), metrics=None,
@@ -120,6 +128,9 @@ class Processor:
             )
             for name in service_cls.thrift_services
         }
+        if metrics is not None:
+            for name, method in self.table.items():
+                method.stats = metrics.stats(name)
 
     def run(self, conn, proto, flush, read_begin):
         """Serve calls on one connection until it should close; ``read_begin()`` reads the
@@ -134,6 +145,7 @@ class Processor:
         write_begin = proto.write_message_begin
         write_struct = proto.write_struct
         monotonic = time.monotonic
+        perf_counter = time.perf_counter
         last_meta, wrong, budget = None, False, None
         while True:
             io.next_message()
@@ -177,6 +189,10 @@ class Processor:
                             return
                         continue
                     token = set_current(deadline)
+                stats = method.stats
+                failure = None  # the error kind the metrics count, when the call fails
+                if stats is not None:
+                    started = perf_counter()
                 try:
                     value = method.handle(Call(service, name, method.arguments(args),
                                                deadline, peer))
@@ -189,10 +205,13 @@ class Processor:
                 except method.declared as e:
                     reply = method.exception_result(e)
                     mtype = _REPLY
+                    failure = "declared:" + type(e).__name__
                 except TApplicationException as e:
                     reply = e
                     mtype = _EXCEPTION
+                    failure = "application"
                 except (Exception, Timeout):  # a gevent Timeout escaping is a handler bug
+                    failure = "internal"
                     error_id = secrets.token_hex(6)
                     log.exception("%s.%s failed [error %s] (peer %s)", service, name, error_id,
                                   peer)
@@ -205,6 +224,16 @@ class Processor:
                 finally:
                     if deadline is not None:
                         reset(token)
+                if stats is not None:  # MethodStats.record, inlined: it runs on every call
+                    elapsed = perf_counter() - started
+                    stats.calls += 1
+                    stats.observed += 1
+                    stats.buckets[bisect_left(BOUNDS_S, elapsed)] += 1
+                    stats.total_s += elapsed
+                    if elapsed > stats.max_s:
+                        stats.max_s = elapsed
+                    if failure is not None:
+                        stats.errors[failure] = stats.errors.get(failure, 0) + 1
                 if reply is not None and not method.oneway:
                     write_begin(name, mtype, seqid)
                     write_struct(reply)

@@ -123,7 +123,7 @@ class Server:
         context = self.context = loading.make_context(self.config, service, idl)
         self.handler = loading.build_handler(self._handler_spec, context)
         measured = service.metrics
-        middlewares = [access_log] + ([self.metrics.middleware] if measured else [])
+        middlewares = [access_log]
         middlewares += loading.user_middleware(service, self.config.import_paths)
         self.tls = server_context(service.tls) if service.tls is not None else None
         self.processor = Processor(service.name, service_cls, self.handler, middlewares,
