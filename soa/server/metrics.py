@@ -9,8 +9,6 @@ the call: no locks, no label look-ups, nothing allocated but the latency float.
 Prometheus objects are built only at scrape time, from these plain counters.
 """
 
-from bisect import bisect_left
-
 from thriftpy2.thrift import TApplicationException, TException
 
 # Upper bounds of the latency buckets, in milliseconds; a last, open bucket holds the rest.
@@ -45,7 +43,8 @@ def outcome_label(kind):
 
 class MethodStats:
     """Counters of one method. ``calls`` counts every call, refused ones included; the
-    histogram (``buckets``, ``observed``, ``total_s``) only calls that reached the handler."""
+    histogram (``buckets``, ``observed``, ``total_s``) only calls that reached the handler. The
+    processor's loop updates them for each call it serves (soa.server.processor)."""
 
     __slots__ = ("buckets", "calls", "errors", "max_s", "observed", "total_s")
 
@@ -56,16 +55,6 @@ class MethodStats:
         self.buckets = [0] * (len(BUCKETS_MS) + 1)
         self.total_s = 0.0
         self.max_s = 0.0
-
-    def record(self, seconds, error_kind=None):
-        self.calls += 1
-        self.observed += 1
-        self.buckets[bisect_left(BOUNDS_S, seconds)] += 1
-        self.total_s += seconds
-        if seconds > self.max_s:
-            self.max_s = seconds
-        if error_kind is not None:
-            self.errors[error_kind] = self.errors.get(error_kind, 0) + 1
 
     def refuse(self, kind):
         self.calls += 1

@@ -224,7 +224,7 @@ class Processor:
                 finally:
                     if deadline is not None:
                         reset(token)
-                if stats is not None:  # MethodStats.record, inlined: it runs on every call
+                if stats is not None:  # inlined (no method call): it runs on every call
                     elapsed = perf_counter() - started
                     stats.calls += 1
                     stats.observed += 1
