@@ -26,7 +26,7 @@ from soa.deadline import reset, set_current
 from soa.errors import ConfigError
 from soa.middleware import Call, chain
 
-from .metrics import BOUNDS_S
+from .metrics import BOUNDS_S, outcome_of
 
 log = logging.getLogger("soa.server")
 
@@ -205,13 +205,13 @@ class Processor:
                 except method.declared as e:
                     reply = method.exception_result(e)
                     mtype = _REPLY
-                    failure = "declared:" + type(e).__name__
+                    failure = outcome_of(e)
                 except TApplicationException as e:
                     reply = e
                     mtype = _EXCEPTION
-                    failure = "application"
-                except (Exception, Timeout):  # a gevent Timeout escaping is a handler bug
-                    failure = "internal"
+                    failure = outcome_of(e)
+                except (Exception, Timeout) as e:  # a gevent Timeout escaping is a handler bug
+                    failure = outcome_of(e)
                     error_id = secrets.token_hex(6)
                     log.exception("%s.%s failed [error %s] (peer %s)", service, name, error_id,
                                   peer)
