@@ -72,6 +72,27 @@ def median(values):
     return (values[n // 2] + values[(n - 1) // 2]) / 2 if n else 0.0
 
 
+def median_interval(values, confidence=0.95):
+    """``(low, median, high)``: the median of ``values`` and its sign-test interval, the
+    ``k``-th smallest and ``k``-th largest values for the largest ``k`` at which the median
+    falls outside with probability at most ``1 - confidence`` (the count of values below the
+    true median is binomial(n, 1/2), whatever the distribution). With too few values for that
+    confidence it is their range (5 values: about 94%)."""
+    from math import comb
+
+    values = sorted(values)
+    n = len(values)
+    if not n:
+        return 0.0, 0.0, 0.0
+    k, below = 1, 0.0  # below: P(at most k - 1 values fall below the median)
+    while k < (n + 1) // 2:
+        below += comb(n, k - 1) / 2 ** n
+        if 2 * (below + comb(n, k) / 2 ** n) > 1 - confidence:
+            break
+        k += 1
+    return values[k - 1], median(values), values[n - k]
+
+
 def ratio(row, base, measure):
     """Median over rounds of ``measure(row round) / measure(baseline round)``."""
     pairs = [(measure(a), measure(b)) for a, b in zip(row.results, base.results)]
@@ -138,10 +159,22 @@ def fresh_servers(specs):
 
 
 def cpu_seconds(pid):
-    """User + system CPU seconds a process has used (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The CPU seconds a process (all its threads) has used, to the nanosecond.
+
+    Linux gives every process a CPU-time clock that any other process may read
+    (``clock_getcpuclockid``: the clock id is ``~pid << 3 | CPUCLOCK_SCHED``). /proc's
+    utime and stime count in clock ticks (10 ms), which over a turn of a few tens of
+    milliseconds is noise of the size of what the benches look for.
+    """
+    try:
+        return time.clock_gettime((~pid << 3) | _CPUCLOCK_SCHED)
+    except OSError:  # not Linux, or the process is gone: the coarse count
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_CPUCLOCK_SCHED = 2
 
 
 def cpus_for(server):
