@@ -4,7 +4,7 @@ The processor (soa.server.processor) times each call around its middleware chain
 it in the method's ``MethodStats`` (``Metrics.stats``), and ``Metrics.record_error(method,
 kind)`` counts a call refused before the chain; ``Metrics.snapshot()`` returns plain data and
 ``Metrics.families(...)`` the Prometheus series (``soa_server_*``, see README "Monitoring").
-Recording is a few integer increments and one ``bisect`` per call, in the greenlet that served
+Recording is two updates and one ``bisect`` per call, in the greenlet that served
 the call: no locks, no label look-ups, nothing allocated but the latency float.
 Prometheus objects are built only at scrape time, from these plain counters.
 """
@@ -42,22 +42,31 @@ def outcome_label(kind):
 
 
 class MethodStats:
-    """Counters of one method. ``calls`` counts every call, refused ones included; the
-    histogram (``buckets``, ``observed``, ``total_s``) only calls that reached the handler. The
-    processor's loop updates them for each call it serves (soa.server.processor)."""
+    """Counters of one method. The processor's loop records each call it serves in two
+    updates, its histogram bucket and ``total_s`` (plus ``errors`` when it failed), since
+    every line it runs costs every call; ``refuse`` counts a call that never reached the
+    handler. ``served`` and ``calls`` are derived when read."""
 
-    __slots__ = ("buckets", "calls", "errors", "max_s", "observed", "total_s")
+    __slots__ = ("buckets", "errors", "refused", "total_s")
 
     def __init__(self):
-        self.calls = 0
-        self.observed = 0
-        self.errors = {}
         self.buckets = [0] * (len(BUCKETS_MS) + 1)
         self.total_s = 0.0
-        self.max_s = 0.0
+        self.errors = {}
+        self.refused = 0
+
+    @property
+    def served(self):
+        """Calls that reached the handler (the histogram's count)."""
+        return sum(self.buckets)
+
+    @property
+    def calls(self):
+        """Every call, refused ones included."""
+        return sum(self.buckets) + self.refused
 
     def refuse(self, kind):
-        self.calls += 1
+        self.refused += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
@@ -84,13 +93,13 @@ class Metrics:
         """``{"service", "buckets_ms", "methods": {name: {calls, errors, histogram, ...}}}``."""
         methods = {}
         for name, s in sorted(self.methods.items()):
+            served = s.served
             methods[name] = {
-                "calls": s.calls,
+                "calls": served + s.refused,
                 "errors": dict(s.errors),
                 "error_count": sum(s.errors.values()),
                 "histogram": list(s.buckets),
-                "mean_ms": (s.total_s / s.observed * 1000.0) if s.observed else 0.0,
-                "max_ms": s.max_s * 1000.0,
+                "mean_ms": (s.total_s / served * 1000.0) if served else 0.0,
             }
         return {"service": self.service, "buckets_ms": list(BUCKETS_MS), "methods": methods}
 
@@ -108,15 +117,17 @@ class Metrics:
             labels=("service", "method"))
         for name, s in sorted(list(self.methods.items())):
             label = "" if name == _UNKNOWN else name
-            by_outcome = {"ok": s.calls - sum(s.errors.values())}
-            for kind, n in list(s.errors.items()):
+            buckets, errors = list(s.buckets), dict(s.errors)  # a consistent copy
+            served = sum(buckets)
+            by_outcome = {"ok": served + s.refused - sum(errors.values())}
+            for kind, n in errors.items():
                 outcome = outcome_label(kind)
                 by_outcome[outcome] = by_outcome.get(outcome, 0) + n
             for outcome, n in by_outcome.items():
                 if n or outcome == "ok":
                     calls.add_metric((service, label, outcome), n)
-            if s.observed:
-                duration.add_metric((service, label), cumulative(s.buckets), s.total_s)
+            if served:
+                duration.add_metric((service, label), cumulative(buckets), s.total_s)
         yield calls
         yield duration
         yield _gauge("soa_server_inflight_calls", "Calls being served now.", service, inflight)
