@@ -485,3 +485,39 @@ def test_least_inflight_spreads_load(servers, make_client):
     ports = [g.value for g in gevent.joinall([gevent.spawn(client.slow, 30) for _ in range(30)])]
     assert set(ports) == {s.port for s in made}
     assert all(v == 0 for v in client.transport.load.inflight.values())
+
+
+def test_client_metrics_count_every_call_by_outcome_around_user_middleware(soa_servers,
+                                                                          make_client):
+    """The bound method records each call (its user middleware and retries included); a
+    call refused by user middleware counts, a call with bad arguments never starts."""
+    (server,) = soa_servers()
+
+    def refuse_bump(next_handler):
+        def handle(call):
+            if call.method == "bump":
+                raise TransportError("refused by middleware", sent=False)
+            return next_handler(call)
+        return handle
+
+    client = make_client(StaticResolver([server.instance]), middleware=[refuse_bump],
+                         retries=0)
+    for _ in range(3):
+        assert client.echo("x") == "x"
+    with pytest.raises(TApplicationException):
+        client.crash()
+    with pytest.raises(TransportError):
+        client.bump("k")
+    with pytest.raises(TypeError):
+        client.echo("x", "too many")
+    snapshot = client.metrics.snapshot()
+    assert snapshot["echo"]["calls"] == 3 and snapshot["echo"]["errors"] == {}
+    assert sum(snapshot["echo"]["buckets_ms"].values()) == 3
+    assert snapshot["crash"] == {**snapshot["crash"], "calls": 1,
+                                 "errors": {"application": 1}}
+    assert snapshot["bump"]["calls"] == 1 and snapshot["bump"]["errors"] == {"transport": 1}
+    assert snapshot["echo"]["mean_ms"] > 0
+
+    quiet = make_client(StaticResolver([server.instance]), metrics=False)
+    assert quiet.echo("y") == "y"
+    assert quiet.metrics.snapshot() == {}

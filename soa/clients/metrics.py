@@ -1,14 +1,12 @@
 """Per-method call counters and latency, kept by the client: ``client.metrics.snapshot()``.
 
 Counts calls, failures by outcome (``declared``, ``application``, ``timeout``, ``transport``,
-``no_instance``) and latency in fixed buckets. Plain int and list updates, no locks, nothing
-allocated per call beyond the latency float; the outcome of a failure is worked out only when
-one happens. ``client_families(clients)`` builds the ``soa_client_*`` Prometheus series of a
-set of clients at scrape time (see README "Monitoring").
+``no_instance``) and latency in fixed buckets, recorded by the client's bound methods
+(soa.clients.service_client): two updates per call, no locks, nothing allocated per call beyond
+the latency float; the outcome of a failure is worked out only when one happens.
+``client_families(clients)`` builds the ``soa_client_*`` Prometheus series of a set of clients
+at scrape time (see README "Monitoring").
 """
-
-import bisect
-import time
 
 from thriftpy2.thrift import TApplicationException, TException
 
@@ -36,13 +34,24 @@ def outcome_of(error):
 
 
 class MethodStats:
-    __slots__ = ("buckets", "calls", "errors", "seconds")
+    """Counters of one method: the client's bound method records each call in two updates,
+    its latency bucket and ``seconds`` (``fail`` counts a failure's outcome), since every line
+    it runs costs every call; ``calls`` is derived when read."""
+
+    __slots__ = ("buckets", "errors", "seconds")
 
     def __init__(self):
-        self.calls = 0
-        self.errors = {}  # outcome -> count
-        self.seconds = 0.0
         self.buckets = [0] * (len(BUCKETS_MS) + 1)
+        self.seconds = 0.0
+        self.errors = {}  # outcome -> count
+
+    @property
+    def calls(self):
+        return sum(self.buckets)
+
+    def fail(self, error):
+        name = outcome_of(error)
+        self.errors[name] = self.errors.get(name, 0) + 1
 
 
 class ClientMetrics:
@@ -60,38 +69,18 @@ class ClientMetrics:
     def snapshot(self):
         """``{method: {"calls", "errors": {outcome: n}, "mean_ms", "buckets_ms": {le: n}}}``."""
         out = {}
+        labels = [str(b) for b in BUCKETS_MS] + ["+Inf"]
         for name, s in self.methods.items():
-            if not s.calls:
+            calls = s.calls
+            if not calls:
                 continue
-            labels = [str(b) for b in BUCKETS_MS] + ["+Inf"]
             out[name] = {
-                "calls": s.calls,
+                "calls": calls,
                 "errors": dict(s.errors),
-                "mean_ms": round(s.seconds * 1000 / s.calls, 3),
+                "mean_ms": round(s.seconds * 1000 / calls, 3),
                 "buckets_ms": dict(zip(labels, s.buckets)),
             }
         return out
-
-    def middleware(self, next_handler, clock=time.perf_counter, _bisect=bisect.bisect_left):
-        methods = self.methods
-        stats_for = self.stats
-
-        def measure(call):
-            stats = methods.get(call.method) or stats_for(call.method)
-            start = clock()
-            try:
-                return next_handler(call)
-            except BaseException as e:
-                name = outcome_of(e)
-                stats.errors[name] = stats.errors.get(name, 0) + 1
-                raise
-            finally:
-                elapsed = clock() - start
-                stats.calls += 1
-                stats.seconds += elapsed
-                stats.buckets[_bisect(BOUNDS_S, elapsed)] += 1
-
-        return measure
 
 
 def client_families(clients):
@@ -107,14 +96,16 @@ def client_families(clients):
     for client in clients:
         service = client.service
         for method, s in list(client.metrics.methods.items()):
-            if not s.calls:
+            buckets, errors = list(s.buckets), dict(s.errors)  # a consistent copy
+            total_calls = sum(buckets)
+            if not total_calls:
                 continue
-            by = {"ok": s.calls - sum(s.errors.values()), **s.errors}
+            by = {"ok": total_calls - sum(errors.values()), **errors}
             for outcome, n in by.items():
                 key = (service, method, outcome)
                 calls[key] = calls.get(key, 0) + n
-            buckets, total = hist.get((service, method), ([0] * len(s.buckets), 0.0))
-            hist[service, method] = ([a + b for a, b in zip(buckets, s.buckets)],
+            summed, total = hist.get((service, method), ([0] * len(buckets), 0.0))
+            hist[service, method] = ([a + b for a, b in zip(summed, buckets)],
                                      total + s.seconds)
         row = per_service.setdefault(service, [0] * 8)
         for i, value in enumerate(_client_state(client)):

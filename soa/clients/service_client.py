@@ -1,14 +1,17 @@
 """``Client``: a service's IDL methods, called through discovery, balancing, pools and middleware.
 
 Building one (``soa.client`` / ``Clients.client``) precomputes everything a call needs: a
-``MethodPlan`` per method, the middleware chain (user middleware, metrics, deadline, retry,
-ejection, then the transport), and one bound function per IDL method. A call then allocates one
-``Call``, walks the chain, picks from the current immutable Picker (no lock), borrows a pooled
-connection and does one send and one receive. No call touches etcd.
+``MethodPlan`` per method, the middleware chain (user middleware, deadline, retry, ejection,
+then the transport), and one bound function per IDL method, which also records the call's
+metrics. A call then allocates one ``Call``, walks the chain, picks from the current immutable
+Picker (no lock), borrows a pooled connection and does one send and one receive. No call
+touches etcd.
 """
 
 import dataclasses
 import logging
+import time
+from bisect import bisect_left
 
 import gevent
 
@@ -22,7 +25,7 @@ from soa.middleware import Call, chain, load_middleware
 
 from .discovery import Discovery
 from .ejection import Ejector
-from .metrics import ClientMetrics
+from .metrics import BOUNDS_S, ClientMetrics
 from .plan import plans as make_plans
 from .probe import Prober
 from .retry import RetryBudget, retry_middleware
@@ -96,16 +99,16 @@ class Client:
         rt.ejector = Ejector(rt.discovery, rt.prober, settings.eject_after)
         rt.budget = RetryBudget(settings.retry_budget)
         user = [load_middleware(m) if isinstance(m, str) else m for m in middleware]
-        measured = [rt.metrics.middleware] if settings.metrics else []
         rt.handler = chain(
             *user,
-            *measured,
             timeout_middleware(settings.timeout_ms / 1000.0),
             retry_middleware(plans, settings.retries, rt.budget, rt.transport.has_untried,
                              attempt_timeout=settings.attempt_timeout_ms / 1000.0),
             rt.ejector.middleware,
         )(rt.transport)
-        rt.methods = {name: _bound(service, plan, rt.handler) for name, plan in plans.items()}
+        stats = rt.metrics.stats if settings.metrics else lambda _name: None
+        rt.methods = {name: _bound(service, plan, rt.handler, stats(name))
+                      for name, plan in plans.items()}
         names = vars(self)
         for name, method in rt.methods.items():
             if not hasattr(Client, name):
@@ -163,13 +166,33 @@ def _sweep(transport, interval):
         transport.sweep()
 
 
-def _bound(service, plan, handler):
+def _bound(service, plan, handler, stats=None, clock=time.perf_counter):
+    """The client's method for ``plan``: its arguments in IDL order, one ``Call`` down the
+    chain. With ``stats`` (a ``MethodStats``) it times and counts each call, around everything
+    the call does (user middleware, retries), in its own frame: as a middleware of its own,
+    the recording was a frame more on every call."""
     name, bind, arity = plan.name, plan.bind, len(plan.arg_names)
+    if stats is None:
+        def method(*args, **kwargs):
+            if kwargs or len(args) != arity:
+                args = bind(args, kwargs)
+            return handler(Call(service, name, args))
+    else:
+        buckets = stats.buckets
 
-    def method(*args, **kwargs):
-        if kwargs or len(args) != arity:
-            args = bind(args, kwargs)
-        return handler(Call(service, name, args))
+        def method(*args, **kwargs):
+            if kwargs or len(args) != arity:
+                args = bind(args, kwargs)
+            start = clock()
+            try:
+                return handler(Call(service, name, args))
+            except BaseException as e:
+                stats.fail(e)
+                raise
+            finally:
+                elapsed = clock() - start
+                buckets[bisect_left(BOUNDS_S, elapsed)] += 1
+                stats.seconds += elapsed
 
     method.__name__ = name
     method.__qualname__ = f"{service}.{name}"
