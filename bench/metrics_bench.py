@@ -1,19 +1,29 @@
-"""What server metrics cost, at a resolution the server bench's groups do not reach.
+"""What metrics cost per call, on the server and on the client, each beside an A/A pair.
 
-The server bench compares a metrics-on and a metrics-off process in turns with the other cases;
-there two identical processes (its A/A row) stand up to 6 us of CPU per call apart, as far as
-the figure it measures. Here four soa server processes, two with metrics on and two with
-``metrics: false`` (each pair an A/A), take many short turns of sequential wire pings (2,000
-calls each, ``TURNS`` per round, in an order that rotates), and each process's CPU per call is
-summed over all its turns. The servers run with ``spin_us: 0``, so that their CPU per call is
-what serving costs, not how long they polled. Rows: metrics off (baseline), metrics off again
-(the A/A: the noise), metrics on, metrics on again; ``x cpu`` is the ratio of CPU per call.
+Every group has four cases: metrics off (the baseline), metrics off again (the A/A: what the
+noise alone makes of a difference), metrics on, and metrics on again. Each round starts fresh
+server processes and fresh clients, and the cases take short turns in an order that rotates.
+
+- ``server ... c=1``: four soa server processes (``spin_us: 0``, so their CPU is what serving
+  costs, not how long they polled) take ``TURNS`` turns of ``CALLS_PER_TURN`` sequential wire
+  pings; each process's CPU per call is summed over its turns. A server that sleeps between
+  calls wakes with cold caches: this is the dearest case per line of code.
+- ``server ... c=64``: the same four processes, 64 connections each (``harness.compare``).
+- ``client ... -> thriftpy2``: four soa clients in this process (metrics on and off) calling one
+  raw thriftpy2 server; the CPU of this process per call (``harness.compare``).
+
+A case's name carries the median over the rounds of its per-round difference in CPU per call
+to the baseline, and the sign-test interval of that median (``harness.median_interval``): with
+5 rounds the range of the rounds, about 94%; with 9 or more, about 95% or over. The ``x cpu``
+column is the median of the per-round ratios.
 """
 
+import os
 import time
 
 from . import harness
 from . import server_bench as sb
+from .client_bench import soa_caller
 
 TURNS = 20
 CALLS_PER_TURN = 2000
@@ -25,37 +35,68 @@ def run(args):
     import thriftpy2
 
     module = thriftpy2.load(str(sb.IDL), module_name="bench_thrift")
-    request = sb._request_bytes(module, "ping")
-    size = len(sb._reply_bytes(module, "ping"))
-    results = {name: [] for name, _ in CASES}
+    server_c1 = "server metrics cost, ping c=1 wire, spin_us 0"
+    server_c64 = "server metrics cost, ping c=64 wire, spin_us 0"
+    client_groups = {(method, c): f"client metrics cost, {method} c={c} -> thriftpy2"
+                     for method, c in (("ping", 1), ("ping", 64))}
+    results = {}  # (group, case) -> [Result per round]
+
+    def add(group, measured):
+        for (name, _), result in zip(CASES, measured):
+            results.setdefault((group, name), []).append(result)
+
+    me = os.getpid()
     for _ in range(args.rounds):
         specs = {name: ("bench.server_bench:soa_server", None, on, 0, 0) for name, on in CASES}
+        specs["thriftpy2"] = ("bench.server_bench:thriftpy2_server",)
         with harness.fresh_servers(specs) as running:
-            calls, closers = {}, []
-            for name, handle in running.items():
-                call, close = sb._bytes_caller(handle.port, request, size)()
-                calls[name] = call
-                closers.append(close)
-                for _ in range(CALLS_PER_TURN):  # warm-up
-                    call()
-            totals = {name: [0.0, 0.0, 0] for name in calls}  # cpu s, wall s, calls
-            names = list(calls)
-            for turn in range(TURNS):
-                for i in range(len(names)):
-                    name = names[(turn + i) % len(names)]
-                    pid, call = running[name].proc.pid, calls[name]
-                    cpu, start = harness.cpu_seconds(pid), time.perf_counter()
-                    for _ in range(CALLS_PER_TURN):
-                        call()
-                    total = totals[name]
-                    total[0] += harness.cpu_seconds(pid) - cpu
-                    total[1] += time.perf_counter() - start
-                    total[2] += CALLS_PER_TURN
-            for close in closers:
-                close()
-        for name, (cpu, wall, n) in totals.items():
-            results[name].append(harness.Result(n, wall, 0.0, 0.0, cpu / n * 1e6))
-    group = "server metrics cost, ping c=1 wire, spin_us 0"
-    rows = [harness.Row(group, CASES[0][0], results[CASES[0][0]], baseline=True)]
-    rows += [harness.Row(group, name, results[name]) for name, _ in CASES[1:]]
+            servers = [running[name] for name, _ in CASES]
+            add(server_c1, _sequential_turns(module, servers))
+            add(server_c64, harness.compare(
+                [(sb.wire_caller(module, s.port, "ping"), s.proc.pid) for s in servers],
+                64, args.seconds))
+            port = running["thriftpy2"].port
+            for (method, concurrency), group in client_groups.items():
+                add(group, harness.compare(
+                    [(soa_caller(port, method, concurrency, metrics=on), me)
+                     for _, on in CASES], concurrency, args.seconds))
+    rows = []
+    for group in dict.fromkeys(group for group, _ in results):
+        base = results[group, CASES[0][0]]
+        rows.append(harness.Row(group, CASES[0][0], base, baseline=True))
+        for name, _ in CASES[1:]:
+            mine = results[group, name]
+            low, mid, high = harness.median_interval([a.cpu_us - b.cpu_us
+                                                      for a, b in zip(mine, base)])
+            rows.append(harness.Row(group, f"{name} ({mid:+.2f} us cpu/call, interval"
+                                           f" {low:+.2f} to {high:+.2f})", mine))
     return rows
+
+
+def _sequential_turns(module, servers):
+    """One round of the c=1 group: ``TURNS`` turns of ``CALLS_PER_TURN`` sequential pings per
+    server, rotating; one ``Result`` per server with its CPU per call over all its turns."""
+    request = sb._request_bytes(module, "ping")
+    size = len(sb._reply_bytes(module, "ping"))
+    callers = [sb._bytes_caller(s.port, request, size)() for s in servers]
+    try:
+        for call, _ in callers:
+            for _ in range(CALLS_PER_TURN):  # warm-up
+                call()
+        totals = [[0.0, 0.0, 0] for _ in servers]  # cpu s, wall s, calls
+        for turn in range(TURNS):
+            for i in range(len(servers)):
+                k = (turn + i) % len(servers)
+                pid, call = servers[k].proc.pid, callers[k][0]
+                cpu, start = harness.cpu_seconds(pid), time.perf_counter()
+                for _ in range(CALLS_PER_TURN):
+                    call()
+                total = totals[k]
+                total[0] += harness.cpu_seconds(pid) - cpu
+                total[1] += time.perf_counter() - start
+                total[2] += CALLS_PER_TURN
+    finally:
+        for _, close in callers:
+            close()
+    return [harness.Result(n, wall, 0.0, 0.0, cpu / n * 1e6) for cpu, wall, n in totals]
+

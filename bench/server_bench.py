@@ -285,65 +285,8 @@ def run(args):
                 label = f"soa (metrics {_added(mine, suffix):+.2f} us cpu/call)"
             rows.append(harness.Row(f"server {method} c={concurrency}{suffix}", label,
                                     mine[suffix, name], baseline))
-    from soa.middleware import Call
-
-    rows += middleware_rows("server metrics alone", _recording, Call("bench", "ping", ()),
-                            args.rounds)
     return rows
 
-
-def _recording(handler):
-    """What soa.server.processor does around a call when metrics are on (time it, record it in
-    its MethodStats), as a wrapper: its own frame makes it a little dearer than the inlined
-    code it stands for."""
-    import time
-    from bisect import bisect_left
-
-    from soa.server.metrics import BOUNDS_S, Metrics
-
-    stats = Metrics("bench").stats("ping")
-    perf_counter = time.perf_counter
-
-    def recorded(call):
-        started = perf_counter()
-        value = handler(call)
-        elapsed = perf_counter() - started
-        stats.calls += 1
-        stats.observed += 1
-        stats.buckets[bisect_left(BOUNDS_S, elapsed)] += 1
-        stats.total_s += elapsed
-        if elapsed > stats.max_s:
-            stats.max_s = elapsed
-        return value
-
-    return recorded
-
-
-def middleware_rows(group, middleware, call, rounds, calls=200_000):
-    """What one middleware adds per call, alone: CPU time (``process_time``, so a busy machine
-    does not count) of ``calls`` calls of a no-op handler, with and without it. Two rows: the
-    bare handler (baseline) and the wrapped one, whose name carries the difference."""
-    import time
-
-    from . import harness
-
-    def bare(_call):
-        return None
-
-    wrapped = middleware(bare)
-    results = {"bare": [], "wrapped": []}
-    for _ in range(rounds):
-        for name, handler in (("bare", bare), ("wrapped", wrapped)):
-            start = time.process_time()
-            for _ in range(calls):
-                handler(call)
-            cpu = time.process_time() - start
-            results[name].append(harness.Result(calls, cpu, 0.0, 0.0, cpu / calls * 1e6))
-    added = harness.median([w.cpu_us - b.cpu_us
-                            for w, b in zip(results["wrapped"], results["bare"])])
-    return [harness.Row(group, "no-op handler", results["bare"], True),
-            harness.Row(group, f"+ metrics middleware ({added:+.2f} us cpu/call)",
-                        results["wrapped"])]
 
 
 def _added(results, suffix):
