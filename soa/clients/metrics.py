@@ -2,8 +2,9 @@
 
 Counts calls, failures by outcome (``declared``, ``application``, ``timeout``, ``transport``,
 ``no_instance``) and latency in fixed buckets, recorded by the client's bound methods
-(soa.clients.service_client): two updates per call, no locks, nothing allocated per call beyond
-the latency float; the outcome of a failure is worked out only when one happens.
+(soa.clients.service_client): one list append per call (soa.observe.histogram), no locks,
+nothing allocated per call beyond the latency float; the outcome of a failure is worked out
+only when one happens.
 ``client_families(clients)`` builds the ``soa_client_*`` Prometheus series of a set of clients
 at scrape time (see README "Monitoring").
 """
@@ -11,6 +12,7 @@ at scrape time (see README "Monitoring").
 from thriftpy2.thrift import TApplicationException, TException
 
 from soa.errors import NoInstanceAvailable, RetryError, RpcTimeout
+from soa.observe.histogram import Histogram
 
 BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 BOUNDS_S = tuple(b / 1000.0 for b in BUCKETS_MS)
@@ -33,21 +35,20 @@ def outcome_of(error):
     return "transport"
 
 
-class MethodStats:
-    """Counters of one method: the client's bound method records each call in two updates,
-    its latency bucket and ``seconds`` (``fail`` counts a failure's outcome), since every line
-    it runs costs every call; ``calls`` is derived when read."""
+class MethodStats(Histogram):
+    """Counters of one method: the latency histogram of its calls (soa.observe.histogram: the
+    client's bound method appends each call's latency to ``pending``) and ``errors``, counted
+    by ``fail``; ``calls`` is derived when read."""
 
-    __slots__ = ("buckets", "errors", "seconds")
+    __slots__ = ("errors",)
 
     def __init__(self):
-        self.buckets = [0] * (len(BUCKETS_MS) + 1)
-        self.seconds = 0.0
+        super().__init__(BOUNDS_S)
         self.errors = {}  # outcome -> count
 
     @property
     def calls(self):
-        return sum(self.buckets)
+        return self.count
 
     def fail(self, error):
         name = outcome_of(error)
@@ -71,14 +72,15 @@ class ClientMetrics:
         out = {}
         labels = [str(b) for b in BUCKETS_MS] + ["+Inf"]
         for name, s in self.methods.items():
-            calls = s.calls
+            counts = s.counts
+            calls = sum(counts)
             if not calls:
                 continue
             out[name] = {
                 "calls": calls,
                 "errors": dict(s.errors),
-                "mean_ms": round(s.seconds * 1000 / calls, 3),
-                "buckets_ms": dict(zip(labels, s.buckets)),
+                "mean_ms": round(s.total_s * 1000 / calls, 3),
+                "buckets_ms": dict(zip(labels, counts)),
             }
         return out
 
@@ -96,7 +98,7 @@ def client_families(clients):
     for client in clients:
         service = client.service
         for method, s in list(client.metrics.methods.items()):
-            buckets, errors = list(s.buckets), dict(s.errors)  # a consistent copy
+            buckets, errors = s.counts, dict(s.errors)
             total_calls = sum(buckets)
             if not total_calls:
                 continue
@@ -106,7 +108,7 @@ def client_families(clients):
                 calls[key] = calls.get(key, 0) + n
             summed, total = hist.get((service, method), ([0] * len(buckets), 0.0))
             hist[service, method] = ([a + b for a, b in zip(summed, buckets)],
-                                     total + s.seconds)
+                                     total + s.total_s)
         row = per_service.setdefault(service, [0] * 8)
         for i, value in enumerate(_client_state(client)):
             row[i] = max(row[i], value) if i == 7 else row[i] + value

@@ -11,7 +11,6 @@ touches etcd.
 import dataclasses
 import logging
 import time
-from bisect import bisect_left
 
 import gevent
 
@@ -22,10 +21,11 @@ from soa.config import ClientConfig, load_config, parse_client
 from soa.config_tls import parse_client_tls
 from soa.errors import ConfigError
 from soa.middleware import Call, chain, load_middleware
+from soa.observe.histogram import FOLD_AT
 
 from .discovery import Discovery
 from .ejection import Ejector
-from .metrics import BOUNDS_S, ClientMetrics
+from .metrics import ClientMetrics
 from .plan import plans as make_plans
 from .probe import Prober
 from .retry import RetryBudget, retry_middleware
@@ -178,7 +178,7 @@ def _bound(service, plan, handler, stats=None, clock=time.perf_counter):
                 args = bind(args, kwargs)
             return handler(Call(service, name, args))
     else:
-        buckets = stats.buckets
+        pending = stats.pending  # binned in batches (soa.observe.histogram)
 
         def method(*args, **kwargs):
             if kwargs or len(args) != arity:
@@ -190,9 +190,9 @@ def _bound(service, plan, handler, stats=None, clock=time.perf_counter):
                 stats.fail(e)
                 raise
             finally:
-                elapsed = clock() - start
-                buckets[bisect_left(BOUNDS_S, elapsed)] += 1
-                stats.seconds += elapsed
+                pending.append(clock() - start)
+                if len(pending) >= FOLD_AT:
+                    stats.fold()
 
     method.__name__ = name
     method.__qualname__ = f"{service}.{name}"

@@ -4,12 +4,14 @@ The processor (soa.server.processor) times each call around its middleware chain
 it in the method's ``MethodStats`` (``Metrics.stats``), and ``Metrics.record_error(method,
 kind)`` counts a call refused before the chain; ``Metrics.snapshot()`` returns plain data and
 ``Metrics.families(...)`` the Prometheus series (``soa_server_*``, see README "Monitoring").
-Recording is two updates and one ``bisect`` per call, in the greenlet that served
-the call: no locks, no label look-ups, nothing allocated but the latency float.
+Recording is one list append per call (soa.observe.histogram), in the greenlet that served the
+call: no locks, no label look-ups, nothing allocated but the latency float.
 Prometheus objects are built only at scrape time, from these plain counters.
 """
 
 from thriftpy2.thrift import TApplicationException, TException
+
+from soa.observe.histogram import Histogram
 
 # Upper bounds of the latency buckets, in milliseconds; a last, open bucket holds the rest.
 BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -41,29 +43,28 @@ def outcome_label(kind):
     return kind if kind in OUTCOMES else "application"
 
 
-class MethodStats:
-    """Counters of one method. The processor's loop records each call it serves in two
-    updates, its histogram bucket and ``total_s`` (plus ``errors`` when it failed), since
-    every line it runs costs every call; ``refuse`` counts a call that never reached the
-    handler. ``served`` and ``calls`` are derived when read."""
+class MethodStats(Histogram):
+    """Counters of one method: the latency histogram of the calls served (soa.observe.histogram:
+    the processor's loop appends each call's latency to ``pending``, and ``errors`` counts a
+    failure's kind) and ``refused``, the calls that never reached the handler (``refuse``).
+    ``served`` and ``calls`` are derived when read."""
 
-    __slots__ = ("buckets", "errors", "refused", "total_s")
+    __slots__ = ("errors", "refused")
 
     def __init__(self):
-        self.buckets = [0] * (len(BUCKETS_MS) + 1)
-        self.total_s = 0.0
+        super().__init__(BOUNDS_S)
         self.errors = {}
         self.refused = 0
 
     @property
     def served(self):
         """Calls that reached the handler (the histogram's count)."""
-        return sum(self.buckets)
+        return self.count
 
     @property
     def calls(self):
         """Every call, refused ones included."""
-        return sum(self.buckets) + self.refused
+        return self.count + self.refused
 
     def refuse(self, kind):
         self.refused += 1
@@ -93,12 +94,13 @@ class Metrics:
         """``{"service", "buckets_ms", "methods": {name: {calls, errors, histogram, ...}}}``."""
         methods = {}
         for name, s in sorted(self.methods.items()):
-            served = s.served
+            counts = s.counts
+            served = sum(counts)
             methods[name] = {
                 "calls": served + s.refused,
                 "errors": dict(s.errors),
                 "error_count": sum(s.errors.values()),
-                "histogram": list(s.buckets),
+                "histogram": counts,
                 "mean_ms": (s.total_s / served * 1000.0) if served else 0.0,
             }
         return {"service": self.service, "buckets_ms": list(BUCKETS_MS), "methods": methods}
@@ -117,7 +119,7 @@ class Metrics:
             labels=("service", "method"))
         for name, s in sorted(list(self.methods.items())):
             label = "" if name == _UNKNOWN else name
-            buckets, errors = list(s.buckets), dict(s.errors)  # a consistent copy
+            buckets, errors = s.counts, dict(s.errors)
             served = sum(buckets)
             by_outcome = {"ok": served + s.refused - sum(errors.values())}
             for kind, n in errors.items():

@@ -16,7 +16,6 @@ import logging
 import operator
 import secrets
 import time
-from bisect import bisect_left
 
 from gevent import Timeout
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
@@ -25,8 +24,9 @@ from soa import theader
 from soa.deadline import reset, set_current
 from soa.errors import ConfigError
 from soa.middleware import Call, chain
+from soa.observe.histogram import FOLD_AT
 
-from .metrics import BOUNDS_S, outcome_of
+from .metrics import outcome_of
 
 log = logging.getLogger("soa.server")
 
@@ -225,9 +225,10 @@ class Processor:
                     if deadline is not None:
                         reset(token)
                 if stats is not None:  # inlined (no method call): it runs on every call
-                    elapsed = perf_counter() - started
-                    stats.buckets[bisect_left(BOUNDS_S, elapsed)] += 1
-                    stats.total_s += elapsed
+                    pending = stats.pending  # binned in batches (soa.observe.histogram)
+                    pending.append(perf_counter() - started)
+                    if len(pending) >= FOLD_AT:
+                        stats.fold()
                     if failure is not None:
                         stats.errors[failure] = stats.errors.get(failure, 0) + 1
                 if reply is not None and not method.oneway:
