@@ -5,7 +5,9 @@ connection per greenlet, against ``make_server`` on gevent), ``soa -> soa`` (one
 its pool and middleware, against a soa server), ``soa -> soa over TLS`` (what TLS costs per call,
 in the same run), and ``soa -> thriftpy2`` (the client alone changes). Against soa servers the
 client speaks THeader, as it does with a registered soa server (deadline and target identity on
-every call); against thriftpy2, plain. The soa client gets its instance from a fixed resolver:
+every call); against thriftpy2, plain. ``soa -> soa, plain Thrift`` calls the same soa server
+without THeader (as a client does an instance registered without ``theader``): what THeader
+costs the client. The soa client gets its instance from a fixed resolver:
 discovery is off the call path either way (a call never touches etcd), so this measures the
 per-call path. Calls: ``ping`` and a 1 KB ``echo``; concurrency 1 and 64. Every round starts a
 fresh set of server processes (``harness.fresh_servers``).
@@ -77,6 +79,7 @@ def run(args):
     cases = [
         ("raw thriftpy2 -> thriftpy2", "thriftpy2", "raw", True),
         ("soa -> soa", "soa", "soa", False),
+        ("soa -> soa, plain Thrift", "soa", "soa plain", False),
         ("soa -> soa over TLS", "soa-tls", "soa", False),
         ("soa -> thriftpy2", "thriftpy2", "soa", False),
         ("soa metrics off -> thriftpy2", "thriftpy2", "soa off", False),
@@ -93,7 +96,8 @@ def run(args):
                         makers.append(thrift_caller(module, port, method))
                     else:
                         makers.append(soa_caller(port, method, max(concurrency, 1),
-                                                 theader=server.startswith("soa"),
+                                                 theader=(server.startswith("soa")
+                                                          and client != "soa plain"),
                                                  tls=tls if server == "soa-tls" else None,
                                                  metrics=client != "soa off"))
                 measured = harness.compare([(make, me) for make in makers], concurrency,
