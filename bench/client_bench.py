@@ -163,7 +163,7 @@ def metrics_alone_rows(rounds, calls=200_000, cold_calls=100):
         for name, spent in times.items():
             typical = harness.median(spent)
             cold[name].append(harness.Result(len(spent), sum(spent), typical * 1e3,
-                                             sorted(spent)[int(0.99 * len(spent))] * 1e3,
+                                             harness._pct(sorted(spent), 0.99) * 1e3,
                                              typical * 1e6))
     rows = []
     for group, results in (("client metrics alone", hot),

@@ -339,3 +339,19 @@ def test_on_close_callbacks_run_last_first_once_the_server_has_stopped(serve_ech
     assert "on_close callback" in caplog.text and "cleanup broke" in caplog.text
     server.stop(grace=0)
     assert len(ran) == 3, "callbacks run once"
+
+
+def test_the_processor_bins_latencies_once_fold_at_wait(serve_echo, tmp_path):
+    from soa.observe.histogram import FOLD_AT
+
+    server = serve_echo()
+    c = client(echo_idl(tmp_path), server.address[1])
+    stats = server.metrics.stats("echo")
+    pending = stats.pending
+    for _ in range(FOLD_AT - 1):
+        c.echo("x")
+    assert len(pending) == FOLD_AT - 1  # the loop only appends until FOLD_AT wait
+    c.echo("x")
+    assert pending == [] and stats.pending is pending
+    assert sum(stats.counts) == FOLD_AT
+    assert server.metrics.snapshot()["methods"]["echo"]["calls"] == FOLD_AT

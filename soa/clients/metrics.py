@@ -38,17 +38,13 @@ def outcome_of(error):
 class MethodStats(Histogram):
     """Counters of one method: the latency histogram of its calls (soa.observe.histogram: the
     client's bound method appends each call's latency to ``pending``) and ``errors``, counted
-    by ``fail``; ``calls`` is derived when read."""
+    by ``fail``; the calls made are the histogram's count."""
 
     __slots__ = ("errors",)
 
     def __init__(self):
         super().__init__(BOUNDS_S)
         self.errors = {}  # outcome -> count
-
-    @property
-    def calls(self):
-        return self.count
 
     def fail(self, error):
         name = outcome_of(error)

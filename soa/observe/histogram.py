@@ -4,7 +4,9 @@ Server and client record every call's latency (soa.server.processor, soa.clients
 Binning a sample (a ``bisect`` over the bucket bounds, or any arithmetic on the float) costs
 little in a hot loop, but a process that sleeps between calls runs it with cold caches, where it
 cost several microseconds a call: more than the rest of the recording together. So the recorder
-only appends the sample to ``pending``, and calls ``fold()`` once ``FOLD_AT`` samples wait;
+only appends the sample to ``pending``, and calls ``fold()`` once ``FOLD_AT`` samples wait
+(inline, in soa.server.processor and soa.clients.service_client: a method call would be a frame
+more per call);
 ``fold()`` bins them in one batch, and everything that reads the histogram (``counts``,
 ``total_s``) folds first. Used from the greenlets of one process: a fold never waits, so no
 reader sees it half done.
@@ -37,21 +39,11 @@ class Histogram:
             self._total_s += sum(pending)
             pending.clear()
 
-    def observe(self, seconds):
-        """Record one sample (what the hot paths do inline)."""
-        self.pending.append(seconds)
-        if len(self.pending) >= FOLD_AT:
-            self.fold()
-
     @property
     def counts(self):
         """Samples per bucket (a copy), the open bucket last."""
         self.fold()
         return list(self._buckets)
-
-    @property
-    def count(self):
-        return sum(self._buckets) + len(self.pending)
 
     @property
     def total_s(self):

@@ -46,8 +46,8 @@ def outcome_label(kind):
 class MethodStats(Histogram):
     """Counters of one method: the latency histogram of the calls served (soa.observe.histogram:
     the processor's loop appends each call's latency to ``pending``, and ``errors`` counts a
-    failure's kind) and ``refused``, the calls that never reached the handler (``refuse``).
-    ``served`` and ``calls`` are derived when read."""
+    failure's kind) and ``refused``, the calls that never reached the handler (``refuse``);
+    the calls served are the histogram's count."""
 
     __slots__ = ("errors", "refused")
 
@@ -55,16 +55,6 @@ class MethodStats(Histogram):
         super().__init__(BOUNDS_S)
         self.errors = {}
         self.refused = 0
-
-    @property
-    def served(self):
-        """Calls that reached the handler (the histogram's count)."""
-        return self.count
-
-    @property
-    def calls(self):
-        """Every call, refused ones included."""
-        return self.count + self.refused
 
     def refuse(self, kind):
         self.refused += 1
