@@ -43,10 +43,12 @@ try:  # the Cython variants ship with thriftpy2's wheels for CPython
     from thriftpy2.protocol.cybin import TCyBinaryProtocol as BinaryProtocol
     from thriftpy2.transport.buffered import TCyBufferedTransport as BufferedTransport
     from thriftpy2.transport.framed import TCyFramedTransport as FramedTransport
+    from thriftpy2.transport.memory import TCyMemoryBuffer as MemoryBuffer
 except ImportError:  # pragma: no cover - pure-Python fallback
     from thriftpy2.protocol import TBinaryProtocol as BinaryProtocol
     from thriftpy2.transport import TBufferedTransport as BufferedTransport
     from thriftpy2.transport import TFramedTransport as FramedTransport
+    from thriftpy2.transport import TMemoryBuffer as MemoryBuffer
 
 PROTOCOLS = {"binary": BinaryProtocol, "compact": TCompactProtocol}
 TRANSPORTS = {"buffered": BufferedTransport, "framed": FramedTransport}
@@ -96,119 +98,86 @@ class _Wire:
 
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4
 _PLAIN_REPLY = {pid: theader.header_block(pid, 0, b"") for pid in theader.PROTOCOL_NAMES}
+_HEAD_AND_WORD = theader.HEAD_SIZE + 4
+_MAGIC = theader.MAGIC
 
 
-class _HeaderWire:
-    """The socket as THeader frames: ``write`` collects a request, ``flush`` frames it with the
-    call's metadata; ``read`` returns reply payload bytes, frame by frame, keeping each reply's
-    headers in ``reply_headers``.
+class _HeaderFrames:
+    """THeader framing for one connection. A request is encoded into ``encoder`` (a protocol
+    over a memory buffer), and ``send`` frames it with the call's metadata. A reply's frame head
+    and header block are taken off the connection's buffered transport by ``read_head``, which
+    leaves the payload there for the connection's own decoder: the message is decoded straight
+    from the socket's buffer, as a plain reply is, with no Python between the two.
 
     The identity headers are encoded once per connection; per call only the deadline's digits
-    are. Replies are read with one ``recv`` of up to 64 KiB where they fit (most do).
+    are.
     """
 
-    __slots__ = ("_buf", "_fixed", "_last_block", "_last_ms", "_out", "_payload", "_plain",
-                 "_protocol_id", "_recv", "_send", "_sendall", "_static", "deadline",
-                 "reply_headers", "seqid")
+    __slots__ = ("_block", "_fixed", "_last_ms", "_mem", "_plain_reply", "_send", "_sendall",
+                 "_size", "_static", "_words", "encoder", "reply_headers")
 
     def __init__(self, sock, protocol, service, instance_id):
-        self._recv = sock.recv
         self._send, self._sendall = sock.send, sock.sendall
-        protocol_id = self._protocol_id = theader.PROTOCOL_IDS[protocol]
+        protocol_id = theader.PROTOCOL_IDS[protocol]
         pairs = [(theader.SERVICE, service)]
         if instance_id:
             pairs.append((theader.INSTANCE, instance_id))
         encoded = theader.encode_pairs(pairs)
         # Per call only the deadline's digits change: the block up to them is built here
         # (protocol id, no transforms, one key-value info block of len(pairs) + 1 pairs, the
-        # identity pairs, the deadline's key); a block without a deadline is built whole.
-        self._plain = theader.header_block(protocol_id, len(pairs), encoded)
+        # identity pairs, the deadline's key).
         deadline_key = theader.encode_pairs(((theader.DEADLINE, ""),))[:-1]
         self._static = bytes((protocol_id, 0, theader.INFO_KEYVALUE, len(pairs) + 1)) + \
             encoded + deadline_key
+        self._plain_reply = _PLAIN_REPLY[protocol_id]
         self._fixed = theader.HEAD
-        self._last_ms, self._last_block = None, b""
-        self._out = []
-        self._buf = b""
-        self._payload = b""
-        self.deadline = None
-        self.seqid = 0
+        self._last_ms = self._block = self._size = self._words = None
+        self._mem = MemoryBuffer()
+        self.encoder = PROTOCOLS[protocol](self._mem)
         self.reply_headers = None
 
-    def write(self, data):
-        self._out.append(data)
-
-    def flush(self):
-        out = self._out
-        payload = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        deadline = self.deadline
-        if deadline is None:
-            block = self._plain
-        else:
-            ms = int((deadline - _monotonic()) * 1000)
-            block = self._deadline_block(ms if ms > 1 else 1)
-        data = self._fixed.pack(theader.FIXED_SIZE + len(block) + len(payload), theader.MAGIC,
-                                0, self.seqid, len(block) >> 2) + block + payload
+    def send(self, seqid, left):
+        """Frame what ``encoder`` holds, with ``left`` seconds to its deadline, and send it."""
+        mem = self._mem
+        payload = mem.getvalue()
+        mem.clean()
+        ms = int(left * 1000)
+        if ms != self._last_ms:  # calls with the same timeout mostly repeat the last block
+            self._deadline_block(ms)
+        data = self._fixed.pack(self._size + len(payload), _MAGIC, 0, seqid, self._words) + \
+            self._block + payload
         sent = self._send(data)
         if sent != len(data):
             self._sendall(memoryview(data)[sent:])
 
     def _deadline_block(self, ms):
-        """The header block for ``ms`` left; calls with the same timeout mostly repeat the
-        last one, which is kept."""
-        if ms == self._last_ms:
-            return self._last_block
-        digits = str(ms).encode()
+        """Build the header block for ``ms`` left (at least 1: 0 would mean no deadline)."""
+        digits = str(ms if ms > 1 else 1).encode()
         block = self._static + bytes((len(digits),)) + digits
         block += _PADDING[len(block) & 3]
-        self._last_ms, self._last_block = ms, block
-        return block
+        self._last_ms, self._block = ms, block
+        self._size, self._words = theader.FIXED_SIZE + len(block), len(block) >> 2
 
-    def _frame(self):
-        """Read one whole reply frame; keep its headers and payload."""
-        buf = self._buf
-        while len(buf) < theader.HEAD_SIZE:
-            buf += self._more(theader.read_size(theader.HEAD_SIZE - len(buf)))
-        size, magic, _flags, _seqid, words = theader.HEAD.unpack_from(buf)
-        if magic != theader.MAGIC or size <= theader.FIXED_SIZE:
-            raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, {size} bytes)")
-        end = 4 + size
-        while len(buf) < end:
-            buf += self._more(theader.read_size(end - len(buf)))
-        start = theader.HEAD_SIZE + 4 * words
-        if start >= end:
-            raise theader.HeaderError("a THeader reply whose header fills the frame")
-        block = buf[theader.HEAD_SIZE:start]
-        if block and block == _PLAIN_REPLY.get(block[0]):
+    def read_head(self, trans):
+        """Read a reply's frame head and header block from ``trans``; keep its headers.
+
+        A block is at least one word, so the head and one word are read at once: a soa
+        server's replies carry a one-word block (``_PLAIN_REPLY``) unless they report an error.
+        """
+        head = trans.read(_HEAD_AND_WORD)
+        size, magic, _flags, _seqid, words = self._fixed.unpack_from(head)
+        if magic != theader.MAGIC or words == 0:
+            raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, "
+                                      f"{words} header words)")
+        if size <= theader.FIXED_SIZE + 4 * words:
+            raise theader.HeaderError(f"a THeader reply of {size} bytes whose header fills it")
+        block = head[theader.HEAD_SIZE:]
+        if words > 1:
+            block += trans.read(4 * words - 4)
+        elif block == self._plain_reply:
             self.reply_headers = None
-        else:
-            self.reply_headers = theader.parse_block(block)[1] or None
-        self._payload = buf[start:end]
-        self._buf = buf[end:]
-
-    def _more(self, n):
-        data = self._recv(n)
-        if not data:
-            raise TTransportException(TTransportException.END_OF_FILE,
-                                      "connection closed inside a THeader reply")
-        return data
-
-    def read(self, n):
-        if not self._payload:
-            self._frame()
-        payload = self._payload
-        if n >= len(payload):
-            self._payload = b""
-            return payload
-        self._payload = payload[n:]
-        return payload[:n]
-
-    def is_open(self):
-        return True
-
-    def close(self):
-        pass
+            return
+        self.reply_headers = theader.parse_block(block)[1] or None
 
 
 def _tls_handshake(sock, instance, tls):
@@ -230,20 +199,25 @@ def _tls_handshake(sock, instance, tls):
 
 
 class Connection:
-    __slots__ = ("address", "broken", "header", "idle_since", "proto", "seqid", "sock",
-                 "timeout", "trans")
+    __slots__ = ("address", "broken", "encoder", "header", "idle_since", "proto", "seqid",
+                 "sock", "timeout", "trans")
 
     def __init__(self, address, sock, protocol="binary", transport="buffered", header=None):
-        """``header`` is ``(service, instance_id)`` to speak THeader, or None for plain."""
+        """``header`` is ``(service, instance_id)`` to speak THeader, or None for plain.
+
+        ``proto`` decodes replies from ``trans``, the socket's buffered transport; ``encoder``
+        encodes requests: the same protocol in plain Thrift, a protocol over a memory buffer
+        that ``header`` frames in THeader."""
         self.address = address
         self.sock = sock
         if header is not None:
-            self.header = _HeaderWire(sock, protocol, *header)
-            self.trans = BufferedTransport(self.header)
+            self.header = _HeaderFrames(sock, protocol, *header)
+            self.trans = BufferedTransport(_Wire(sock))
         else:
             self.header = None
             self.trans = TRANSPORTS[transport](_Wire(sock))
         self.proto = PROTOCOLS[protocol](self.trans)
+        self.encoder = self.header.encoder if header is not None else self.proto
         self.idle_since = _monotonic()
         self.broken = False
         self.seqid = 0
@@ -293,9 +267,6 @@ class Connection:
         """Send one request and return the decoded result (or raise what the server raised)."""
         seqid = self.seqid = (self.seqid + 1) & 0x7FFFFFFF
         header = self.header
-        if header is not None:
-            header.deadline = deadline
-            header.seqid = seqid
         sock = self.sock
         proto = self.proto
         left = deadline - _monotonic()
@@ -306,10 +277,14 @@ class Connection:
             self.timeout = left + TIMEOUT_SLACK / 2
             sock.settimeout(self.timeout)
         try:
-            proto.write_message_begin(plan.name, plan.message_type, seqid)
-            proto.write_struct(plan.make_args(args))
-            proto.write_message_end()
-            self.trans.flush()
+            encoder = self.encoder
+            encoder.write_message_begin(plan.name, plan.message_type, seqid)
+            encoder.write_struct(plan.make_args(args))
+            encoder.write_message_end()
+            if header is None:
+                self.trans.flush()
+            else:
+                header.send(seqid, left)
         except TimeoutError as e:
             self.broken = True
             raise RpcTimeout("timed out writing the request", address=self.address) from e
@@ -325,6 +300,8 @@ class Connection:
         # The socket timeout stays as set before writing: the read may overshoot the deadline
         # by the time the write took plus TIMEOUT_SLACK, which saves a call per request.
         try:
+            if header is not None:
+                header.read_head(self.trans)
             _, message_type, reply_seqid = proto.read_message_begin()
             if message_type == _EXCEPTION:
                 error = TApplicationException()
