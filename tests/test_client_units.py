@@ -7,7 +7,12 @@ import time
 import gevent
 import pytest
 from fixtures.client_handler import IDL
-from fixtures.client_misbehaving import BlackHole, ResetAfterRequest, refused_instance
+from fixtures.client_misbehaving import (
+    BlackHole,
+    CannedReply,
+    ResetAfterRequest,
+    refused_instance,
+)
 from fixtures.client_servers import RawServer
 from thriftpy2.thrift import TApplicationException
 
@@ -101,6 +106,68 @@ def test_a_reused_port_refuses_the_call_and_the_client_goes_elsewhere(soa_server
     assert old.handler.calls == before  # and none ran on the stale registration's port
     assert other.handler.calls == served + 6
     assert stale.address in client.discovery.ejected
+
+
+def _header_reply(method, seqid, block, *, size=None, words=None):
+    """A THeader reply frame to ``method`` (an empty result) with header ``block``; the length
+    and word count can be made wrong."""
+    from thriftpy2.protocol import TBinaryProtocol
+    from thriftpy2.transport import TMemoryBuffer
+
+    from soa import theader
+
+    out = TMemoryBuffer()
+    proto = TBinaryProtocol(out)
+    proto.write_message_begin(method, 2, seqid)
+    proto.write_struct(getattr(MODULE.EchoService, f"{method}_result")(success="hi"))
+    proto.write_message_end()
+    payload = out.getvalue()
+    if size is None:
+        size = theader.FIXED_SIZE + len(block) + len(payload)
+    head = theader.HEAD.pack(size, theader.MAGIC, 0, seqid,
+                             len(block) // 4 if words is None else words)
+    return head + block + payload
+
+
+def _plain_block():
+    from soa import theader
+
+    return theader.header_block(0, 0, b"")
+
+
+@pytest.mark.parametrize("reply, reason", [
+    (b"\x00\x00\x00\x30\x12\x34" + bytes(60), "not a THeader reply (magic 0x1234"),
+    (_header_reply("echo", 1, _plain_block(), words=0), "0 header words"),
+    (_header_reply("echo", 1, _plain_block(), size=14), "whose header fills it"),
+    (_header_reply("echo", 1, b"\x00\x01\x05\x00"), "transform"),
+], ids=["magic", "no header words", "header fills the frame", "bad header block"])
+def test_a_malformed_theader_reply_is_a_clear_sent_failure(reply, reason, make_client):
+    peer = CannedReply(reply).start()
+    try:
+        client = make_client(StaticResolver([peer.instance(theader=True)]), retries=0,
+                             timeout_ms=3000)
+        with pytest.raises(TransportError) as caught:
+            client.echo("x")
+        assert caught.value.sent is True
+        assert "bad reply" in str(caught.value) and reason in str(caught.value)
+    finally:
+        peer.stop()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 17])
+def test_a_theader_reply_split_into_small_segments_is_read_whole(chunk, make_client):
+    from soa import theader
+
+    error_block = theader.header_block(0, 1, theader.encode_pairs([("x-note", "kept")]))
+    for block in (_plain_block(), error_block):
+        peer = CannedReply(_header_reply("echo", 1, block), chunk=chunk).start()
+        try:
+            client = make_client(StaticResolver([peer.instance(theader=True)]), retries=0,
+                                 timeout_ms=3000)
+            assert client.echo("x") == "hi"
+        finally:
+            client.close()
+            peer.stop()
 
 
 def resolver_of(*things):
@@ -239,6 +306,56 @@ def test_total_timeout(servers, make_client):
     assert e.value.sent
     assert time.monotonic() - start < 0.4
     assert client.whoami() == server.port  # the next call gets a fresh connection
+
+
+def test_calls_in_flight_end_at_their_own_deadlines_from_one_watch(make_client):
+    """Sockets wait with no timer of their own; the hub's one DeadlineWatch ends each call of
+    many in flight at its deadline (within a tick), and holds nothing once they are over."""
+    from soa.clients import deadlines
+
+    hole = BlackHole().start()
+    try:
+        clients = {ms: make_client(StaticResolver([hole.instance()]), timeout_ms=ms, retries=0)
+                   for ms in (60, 120, 240)}
+        ended = {}
+
+        def call(ms):
+            start = time.monotonic()
+            with pytest.raises(RpcTimeout) as e:
+                clients[ms].echo("x")
+            ended[ms] = time.monotonic() - start
+            assert e.value.sent
+
+        watch = deadlines.watch()
+        callers = [gevent.spawn(call, ms) for ms in clients for _ in range(4)]
+        wait_until(lambda: len(watch) == 12, 2)  # all twelve are waiting on their sockets
+        assert all(conn.sock.gettimeout() is None for conn in watch._calls)
+        gevent.joinall(callers, raise_error=True)
+        for ms, took in ended.items():
+            assert ms / 1000 <= took < ms / 1000 + 0.1, (ms, took)
+        assert len(watch) == 0
+        wait_until(lambda: not watch._timer.active, 1)  # the timer stops once nothing waits
+    finally:
+        hole.stop()
+
+
+def test_a_call_killed_while_waiting_leaves_the_watch(make_client):
+    from soa.clients import deadlines
+
+    hole = BlackHole().start()
+    try:
+        client = make_client(StaticResolver([hole.instance()]), timeout_ms=200, retries=0)
+        watch = deadlines.watch()
+        caller = gevent.spawn(client.echo, "x")
+        wait_until(lambda: len(watch) == 1, 2)
+        caller.kill()
+        assert len(watch) == 0  # so the sweep has nothing to throw, into it or anywhere
+        assert caller.dead and isinstance(caller.value, gevent.GreenletExit)
+        with pytest.raises(RpcTimeout):  # the client goes on: a new call, its own deadline
+            client.echo("x")
+        assert len(watch) == 0
+    finally:
+        hole.stop()
 
 
 def test_deadline_travels_and_nested_calls_inherit_the_earlier_one(soa_servers, make_client):

@@ -39,6 +39,8 @@ from thriftpy2.transport import TTransportException
 from soa import theader
 from soa.errors import RpcTimeout, TransportError, WrongTarget
 
+from . import deadlines
+
 try:  # the Cython variants ship with thriftpy2's wheels for CPython
     from thriftpy2.protocol.cybin import TCyBinaryProtocol as BinaryProtocol
     from thriftpy2.transport.buffered import TCyBufferedTransport as BufferedTransport
@@ -53,9 +55,6 @@ except ImportError:  # pragma: no cover - pure-Python fallback
 PROTOCOLS = {"binary": BinaryProtocol, "compact": TCompactProtocol}
 TRANSPORTS = {"buffered": BufferedTransport, "framed": FramedTransport}
 _EXCEPTION = TMessageType.EXCEPTION
-# The socket timeout is left alone while it is within this many seconds above what is left of the
-# call's deadline: most calls then make no settimeout call, and none overshoots by more than this.
-TIMEOUT_SLACK = 0.005
 _monotonic = time.monotonic
 
 
@@ -200,7 +199,7 @@ def _tls_handshake(sock, instance, tls):
 
 class Connection:
     __slots__ = ("address", "broken", "encoder", "header", "idle_since", "proto", "seqid",
-                 "sock", "timeout", "trans")
+                 "sock", "timeout", "trans", "watch")
 
     def __init__(self, address, sock, protocol="binary", transport="buffered", header=None):
         """``header`` is ``(service, instance_id)`` to speak THeader, or None for plain.
@@ -221,7 +220,8 @@ class Connection:
         self.idle_since = _monotonic()
         self.broken = False
         self.seqid = 0
-        self.timeout = -1.0  # the socket's timeout as last set (seconds)
+        self.timeout = -1.0  # the socket's timeout as last set (seconds; None: waits forever)
+        self.watch = deadlines.watch()
 
     @classmethod
     def open(cls, instance, connect_timeout, tls=None):
@@ -266,25 +266,43 @@ class Connection:
     def call(self, plan, args, deadline):
         """Send one request and return the decoded result (or raise what the server raised)."""
         seqid = self.seqid = (self.seqid + 1) & 0x7FFFFFFF
-        header = self.header
-        sock = self.sock
-        proto = self.proto
         left = deadline - _monotonic()
         if left <= 0:
             raise RpcTimeout("deadline passed before the request was sent", address=self.address,
                              sent=False)
-        if not left <= self.timeout <= left + TIMEOUT_SLACK:
-            self.timeout = left + TIMEOUT_SLACK / 2
-            sock.settimeout(self.timeout)
+        if self.timeout is not None:  # a fresh connection, or alive() left it non-blocking
+            self.timeout = None
+            self.sock.settimeout(None)  # waits with no timer of its own: the watch has the deadline
+        watch = self.watch
+        watch.enter(self, deadline)
+        try:
+            self._write(plan, args, seqid, left)
+            if plan.oneway:
+                return None
+            reply_seqid, error, result = self._read(plan)
+        finally:
+            watch.leave(self)
+        if reply_seqid != seqid:
+            self.broken = True
+            raise TransportError(f"reply seqid {reply_seqid} does not match {seqid}",
+                                 address=self.address)
+        if error is not None:
+            header = self.header
+            if header is not None and header.reply_headers:
+                self._refused(header.reply_headers.get(theader.ERROR), error)
+            raise error
+        return plan.unpack(result)
+
+    def _write(self, plan, args, seqid, left):
         try:
             encoder = self.encoder
             encoder.write_message_begin(plan.name, plan.message_type, seqid)
             encoder.write_struct(plan.make_args(args))
             encoder.write_message_end()
-            if header is None:
+            if self.header is None:
                 self.trans.flush()
             else:
-                header.send(seqid, left)
+                self.header.send(seqid, left)
         except TimeoutError as e:
             self.broken = True
             raise RpcTimeout("timed out writing the request", address=self.address) from e
@@ -295,22 +313,23 @@ class Connection:
         except BaseException:
             self.broken = True  # a bad argument: the write buffer may hold half a request
             raise
-        if plan.oneway:
-            return None
-        # The socket timeout stays as set before writing: the read may overshoot the deadline
-        # by the time the write took plus TIMEOUT_SLACK, which saves a call per request.
+
+    def _read(self, plan):
+        """``(seqid, error, result)`` of the reply: ``error`` a ``TApplicationException`` the
+        server sent, or None and the result struct."""
+        proto = self.proto
         try:
-            if header is not None:
-                header.read_head(self.trans)
-            _, message_type, reply_seqid = proto.read_message_begin()
+            if self.header is not None:
+                self.header.read_head(self.trans)
+            _, message_type, seqid = proto.read_message_begin()
             if message_type == _EXCEPTION:
-                error = TApplicationException()
+                error, result = TApplicationException(), None
                 error.read(proto)
             else:
-                error = None
-                result = plan.result_class()
+                error, result = None, plan.result_class()
                 proto.read_struct(result)
             proto.read_message_end()
+            return seqid, error, result
         except TimeoutError as e:
             self.broken = True
             raise RpcTimeout(f"no reply within the deadline ({plan.name})", address=self.address
@@ -328,15 +347,6 @@ class Connection:
             self.broken = True
             raise TransportError(f"bad reply: {type(e).__name__}: {e}", address=self.address
                                  ) from e
-        if reply_seqid != seqid:
-            self.broken = True
-            raise TransportError(f"reply seqid {reply_seqid} does not match {seqid}",
-                                 address=self.address)
-        if error is not None:
-            if header is not None and header.reply_headers:
-                self._refused(header.reply_headers.get(theader.ERROR), error)
-            raise error
-        return plan.unpack(result)
 
     def _refused(self, reason, error):
         """A soa server's ``soa-error``: the call was not executed."""
