@@ -8,10 +8,12 @@ import gevent
 import pytest
 from fixtures.client_handler import IDL
 from fixtures.client_misbehaving import (
+    RECEIVED,
     BlackHole,
     CannedReply,
     ResetAfterRequest,
     refused_instance,
+    unread,
 )
 from fixtures.client_servers import RawServer
 from thriftpy2.thrift import TApplicationException
@@ -154,20 +156,37 @@ def test_a_malformed_theader_reply_is_a_clear_sent_failure(reply, reason, make_c
         peer.stop()
 
 
+@pytest.mark.parametrize("headers", [None, {"x-note": "kept"}], ids=["plain", "with headers"])
 @pytest.mark.parametrize("chunk", [1, 5, 17])
-def test_a_theader_reply_split_into_small_segments_is_read_whole(chunk, make_client):
+def test_a_theader_reply_split_into_small_segments_is_read_whole(chunk, headers, make_client,
+                                                                monkeypatch):
+    """Each chunk reaches the client, and the client reads it, before the next is sent."""
     from soa import theader
+    from soa.clients import connection, deadlines
 
-    error_block = theader.header_block(0, 1, theader.encode_pairs([("x-note", "kept")]))
-    for block in (_plain_block(), error_block):
-        peer = CannedReply(_header_reply("echo", 1, block), chunk=chunk).start()
-        try:
-            client = make_client(StaticResolver([peer.instance(theader=True)]), retries=0,
-                                 timeout_ms=3000)
-            assert client.echo("x") == "hi"
-        finally:
-            client.close()
-            peer.stop()
+    block = (theader.header_block(0, len(headers), theader.encode_pairs(headers.items()))
+             if headers else _plain_block())
+    reply = _header_reply("echo", 1, block)
+    watch = deadlines.watch()
+    peer = CannedReply(reply, chunk=chunk, taken=lambda: all(
+        unread(conn.sock, RECEIVED) == 0 for conn in watch._calls)).start()
+    reads = []
+    wire = connection._Wire.__init__
+
+    def counted(self, sock):
+        wire(self, sock)
+        read = self.read
+        self.read = lambda n: reads.append(read(n)) or reads[-1]
+
+    monkeypatch.setattr(connection._Wire, "__init__", counted)
+    try:
+        client = make_client(StaticResolver([peer.instance(theader=True)]), retries=0,
+                             timeout_ms=3000)
+        assert client.echo("x") == "hi"
+    finally:
+        peer.stop()
+    assert [len(r) for r in reads] == [len(reply[at:at + chunk])
+                                       for at in range(0, len(reply), chunk)]
 
 
 def resolver_of(*things):

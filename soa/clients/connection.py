@@ -97,8 +97,8 @@ class _Wire:
 
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4
 _PLAIN_REPLY = {pid: theader.header_block(pid, 0, b"") for pid in theader.PROTOCOL_NAMES}
+_HEAD, _MAGIC = theader.HEAD, theader.MAGIC
 _HEAD_AND_WORD = theader.HEAD_SIZE + 4
-_MAGIC = theader.MAGIC
 
 
 class _HeaderFrames:
@@ -112,8 +112,8 @@ class _HeaderFrames:
     are.
     """
 
-    __slots__ = ("_block", "_fixed", "_last_ms", "_mem", "_plain_reply", "_send", "_sendall",
-                 "_size", "_static", "_words", "encoder", "reply_headers")
+    __slots__ = ("_block", "_last_ms", "_mem", "_plain_reply", "_send", "_sendall", "_size",
+                 "_static", "_words", "encoder", "reply_headers")
 
     def __init__(self, sock, protocol, service, instance_id):
         self._send, self._sendall = sock.send, sock.sendall
@@ -129,7 +129,6 @@ class _HeaderFrames:
         self._static = bytes((protocol_id, 0, theader.INFO_KEYVALUE, len(pairs) + 1)) + \
             encoded + deadline_key
         self._plain_reply = _PLAIN_REPLY[protocol_id]
-        self._fixed = theader.HEAD
         self._last_ms = self._block = self._size = self._words = None
         self._mem = MemoryBuffer()
         self.encoder = PROTOCOLS[protocol](self._mem)
@@ -143,7 +142,7 @@ class _HeaderFrames:
         ms = int(left * 1000)
         if ms != self._last_ms:  # calls with the same timeout mostly repeat the last block
             self._deadline_block(ms)
-        data = self._fixed.pack(self._size + len(payload), _MAGIC, 0, seqid, self._words) + \
+        data = _HEAD.pack(self._size + len(payload), _MAGIC, 0, seqid, self._words) + \
             self._block + payload
         sent = self._send(data)
         if sent != len(data):
@@ -164,8 +163,8 @@ class _HeaderFrames:
         server's replies carry a one-word block (``_PLAIN_REPLY``) unless they report an error.
         """
         head = trans.read(_HEAD_AND_WORD)
-        size, magic, _flags, _seqid, words = self._fixed.unpack_from(head)
-        if magic != theader.MAGIC or words == 0:
+        size, magic, _flags, _seqid, words = _HEAD.unpack_from(head)
+        if magic != _MAGIC or words == 0:
             raise theader.HeaderError(f"not a THeader reply (magic {magic:#06x}, "
                                       f"{words} header words)")
         if size <= theader.FIXED_SIZE + 4 * words:

@@ -2,11 +2,12 @@
 
 A gevent socket with a timeout builds a ``Timeout`` and arms and disarms a libev timer every
 time it waits. With 64 calls in flight that measured ~9 us of client CPU per call, a fifth of
-it (``bench/client_bench.py``). So a connection's socket has no timeout: each call enters its
-deadline here before it writes and leaves once its reply is read. One repeating timer, running
-while any call is in flight, looks every ``TICK`` seconds for calls past their deadline and
-throws ``TimeoutError`` into the greenlet waiting on that call's socket, as a socket timeout
-would. A call therefore ends at most ``TICK`` (and the hub's lag) after its deadline.
+it (a scratch A/B in turns against one soa server; README "Benchmarks", client). So a
+connection's socket has no timeout: each call enters its deadline here before it writes and
+leaves once its reply is read. One repeating timer, running while any call is in flight, looks
+every ``TICK`` seconds for calls past their deadline and throws ``TimeoutError`` into the
+greenlet waiting on that call's socket, as a socket timeout would. A call therefore ends at
+most ``TICK`` (and the hub's lag) after its deadline.
 
 Only the socket waits of a call are in its window (``Connection.call`` enters after the checks
 that can fail without I/O and leaves in a ``finally``), so the throw always lands in a send or
