@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -101,9 +102,12 @@ def ratio(row, base, measure):
 
 
 class ServerHandle:
-    def __init__(self, proc, port):
+    """A server process; ``port`` is its first (often only) port, ``ports`` all of them."""
+
+    def __init__(self, proc, ports):
         self.proc = proc
-        self.port = port
+        self.ports = ports
+        self.port = ports[0]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -122,7 +126,9 @@ class ServerHandle:
 
 
 def start_server(target, *args, timeout=30):
-    """Start ``target`` ("module:function") in a child process; returns a ``ServerHandle``."""
+    """Start ``target`` ("module:function") in a child process; returns a ``ServerHandle``.
+    The function returns the port it serves on, or a list of ports (several servers in one
+    process)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
@@ -134,7 +140,7 @@ def start_server(target, *args, timeout=30):
     if not line.startswith("PORT "):
         proc.kill()
         raise RuntimeError(f"{target} did not start (said {line!r})")
-    return ServerHandle(proc, int(line.split()[1]))
+    return ServerHandle(proc, [int(p) for p in line.split()[1:]])
 
 
 @contextlib.contextmanager
@@ -223,8 +229,8 @@ def compare(cases, concurrency, seconds, slices=SLICES, warmup=WARMUP):
     returns one ``Result`` per case.
 
     Every case's connections are opened (and warmed for ``warmup``) first. Then the cases take
-    turns: ``slices`` turns each of ``seconds / slices``, in an order that rotates every turn.
-    So each case's figures come from moments spread over the whole round, and a burst of load
+    turns: ``slices`` turns each of ``seconds / slices``, in the orders of ``turn_orders``. So
+    each case's figures come from moments spread over the whole round, and a burst of load
     from elsewhere on the machine falls on all of them alike instead of on whichever case it
     met.
     """
@@ -235,14 +241,30 @@ def compare(cases, concurrency, seconds, slices=SLICES, warmup=WARMUP):
         runs = [_Run(callers, pid) for callers, (_make, pid) in zip(opened, cases)]
         for run in runs:
             run.turn(warmup, record=False)
-        for turn in range(slices):
-            for i in range(len(runs)):
-                runs[(turn + i) % len(runs)].turn(seconds / slices)
+        for order in turn_orders(len(runs), slices):
+            for i in order:
+                runs[i].turn(seconds / slices)
         return [run.result(seconds) for run in runs]
     finally:
         for callers in opened:
             for _, close in callers:
                 close()
+
+
+def turn_orders(cases, turns, seed=0):
+    """``turns`` orders of ``range(cases)``: each a fresh shuffle (seeded, so a run repeats).
+
+    An order that only rotates keeps every case behind the same one turn after turn, and what
+    the one before left on the CPU (a process's caches, a core's frequency) then differs by
+    case for the whole round: in a scratch run, the server that always followed another
+    process's turn stood 2-5 us a call apart from the two beside it, every round. Shuffled,
+    each case follows every other one alike.
+    """
+    rng = random.Random(seed)
+    order = list(range(cases))
+    for _ in range(turns):
+        rng.shuffle(order)
+        yield list(order)
 
 
 class _Run:
@@ -338,8 +360,9 @@ def _serve_child(target, args):
     import gevent.event
 
     module, _, function = target.partition(":")
-    port = getattr(importlib.import_module(module), function)(*args)
-    sys.stdout.write(f"PORT {port}\n")
+    ports = getattr(importlib.import_module(module), function)(*args)
+    ports = ports if isinstance(ports, (list, tuple)) else [ports]
+    sys.stdout.write("PORT " + " ".join(map(str, ports)) + "\n")
     sys.stdout.flush()
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)

@@ -2,7 +2,7 @@
 
 Every group has four cases: metrics off (the baseline), metrics off again (the A/A: what the
 noise alone makes of a difference), metrics on, and metrics on again. Each round starts fresh
-server processes and fresh clients, and the cases take short turns in an order that rotates.
+server processes and fresh clients, and the cases take short turns in shuffled orders.
 
 - ``server ... c=1``: four soa server processes (``spin_us: 0``, so their CPU is what serving
   costs, not how long they polled) take ``TURNS`` turns of ``CALLS_PER_TURN`` sequential wire
@@ -25,8 +25,9 @@ from . import harness
 from . import server_bench as sb
 from .client_bench import soa_caller
 
-TURNS = 20
-CALLS_PER_TURN = 2000
+TURNS = 100
+CALLS_PER_TURN = 400
+WARMUP_CALLS = 2000
 CASES = (("metrics off", False), ("metrics off again (A/A: the noise)", False),
          ("metrics on", True), ("metrics on again", True))
 
@@ -75,18 +76,18 @@ def run(args):
 
 def _sequential_turns(module, servers):
     """One round of the c=1 group: ``TURNS`` turns of ``CALLS_PER_TURN`` sequential pings per
-    server, rotating; one ``Result`` per server with its CPU per call over all its turns."""
+    server, in shuffled orders (``harness.turn_orders``); one ``Result`` per server with its
+    CPU per call over all its turns."""
     request = sb._request_bytes(module, "ping")
     size = len(sb._reply_bytes(module, "ping"))
     callers = [sb._bytes_caller(s.port, request, size)() for s in servers]
     try:
         for call, _ in callers:
-            for _ in range(CALLS_PER_TURN):  # warm-up
+            for _ in range(WARMUP_CALLS):
                 call()
         totals = [[0.0, 0.0, 0] for _ in servers]  # cpu s, wall s, calls
-        for turn in range(TURNS):
-            for i in range(len(servers)):
-                k = (turn + i) % len(servers)
+        for order in harness.turn_orders(len(servers), TURNS):
+            for k in order:
                 pid, call = servers[k].proc.pid, callers[k][0]
                 cpu, start = harness.cpu_seconds(pid), time.perf_counter()
                 for _ in range(CALLS_PER_TURN):

@@ -7,7 +7,7 @@ balancing and its connection pool, THeader included when the server speaks it (a
 with ``theader: false``, plain Thrift to the same server, which tells the plugin's own cost
 from that of the server's THeader path). All run in one
 Node process (plugins/node/bench/bench.js), against the same soa server, taking turns within
-each round (``harness.SLICES`` turns each, rotating, as ``harness.compare`` does), so
+each round (``harness.SLICES`` turns each, in an order that rotates), so
 ratios are taken round by round. Calls: ``ping``. The goal: the plugin reaches at
 least 0.9x the raw client's calls/s, and its p99 is at most 1.2x the raw client's.
 """

@@ -17,7 +17,7 @@ Groups:
 The server is a soa server of bench/bench.thrift registered in a private etcd, so the plugin
 finds it through discovery; the raw client is given its address. PHP measures its own latencies
 (hrtime) in the sequential group, where both clients live in one php-cli process per round and
-take ``harness.SLICES`` turns each (rotating, as ``harness.compare`` does); the per-process
+take ``harness.SLICES`` turns each (alternating); the per-process
 and per-request groups are timed from here.
 """
 
