@@ -89,6 +89,13 @@ def soa_server(tls_folder=None, metrics=True, burn_us=0, spin_us=None):
     return server.address[1]
 
 
+def soa_servers(metrics, spin_us=None):
+    """One process serving the bench service once per flag of ``metrics`` (each a Server of
+    its own, metrics on or off); returns their ports. Between the servers of one process
+    nothing differs but the recording: not the process's placement, memory layout or luck."""
+    return [soa_server(None, on, 0, spin_us) for on in metrics]
+
+
 def thriftpy2_server():
     import gevent
     import thriftpy2
