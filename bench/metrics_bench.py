@@ -8,9 +8,9 @@ server processes and fresh clients, and the cases take short turns in shuffled o
   costs, not how long they polled) take ``TURNS`` turns of ``CALLS_PER_TURN`` sequential wire
   pings; each process's CPU per call is summed over its turns. A server that sleeps between
   calls wakes with cold caches: this is the dearest case per line of code.
-- ``server ... c=1, one process``: one more process serving the service three times (metrics
-  off, off again, on: ``server_bench.soa_servers``), its three servers taking turns in the same
-  shuffled orders as the four processes'. Across processes, each process's own placement and
+- ``server ... c=1, one process``: one more process serving the service four times (the same
+  four cases: ``server_bench.soa_servers``), its four servers taking turns in the same shuffled
+  orders as the four processes'. Across processes, each process's own placement and
   memory layout stand in every round's difference; within one process, nothing differs but
   the recording.
 - ``server ... c=64``: the same four processes, 64 connections each (``harness.compare``).
@@ -19,8 +19,10 @@ server processes and fresh clients, and the cases take short turns in shuffled o
 
 A case's name carries the median over the rounds of its per-round difference in CPU per call
 to the baseline, and the sign-test interval of that median (``harness.median_interval``): with
-5 rounds the range of the rounds, about 94%; with 9 or more, about 95% or over. The ``x cpu``
-column is the median of the per-round ratios.
+5 rounds the range of the rounds, about 94%; with 9 or more, about 95% or over. Each group's
+last row, ``metrics on, pooled``, takes both pairs at once: per round, the mean of the two "on"
+cases less the mean of the two "off" ones (its other columns are the two "on" cases' means).
+The ``x cpu`` column is the median of the per-round ratios to the baseline.
 """
 
 import os
@@ -35,7 +37,6 @@ CALLS_PER_TURN = 400
 WARMUP_CALLS = 2000
 CASES = (("metrics off", False), ("metrics off again (A/A: the noise)", False),
          ("metrics on", True), ("metrics on again", True))
-ONE_PROCESS_CASES = CASES[:3]
 
 
 def run(args):
@@ -43,50 +44,68 @@ def run(args):
 
     module = thriftpy2.load(str(sb.IDL), module_name="bench_thrift")
     server_c1 = "server metrics cost, ping c=1 wire, spin_us 0"
-    server_c1_one = "server metrics cost, ping c=1 wire, spin_us 0, one process serving it 3 times"
+    server_c1_one = "server metrics cost, ping c=1 wire, spin_us 0, one process serving it 4 times"
     server_c64 = "server metrics cost, ping c=64 wire, spin_us 0"
     client_groups = {(method, c): f"client metrics cost, {method} c={c} -> thriftpy2"
                      for method, c in (("ping", 1), ("ping", 64))}
-    groups = {}  # group -> its cases' names
-    results = {}  # (group, case) -> [Result per round]
+    results = {}  # group -> [[Result of each case] per round]
 
-    def add(group, cases, measured):
-        groups[group] = [name for name, _ in cases]
-        for (name, _), result in zip(cases, measured, strict=True):
-            results.setdefault((group, name), []).append(result)
+    def add(group, measured):
+        results.setdefault(group, []).append(measured)
 
     me = os.getpid()
     for _ in range(args.rounds):
         specs = {name: ("bench.server_bench:soa_server", None, on, 0, 0) for name, on in CASES}
-        specs["one process"] = ("bench.server_bench:soa_servers",
-                                [on for _, on in ONE_PROCESS_CASES], 0)
+        specs["one process"] = ("bench.server_bench:soa_servers", [on for _, on in CASES], 0)
         specs["thriftpy2"] = ("bench.server_bench:thriftpy2_server",)
         with harness.fresh_servers(specs) as running:
             servers = [running[name] for name, _ in CASES]
             one = running["one process"]
             c1 = _sequential_turns(module, [(s.proc.pid, s.port) for s in servers]
                                    + [(one.proc.pid, port) for port in one.ports])
-            add(server_c1, CASES, c1[:len(CASES)])
-            add(server_c1_one, ONE_PROCESS_CASES, c1[len(CASES):])
-            add(server_c64, CASES, harness.compare(
+            add(server_c1, c1[:len(CASES)])
+            add(server_c1_one, c1[len(CASES):])
+            add(server_c64, harness.compare(
                 [(sb.wire_caller(module, s.port, "ping"), s.proc.pid) for s in servers],
                 64, args.seconds))
             port = running["thriftpy2"].port
             for (method, concurrency), group in client_groups.items():
-                add(group, CASES, harness.compare(
+                add(group, harness.compare(
                     [(soa_caller(port, method, concurrency, metrics=on), me)
                      for _, on in CASES], concurrency, args.seconds))
-    rows = []
-    for group, (base_name, *names) in groups.items():
-        base = results[group, base_name]
-        rows.append(harness.Row(group, base_name, base, baseline=True))
-        for name in names:
-            mine = results[group, name]
-            low, mid, high = harness.median_interval([a.cpu_us - b.cpu_us
-                                                      for a, b in zip(mine, base)])
-            rows.append(harness.Row(group, f"{name} ({mid:+.2f} us cpu/call, interval"
-                                           f" {low:+.2f} to {high:+.2f})", mine))
+    return [row for group, rounds in results.items() for row in _rows(group, rounds)]
+
+
+def _rows(group, rounds):
+    """A group's rows: its cases' (each with its median difference to the baseline, in CPU per
+    call, and that median's interval), then the two pairs pooled."""
+    by_case = list(zip(*rounds))  # [Result per round] of each case
+    base = by_case[0]
+    rows = [harness.Row(group, CASES[0][0], list(base), baseline=True)]
+    for (name, _), mine in zip(CASES[1:], by_case[1:]):
+        rows.append(harness.Row(group, name + _difference([a.cpu_us - b.cpu_us
+                                                           for a, b in zip(mine, base)]),
+                                list(mine)))
+    on = [[r for (_, metrics), r in zip(CASES, results) if metrics] for results in rounds]
+    off = [[r for (_, metrics), r in zip(CASES, results) if not metrics] for results in rounds]
+    pooled = [_mean(results) for results in on]
+    rows.append(harness.Row(group, "metrics on, pooled" + _difference(
+        [a.cpu_us - _mean(b).cpu_us for a, b in zip(pooled, off)]), pooled))
     return rows
+
+
+def _difference(values):
+    low, mid, high = harness.median_interval(values)
+    return f" ({mid:+.2f} us cpu/call, interval {low:+.2f} to {high:+.2f})"
+
+
+def _mean(results):
+    """The mean of several cases' ``Result`` of one round, measure by measure."""
+    n = len(results)
+    return harness.Result(sum(r.calls for r in results) // n,
+                          sum(r.seconds for r in results) / n,
+                          sum(r.p50_ms for r in results) / n, sum(r.p99_ms for r in results) / n,
+                          sum(r.cpu_us for r in results) / n)
 
 
 def _sequential_turns(module, targets):
