@@ -14,8 +14,10 @@ server processes and fresh clients, and the cases take short turns in shuffled o
   memory layout stand in every round's difference; within one process, nothing differs but
   the recording.
 - ``server ... c=64``: the same four processes, 64 connections each (``harness.compare``).
-- ``client ... -> thriftpy2``: four soa clients in this process (metrics on and off) calling one
-  raw thriftpy2 server; the CPU of this process per call (``harness.compare``).
+- ``client ... c=1 -> thriftpy2``: four soa clients in this process (metrics on and off) calling
+  one raw thriftpy2 server, in sequential turns as the server's c=1 group takes them; the CPU
+  of this process per call.
+- ``client ... c=64 -> thriftpy2``: the same, 64 greenlets per client (``harness.compare``).
 
 A case's name carries the median over the rounds of its per-round difference in CPU per call
 to the baseline, and the sign-test interval of that median (``harness.median_interval``): with
@@ -46,8 +48,8 @@ def run(args):
     server_c1 = "server metrics cost, ping c=1 wire, spin_us 0"
     server_c1_one = "server metrics cost, ping c=1 wire, spin_us 0, one process serving it 4 times"
     server_c64 = "server metrics cost, ping c=64 wire, spin_us 0"
-    client_groups = {(method, c): f"client metrics cost, {method} c={c} -> thriftpy2"
-                     for method, c in (("ping", 1), ("ping", 64))}
+    client_c1 = "client metrics cost, ping c=1 -> thriftpy2"
+    client_c64 = "client metrics cost, ping c=64 -> thriftpy2"
     results = {}  # group -> [[Result of each case] per round]
 
     def add(group, measured):
@@ -61,18 +63,20 @@ def run(args):
         with harness.fresh_servers(specs) as running:
             servers = [running[name] for name, _ in CASES]
             one = running["one process"]
-            c1 = _sequential_turns(module, [(s.proc.pid, s.port) for s in servers]
-                                   + [(one.proc.pid, port) for port in one.ports])
+            c1 = _sequential_turns([(_wire_ping(module, s.port), s.proc.pid) for s in servers]
+                                   + [(_wire_ping(module, port), one.proc.pid)
+                                      for port in one.ports])
             add(server_c1, c1[:len(CASES)])
             add(server_c1_one, c1[len(CASES):])
             add(server_c64, harness.compare(
                 [(sb.wire_caller(module, s.port, "ping"), s.proc.pid) for s in servers],
                 64, args.seconds))
             port = running["thriftpy2"].port
-            for (method, concurrency), group in client_groups.items():
-                add(group, harness.compare(
-                    [(soa_caller(port, method, concurrency, metrics=on), me)
-                     for _, on in CASES], concurrency, args.seconds))
+            add(client_c1, _sequential_turns(
+                [(soa_caller(port, "ping", 1, metrics=on), me) for _, on in CASES]))
+            add(client_c64, harness.compare(
+                [(soa_caller(port, "ping", 64, metrics=on), me) for _, on in CASES],
+                64, args.seconds))
     return [row for group, rounds in results.items() for row in _rows(group, rounds)]
 
 
@@ -108,23 +112,28 @@ def _mean(results):
                           sum(r.cpu_us for r in results) / n)
 
 
-def _sequential_turns(module, targets):
-    """One round of the c=1 groups: ``targets`` is a list of ``(server pid, port)``; each takes
-    ``TURNS`` turns of ``CALLS_PER_TURN`` sequential pings, in shuffled orders
-    (``harness.turn_orders``). Returns one ``Result`` per target, with the CPU per call of its
-    server process over its turns (servers sharing a process are measured in turn, never at
-    once, so a turn's CPU is its own server's)."""
-    request = sb._request_bytes(module, "ping")
-    size = len(sb._reply_bytes(module, "ping"))
-    callers = [sb._bytes_caller(port, request, size)() for _, port in targets]
+def _wire_ping(module, port):
+    return sb._bytes_caller(port, sb._request_bytes(module, "ping"),
+                            len(sb._reply_bytes(module, "ping")))
+
+
+def _sequential_turns(cases):
+    """One round of a c=1 group. ``cases`` is a list of ``(make_caller, pid)`` as for
+    ``harness.compare``: each case opens one caller and, after a warm-up, takes ``TURNS`` turns
+    of ``CALLS_PER_TURN`` sequential calls, in shuffled orders (``harness.turn_orders``).
+    Returns one ``Result`` per case, with the CPU per call of process ``pid`` over its turns
+    (cases sharing a process take their turns one at a time, so a turn's CPU is its own)."""
+    callers = []
     try:
+        for make_caller, _ in cases:
+            callers.append(make_caller())
         for call, _ in callers:
             for _ in range(WARMUP_CALLS):
                 call()
-        totals = [[0.0, 0.0, 0] for _ in targets]  # cpu s, wall s, calls
-        for order in harness.turn_orders(len(targets), TURNS):
+        totals = [[0.0, 0.0, 0] for _ in cases]  # cpu s, wall s, calls
+        for order in harness.turn_orders(len(cases), TURNS):
             for k in order:
-                pid, call = targets[k][0], callers[k][0]
+                pid, call = cases[k][1], callers[k][0]
                 cpu, start = harness.cpu_seconds(pid), time.perf_counter()
                 for _ in range(CALLS_PER_TURN):
                     call()
