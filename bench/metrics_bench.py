@@ -63,9 +63,9 @@ def run(args):
         with harness.fresh_servers(specs) as running:
             servers = [running[name] for name, _ in CASES]
             one = running["one process"]
-            c1 = _sequential_turns([(_wire_ping(module, s.port), s.proc.pid) for s in servers]
-                                   + [(_wire_ping(module, port), one.proc.pid)
-                                      for port in one.ports])
+            c1 = _sequential_turns(
+                [(sb.wire_caller(module, s.port, "ping"), s.proc.pid) for s in servers]
+                + [(sb.wire_caller(module, port, "ping"), one.proc.pid) for port in one.ports])
             add(server_c1, c1[:len(CASES)])
             add(server_c1_one, c1[len(CASES):])
             add(server_c64, harness.compare(
@@ -110,11 +110,6 @@ def _mean(results):
                           sum(r.seconds for r in results) / n,
                           sum(r.p50_ms for r in results) / n, sum(r.p99_ms for r in results) / n,
                           sum(r.cpu_us for r in results) / n)
-
-
-def _wire_ping(module, port):
-    return sb._bytes_caller(port, sb._request_bytes(module, "ping"),
-                            len(sb._reply_bytes(module, "ping")))
 
 
 def _sequential_turns(cases):
